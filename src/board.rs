@@ -1,0 +1,716 @@
+//! The board: the plan worktree at `.orch/plan` on the branch orch/plan.
+//!
+//! Every change follows one shape: take the board lock, adopt what a person
+//! left uncommitted, read the board once, decide, write files, commit once,
+//! release. [`Session`] is that shape. The multi-host mode will publish the
+//! same commit with a non-force push, which is why a session never commits
+//! twice for one decision.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::config::{Config, Warning};
+use crate::error::{Context, Error, Result};
+use crate::git::{self, MainRepo, Worktree};
+use crate::lock::BoardLock;
+use crate::ticket::{self, Problem, Severity, State, Ticket};
+
+pub const PLAN_WORKTREE_NAME: &str = "orch-plan";
+
+/// Where orch keeps things in a user's repository.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    /// The user's checkout.
+    pub root: PathBuf,
+    /// `<root>/.orch`
+    pub orch: PathBuf,
+    /// `<root>/.orch/plan`
+    pub plan: PathBuf,
+}
+
+impl Layout {
+    pub fn new(root: &Path) -> Layout {
+        let orch = root.join(".orch");
+        Layout {
+            root: root.to_path_buf(),
+            plan: orch.join("plan"),
+            orch,
+        }
+    }
+
+    pub fn lock_path(&self) -> PathBuf {
+        self.orch.join("lock")
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.plan.join("orch.yaml")
+    }
+
+    pub fn worktree(&self, id: &str) -> PathBuf {
+        self.orch.join("worktrees").join(id)
+    }
+
+    pub fn worktree_name(id: &str) -> String {
+        format!("orch-ticket-{id}")
+    }
+
+    pub fn log_dir(&self, id: &str) -> PathBuf {
+        self.orch.join("logs").join(id)
+    }
+
+    pub fn log_path(&self, id: &str, attempt: u32) -> PathBuf {
+        self.log_dir(id).join(format!("{attempt}.log"))
+    }
+
+    /// Local, uncommitted per-ticket state: run lock, prompt, result file.
+    pub fn state_dir(&self, id: &str) -> PathBuf {
+        self.orch.join("state").join(id)
+    }
+
+    pub fn run_lock(&self, id: &str) -> PathBuf {
+        self.state_dir(id).join("run.lock")
+    }
+
+    pub fn run_info(&self, id: &str) -> PathBuf {
+        self.state_dir(id).join("run.json")
+    }
+
+    pub fn abort_request(&self, id: &str) -> PathBuf {
+        self.state_dir(id).join("abort")
+    }
+
+    pub fn prompt_file(&self, id: &str, attempt: u32) -> PathBuf {
+        self.state_dir(id).join(format!("prompt-{attempt}.md"))
+    }
+
+    pub fn result_file(&self, id: &str, attempt: u32) -> PathBuf {
+        self.state_dir(id).join(format!("result-{attempt}.json"))
+    }
+
+    pub fn numbering_lock(&self) -> PathBuf {
+        self.orch.join("lock")
+    }
+}
+
+/// This machine's name in claims and trailers (`ORCH_HOST` overrides it).
+pub fn host_name() -> String {
+    if let Ok(h) = std::env::var("ORCH_HOST")
+        && !h.trim().is_empty()
+    {
+        return h.trim().to_string();
+    }
+    let uname = rustix::system::uname();
+    let name = uname.nodename().to_string_lossy().into_owned();
+    if name.is_empty() { "localhost".into() } else { name }
+}
+
+/// Find the repository and its board from a directory inside it.
+pub fn discover(start: &Path) -> Result<(MainRepo, Layout)> {
+    let main = git::open_main(start)?;
+    let layout = Layout::new(&main.root);
+    Ok((main, layout))
+}
+
+/// Make sure the plan worktree exists; recreate it from orch/plan if it was
+/// deleted. Returns true when it had to be created.
+pub fn ensure_plan_worktree(main: &MainRepo, layout: &Layout) -> Result<bool> {
+    if !main.branch_exists(git::PLAN_BRANCH) {
+        if let Some((remote, oid)) = main.remote_plan_tip() {
+            main.create_branch_at(git::PLAN_BRANCH, oid)?;
+            let _ = remote;
+        } else {
+            return Err(Error::usage(format!(
+                "{} has no board: the branch orch/plan does not exist",
+                main.root.display()
+            ))
+            .hinted("run `orch init` in this repository first"));
+        }
+    }
+    if layout.plan.join(".git").exists() {
+        return Ok(false);
+    }
+    if layout.plan.exists() {
+        let not_empty = std::fs::read_dir(&layout.plan)
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(true);
+        if not_empty {
+            return Err(Error::other(format!(
+                "{} exists but is not a git worktree",
+                layout.plan.display()
+            ))
+            .hinted("move it aside, then run `orch init` to check out orch/plan there again"));
+        }
+        std::fs::remove_dir(&layout.plan).context_path("cannot remove", &layout.plan)?;
+    }
+    main.add_worktree(PLAN_WORKTREE_NAME, &layout.plan, git::PLAN_BRANCH)?;
+    Ok(true)
+}
+
+/// A message and the trailers that make `git log` the query language.
+#[derive(Debug, Clone)]
+pub struct Change {
+    pub summary: String,
+    pub body: Vec<String>,
+    pub trailers: Vec<(String, String)>,
+}
+
+impl Change {
+    pub fn new(summary: impl Into<String>) -> Change {
+        Change {
+            summary: summary.into(),
+            body: Vec::new(),
+            trailers: Vec::new(),
+        }
+    }
+
+    pub fn line(mut self, text: impl Into<String>) -> Change {
+        self.body.push(text.into());
+        self
+    }
+
+    pub fn trailer(mut self, key: &str, value: impl ToString) -> Change {
+        self.trailers.push((key.to_string(), value.to_string()));
+        self
+    }
+
+    pub fn message(&self, host: &str) -> String {
+        let mut m = format!("{}\n\n", self.summary);
+        if !self.body.is_empty() {
+            for l in &self.body {
+                m.push_str(l);
+                m.push('\n');
+            }
+            m.push('\n');
+        }
+        for (k, v) in &self.trailers {
+            m.push_str(&format!("{k}: {v}\n"));
+        }
+        m.push_str(&format!("Orch-Host: {host}\n"));
+        m
+    }
+}
+
+/// The board lock, held for one read-modify-commit.
+pub struct Session {
+    pub main: MainRepo,
+    pub layout: Layout,
+    pub plan: Worktree,
+    pub host: String,
+    /// Notes for the user about what the session had to do (adoption, repair).
+    pub notes: Vec<String>,
+    _lock: BoardLock,
+}
+
+impl Session {
+    /// Lock the board, repair the plan worktree if needed, adopt hand edits.
+    pub fn open(start: &Path, lock_timeout: Duration) -> Result<Session> {
+        let (main, layout) = discover(start)?;
+        Session::open_in(main, layout, lock_timeout)
+    }
+
+    pub fn open_in(main: MainRepo, layout: Layout, lock_timeout: Duration) -> Result<Session> {
+        let lock = BoardLock::acquire(&layout.lock_path(), lock_timeout)?;
+        let mut notes = Vec::new();
+        if ensure_plan_worktree(&main, &layout)? {
+            notes.push(format!(
+                "recreated the missing plan worktree at {}",
+                layout.plan.display()
+            ));
+        }
+        let plan = Worktree::open(&layout.plan)?;
+        let mut session = Session {
+            main,
+            layout,
+            plan,
+            host: host_name(),
+            notes,
+            _lock: lock,
+        };
+        session.clear_stale_index_lock();
+        session.adopt()?;
+        Ok(session)
+    }
+
+    fn clear_stale_index_lock(&mut self) {
+        let lock = self.plan.repo.path().join("index.lock");
+        let stale = std::fs::metadata(&lock)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > Duration::from_secs(30));
+        if stale && let Some(path) = self.plan.clear_stale_index_lock() {
+            self.notes
+                .push(format!("removed a stale {} left by a killed git process", path.display()));
+        }
+    }
+
+    /// Commit what a person left uncommitted in the plan worktree, in a
+    /// commit of its own, so every later commit holds only orch's change.
+    pub fn adopt(&mut self) -> Result<Option<git2::Oid>> {
+        let changed = self.plan.changed_paths()?;
+        if changed.is_empty() {
+            return Ok(None);
+        }
+        let mut change = Change::new(format!(
+            "orch: adopt edits to {} file{}",
+            changed.len(),
+            if changed.len() == 1 { "" } else { "s" }
+        ));
+        for p in changed.iter().take(50) {
+            change = change.line(format!("- {p}"));
+        }
+        if changed.len() > 50 {
+            change = change.line(format!("- and {} more", changed.len() - 50));
+        }
+        change = change.trailer("Orch-Adopted", changed.len());
+        let oid = self.plan.commit_all(&change.message(&self.host))?;
+        if oid.is_some() {
+            self.notes.push(format!(
+                "adopted uncommitted edits to {} file{} in the plan worktree",
+                changed.len(),
+                if changed.len() == 1 { "" } else { "s" }
+            ));
+        }
+        Ok(oid)
+    }
+
+    pub fn load(&self) -> Board {
+        Board::load(&self.layout)
+    }
+
+    /// Write `text` as `tickets/<to>/<id>.md`, removing the file from `from`.
+    /// The rename comes first, so a crash between the steps leaves one file,
+    /// never two.
+    pub fn move_ticket(&self, id: &str, from: State, to: State, text: &str) -> Result<Vec<String>> {
+        let old = ticket::rel_path(from, id);
+        let new = ticket::rel_path(to, id);
+        let old_abs = self.layout.plan.join(&old);
+        let new_abs = self.layout.plan.join(&new);
+        if let Some(dir) = new_abs.parent() {
+            std::fs::create_dir_all(dir).context_path("cannot create", dir)?;
+        }
+        if from != to {
+            std::fs::rename(&old_abs, &new_abs).context_path("cannot move the ticket", &old_abs)?;
+        }
+        write_atomic(&new_abs, text.as_bytes())?;
+        Ok(if from == to { vec![new] } else { vec![old, new] })
+    }
+
+    /// Commit exactly `paths` with `change`'s message.
+    pub fn commit(&self, paths: &[String], change: &Change) -> Result<Option<git2::Oid>> {
+        self.plan.commit_paths(paths, &change.message(&self.host))
+    }
+}
+
+/// Write through a temporary file and rename, so a reader never sees half a file.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.orch-tmp-{}", std::process::id()));
+    std::fs::write(&tmp, bytes).context_path("cannot write", &tmp)?;
+    std::fs::rename(&tmp, path).context_path("cannot write", path)?;
+    Ok(())
+}
+
+/// Why a todo ticket is or is not ready.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Readiness {
+    Ready,
+    Waiting(Vec<String>),
+    Invalid(String),
+}
+
+/// Everything read from the plan worktree in one pass.
+#[derive(Debug)]
+pub struct Board {
+    pub tickets: BTreeMap<String, Ticket>,
+    /// Every id seen, valid or not, with the states it was seen in.
+    pub seen: BTreeMap<String, Vec<State>>,
+    pub problems: Vec<Problem>,
+    /// Ids with an error: they are never claimed.
+    pub invalid: BTreeSet<String>,
+    pub config: std::result::Result<Config, String>,
+    pub config_warnings: Vec<Warning>,
+}
+
+impl Board {
+    pub fn load(layout: &Layout) -> Board {
+        let mut board = Board {
+            tickets: BTreeMap::new(),
+            seen: BTreeMap::new(),
+            problems: Vec::new(),
+            invalid: BTreeSet::new(),
+            config: Ok(Config::defaults()),
+            config_warnings: Vec::new(),
+        };
+        match Config::load(&layout.config_path()) {
+            Ok((c, w)) => {
+                board.config = Ok(c);
+                board.config_warnings = w;
+            }
+            Err(e) => board.config = Err(crate::error::render_chain(&e)),
+        }
+        for state in State::ALL {
+            board.read_dir(layout, state);
+        }
+        board.check_duplicates();
+        board.check_dependencies();
+        board
+    }
+
+    fn problem(&mut self, path: String, line: Option<u64>, message: String, hint: Option<&str>) {
+        self.problems.push(Problem {
+            path,
+            line,
+            severity: Severity::Error,
+            message,
+            hint: hint.map(str::to_string),
+        });
+    }
+
+    fn read_dir(&mut self, layout: &Layout, state: State) {
+        let dir = layout.plan.join(state.rel_dir());
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
+            Err(e) => {
+                self.problem(state.rel_dir(), None, format!("cannot read the directory: {e}"), None);
+                return;
+            }
+        };
+        let mut names: Vec<_> = entries.flatten().collect();
+        names.sort_by_key(|e| e.file_name());
+        for entry in names {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            let rel = format!("{}/{name}", state.rel_dir());
+            if name.starts_with('.') {
+                continue; // .gitkeep, editor swap files, orch's own temp files
+            }
+            let Some(id) = name.strip_suffix(".md") else {
+                self.problems.push(Problem {
+                    path: rel,
+                    line: None,
+                    severity: Severity::Warning,
+                    message: "not a ticket: ticket files end in .md".into(),
+                    hint: Some("rename it to <id>.md or move it out of tickets/".into()),
+                });
+                continue;
+            };
+            let meta = match std::fs::symlink_metadata(entry.path()) {
+                Ok(m) => m,
+                Err(e) => {
+                    self.problem(rel, None, format!("cannot read: {e}"), None);
+                    continue;
+                }
+            };
+            self.seen.entry(id.to_string()).or_default().push(state);
+            if meta.file_type().is_symlink() || !meta.is_file() {
+                self.invalid.insert(id.to_string());
+                self.problem(
+                    rel,
+                    None,
+                    "not a regular file (symlinks and directories are not followed)".into(),
+                    Some("replace it with a plain file"),
+                );
+                continue;
+            }
+            if meta.len() > ticket::MAX_TICKET_BYTES {
+                self.invalid.insert(id.to_string());
+                self.problem(
+                    rel,
+                    None,
+                    format!(
+                        "the file is {} bytes; tickets are limited to {} bytes",
+                        meta.len(),
+                        ticket::MAX_TICKET_BYTES
+                    ),
+                    Some("move long material into the repository and refer to it from the ticket"),
+                );
+                continue;
+            }
+            let bytes = match std::fs::read(entry.path()) {
+                Ok(b) => b,
+                Err(e) => {
+                    self.invalid.insert(id.to_string());
+                    self.problem(rel, None, format!("cannot read: {e}"), None);
+                    continue;
+                }
+            };
+            let (parsed, problems) = ticket::parse(id, state, &bytes);
+            if problems.iter().any(|p| p.severity == Severity::Error) || parsed.is_none() {
+                self.invalid.insert(id.to_string());
+            }
+            self.problems.extend(problems);
+            if let Some(t) = parsed {
+                // A duplicate keeps the first copy read; both are reported.
+                self.tickets.entry(t.id.clone()).or_insert(t);
+            }
+        }
+    }
+
+    fn check_duplicates(&mut self) {
+        let dups: Vec<(String, Vec<State>)> = self
+            .seen
+            .iter()
+            .filter(|(_, states)| states.len() > 1)
+            .map(|(id, s)| (id.clone(), s.clone()))
+            .collect();
+        for (id, states) in dups {
+            let paths: Vec<String> = states.iter().map(|s| ticket::rel_path(*s, &id)).collect();
+            for p in &paths {
+                let others: Vec<&str> = paths.iter().filter(|o| *o != p).map(String::as_str).collect();
+                self.problem(
+                    p.clone(),
+                    None,
+                    format!("the id `{id}` is also used by {}", others.join(", ")),
+                    Some("ticket ids are unique across todo, in-progress, done and blocked; remove or rename one copy"),
+                );
+            }
+            self.invalid.insert(id);
+        }
+    }
+
+    fn check_dependencies(&mut self) {
+        let mut missing = Vec::new();
+        for t in self.tickets.values() {
+            for dep in &t.front.depends_on {
+                if !self.seen.contains_key(dep) {
+                    missing.push((t.id.clone(), t.rel_path(), dep.clone(), dep_line(t, dep)));
+                }
+            }
+        }
+        for (id, path, dep, line) in missing {
+            self.invalid.insert(id);
+            self.problem(
+                path,
+                line,
+                format!("depends on `{dep}`, which is not a ticket"),
+                Some("create that ticket or remove it from depends_on"),
+            );
+        }
+        for cycle in self.cycles() {
+            let text = cycle.join(" -> ");
+            for id in &cycle[..cycle.len() - 1] {
+                let Some(t) = self.tickets.get(id) else { continue };
+                let path = t.rel_path();
+                let line = dep_line(t, &cycle[1]);
+                self.invalid.insert(id.clone());
+                self.problem(
+                    path,
+                    line,
+                    format!("dependency cycle: {text}"),
+                    Some("remove one of these dependencies so the tickets can run in order"),
+                );
+            }
+        }
+    }
+
+    /// Each dependency cycle once, as `[a, b, ..., a]`.
+    fn cycles(&self) -> Vec<Vec<String>> {
+        #[derive(Clone, Copy, PartialEq)]
+        enum Mark {
+            New,
+            Active,
+            Finished,
+        }
+        let mut marks: HashMap<&str, Mark> =
+            self.tickets.keys().map(|k| (k.as_str(), Mark::New)).collect();
+        let mut cycles = Vec::new();
+        for start in self.tickets.keys() {
+            if marks.get(start.as_str()) != Some(&Mark::New) {
+                continue;
+            }
+            // Iterative DFS: (node, next dependency index). Deep chains of
+            // tickets must not overflow the stack.
+            let mut stack: Vec<(&str, usize)> = vec![(start.as_str(), 0)];
+            marks.insert(start.as_str(), Mark::Active);
+            while let Some((node, idx)) = stack.last().copied() {
+                let deps = self
+                    .tickets
+                    .get(node)
+                    .map(|t| t.front.depends_on.as_slice())
+                    .unwrap_or(&[]);
+                if idx >= deps.len() {
+                    marks.insert(node, Mark::Finished);
+                    stack.pop();
+                    continue;
+                }
+                if let Some(top) = stack.last_mut() {
+                    top.1 += 1;
+                }
+                let dep = deps[idx].as_str();
+                match marks.get(dep).copied() {
+                    Some(Mark::New) => {
+                        marks.insert(dep, Mark::Active);
+                        stack.push((dep, 0));
+                    }
+                    Some(Mark::Active) => {
+                        let from = stack.iter().position(|(n, _)| *n == dep).unwrap_or(0);
+                        let mut cycle: Vec<String> =
+                            stack[from..].iter().map(|(n, _)| n.to_string()).collect();
+                        cycle.push(dep.to_string());
+                        cycles.push(cycle);
+                    }
+                    _ => {}
+                }
+            }
+        }
+        cycles
+    }
+
+    pub fn in_state(&self, state: State) -> impl Iterator<Item = &Ticket> {
+        self.tickets.values().filter(move |t| t.state == state)
+    }
+
+    pub fn count(&self, state: State) -> usize {
+        self.seen.values().filter(|s| s.contains(&state)).count()
+    }
+
+    pub fn readiness(&self, t: &Ticket) -> Readiness {
+        if self.invalid.contains(&t.id) {
+            let why = self
+                .problems
+                .iter()
+                .find(|p| p.severity == Severity::Error && p.path == t.rel_path())
+                .map(|p| p.message.clone())
+                .unwrap_or_else(|| "invalid".into());
+            return Readiness::Invalid(why);
+        }
+        let waiting: Vec<String> = t
+            .front
+            .depends_on
+            .iter()
+            .filter(|d| !self.seen.get(*d).is_some_and(|s| s == &[State::Done]))
+            .cloned()
+            .collect();
+        if waiting.is_empty() {
+            Readiness::Ready
+        } else {
+            Readiness::Waiting(waiting)
+        }
+    }
+
+    /// Todo tickets a tick may claim, in the order it takes them.
+    pub fn ready_queue(&self) -> Vec<&Ticket> {
+        let mut ready: Vec<&Ticket> = self
+            .in_state(State::Todo)
+            .filter(|t| self.readiness(t) == Readiness::Ready)
+            .collect();
+        ready.sort_by(|a, b| (a.front.priority, &a.id).cmp(&(b.front.priority, &b.id)));
+        ready
+    }
+
+    pub fn errors(&self) -> impl Iterator<Item = &Problem> {
+        self.problems.iter().filter(|p| p.severity == Severity::Error)
+    }
+
+    pub fn config(&self) -> Result<&Config> {
+        self.config.as_ref().map_err(|message| Error::Config {
+            path: PathBuf::from("orch.yaml"),
+            line: None,
+            message: message.clone(),
+            hint: Some("fix orch.yaml in .orch/plan; orch commits your edit on its next command".into()),
+        })
+    }
+
+    /// The highest NNNN- number used by any ticket id, for `orch new`.
+    pub fn highest_number(&self) -> u32 {
+        self.seen
+            .keys()
+            .filter_map(|id| {
+                let digits: String = id.chars().take_while(|c| c.is_ascii_digit()).collect();
+                digits.parse::<u32>().ok()
+            })
+            .max()
+            .unwrap_or(0)
+    }
+}
+
+fn dep_line(t: &Ticket, dep: &str) -> Option<u64> {
+    t.text
+        .lines()
+        .take_while(|l| !l.starts_with(ticket::LOG_MARKER))
+        .position(|l| l.contains("depends_on") || l.trim_start().starts_with("- ") && l.contains(dep))
+        .map(|i| i as u64 + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn board_with(files: &[(&str, &str)]) -> (tempfile::TempDir, Board) {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::new(dir.path());
+        for (path, text) in files {
+            let p = layout.plan.join(path);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, text).unwrap();
+        }
+        let board = Board::load(&layout);
+        (dir, board)
+    }
+
+    #[test]
+    fn ready_queue_orders_by_priority_then_id() {
+        let (_d, b) = board_with(&[
+            ("tickets/todo/b.md", "---\ntitle: b\npriority: 1\n---\n"),
+            ("tickets/todo/a.md", "---\ntitle: a\npriority: 1\n---\n"),
+            ("tickets/todo/c.md", "---\ntitle: c\npriority: 0\n---\n"),
+            ("tickets/todo/d.md", "---\ntitle: d\ndepends_on: [e]\n---\n"),
+            ("tickets/in-progress/e.md", "---\ntitle: e\n---\n"),
+        ]);
+        let ids: Vec<&str> = b.ready_queue().iter().map(|t| t.id.as_str()).collect();
+        assert_eq!(ids, ["c", "a", "b"]);
+        let d = &b.tickets["d"];
+        assert_eq!(b.readiness(d), Readiness::Waiting(vec!["e".into()]));
+    }
+
+    #[test]
+    fn cycles_are_named_whole() {
+        let (_d, b) = board_with(&[
+            ("tickets/todo/x.md", "---\ntitle: x\ndepends_on: [y]\n---\n"),
+            ("tickets/todo/y.md", "---\ntitle: y\ndepends_on: [x]\n---\n"),
+            ("tickets/todo/s.md", "---\ntitle: s\ndepends_on: [s]\n---\n"),
+            ("tickets/todo/ok.md", "---\ntitle: ok\n---\n"),
+        ]);
+        let messages: Vec<String> = b.errors().map(|p| p.to_string()).collect();
+        assert!(messages.iter().any(|m| m.contains("x -> y -> x")), "{messages:?}");
+        assert!(messages.iter().any(|m| m.contains("s -> s")), "{messages:?}");
+        let ids: Vec<&str> = b.ready_queue().iter().map(|t| t.id.as_str()).collect();
+        assert_eq!(ids, ["ok"]);
+    }
+
+    #[test]
+    fn long_chain_cycle_does_not_overflow() {
+        let n = 5000;
+        let files: Vec<(String, String)> = (0..n)
+            .map(|i| {
+                (
+                    format!("tickets/todo/t{i}.md"),
+                    format!("---\ntitle: t\ndepends_on: [t{}]\n---\n", (i + 1) % n),
+                )
+            })
+            .collect();
+        let refs: Vec<(&str, &str)> = files.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+        let (_d, b) = board_with(&refs);
+        assert_eq!(b.invalid.len(), n);
+    }
+
+    #[test]
+    fn duplicates_and_missing_dependencies() {
+        let (_d, b) = board_with(&[
+            ("tickets/todo/a.md", "---\ntitle: a\n---\n"),
+            ("tickets/done/a.md", "---\ntitle: a\n---\n"),
+            ("tickets/todo/b.md", "---\ntitle: b\ndepends_on: [nope]\n---\n"),
+        ]);
+        let messages: Vec<String> = b.errors().map(|p| p.to_string()).collect();
+        assert!(messages.iter().any(|m| m.contains("tickets/done/a.md: the id `a` is also used by tickets/todo/a.md")), "{messages:?}");
+        assert!(messages.iter().any(|m| m.contains("tickets/todo/b.md:4") || m.contains("`nope`")), "{messages:?}");
+        assert!(b.ready_queue().is_empty());
+    }
+}

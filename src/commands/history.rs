@@ -1,0 +1,85 @@
+//! `orch history`: the audit log, read from the trailers of orch/plan.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::board;
+use crate::error::Result;
+use crate::git::{self, Worktree};
+use crate::ui::Style;
+
+use super::{Ctx, print_json};
+
+/// Show the audit log: every board change, newest first, from the Orch-*
+/// trailers of the commits on orch/plan.
+///
+/// The same data is in `git log orch/plan`; for example
+/// `git log orch/plan --grep '^Orch-Outcome: failed'` finds failed attempts.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Only the changes of this ticket.
+    pub id: Option<String>,
+    /// At most this many entries.
+    #[arg(long, short = 'n', value_name = "N")]
+    pub limit: Option<usize>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Entry {
+    pub commit: String,
+    pub time: String,
+    pub summary: String,
+    pub ticket: Option<String>,
+    pub attempt: Option<u32>,
+    pub host: Option<String>,
+    pub outcome: Option<String>,
+    pub trailers: BTreeMap<String, String>,
+}
+
+pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
+    let (_main, layout) = board::discover(&ctx.cwd)?;
+    let plan = Worktree::open(&layout.plan)?;
+    let mut entries = Vec::new();
+    plan.history(|c| {
+        let message = c.message().unwrap_or("");
+        let trailers: BTreeMap<String, String> = git::trailers(message).into_iter().collect();
+        let ticket = trailers.get("Orch-Ticket").cloned();
+        if args.id.is_some() && ticket != args.id {
+            return true;
+        }
+        let time = jiff::Timestamp::from_second(c.time().seconds())
+            .map(|t| t.to_string())
+            .unwrap_or_default();
+        entries.push(Entry {
+            commit: c.id().to_string(),
+            time,
+            summary: c.summary().ok().flatten().unwrap_or("").to_string(),
+            attempt: trailers.get("Orch-Attempt").and_then(|a| a.parse().ok()),
+            host: trailers.get("Orch-Host").cloned(),
+            outcome: trailers.get("Orch-Outcome").cloned(),
+            ticket,
+            trailers,
+        });
+        args.limit.is_none_or(|n| entries.len() < n)
+    })?;
+    if args.json {
+        print_json(&entries)?;
+        return Ok(0);
+    }
+    let st = Style::stdout();
+    for e in &entries {
+        let outcome = e.outcome.as_deref().map(|o| format!("  [{o}]")).unwrap_or_default();
+        println!(
+            "{}  {}  {}{}",
+            st.yellow(&e.commit[..10.min(e.commit.len())]),
+            st.dim(&e.time),
+            e.summary,
+            outcome
+        );
+    }
+    Ok(0)
+}

@@ -1,0 +1,113 @@
+//! `orch init`: create or repair the board in a repository.
+
+use crate::board::{self, Change, Layout};
+use crate::config::DEFAULT_YAML;
+use crate::error::{Error, Result};
+use crate::git::{self, Worktree};
+use crate::lock::BoardLock;
+use crate::ticket::State;
+
+use super::Ctx;
+
+/// Create the board: the orphan branch orch/plan with orch.yaml and the
+/// ticket directories, checked out at .orch/plan.
+///
+/// Safe to run again: it reports what exists and repairs what is missing,
+/// such as the plan worktree of a fresh clone whose orch/plan came from a
+/// remote. It never touches your checkout or index.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The branch ticket branches start from [default: the current branch].
+    #[arg(long, value_name = "BRANCH")]
+    pub base: Option<String>,
+}
+
+pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
+    let main = git::open_main(&ctx.cwd)?;
+    if !main.has_commits() {
+        return Err(Error::usage(format!(
+            "{} has no commits yet; ticket branches need a commit to start from",
+            main.root.display()
+        ))
+        .hinted("make a first commit, e.g. `git commit --allow-empty -m \"initial commit\"`, then run `orch init` again"));
+    }
+    let layout = Layout::new(&main.root);
+    let _lock = BoardLock::acquire(&layout.lock_path(), ctx.lock_timeout)?;
+    let mut report: Vec<String> = Vec::new();
+
+    if main.exclude_orch_dir()? {
+        report.push("added .orch/ to .git/info/exclude".into());
+    }
+
+    let base = match &args.base {
+        Some(b) => {
+            main.resolve_commit(b)?;
+            b.clone()
+        }
+        None => main.current_branch().unwrap_or_else(|| "main".into()),
+    };
+
+    let existed = main.branch_exists(git::PLAN_BRANCH);
+    if existed {
+        report.push("branch orch/plan exists".into());
+        if args.base.is_some() {
+            crate::ui::warn("--base is ignored: orch/plan exists; edit `base:` in .orch/plan/orch.yaml instead");
+        }
+    } else if let Some((remote, oid)) = main.remote_plan_tip() {
+        main.create_branch_at(git::PLAN_BRANCH, oid)?;
+        report.push(format!("created branch orch/plan from {remote}"));
+    } else {
+        let yaml = DEFAULT_YAML.replacen("\nbase: main\n", &format!("\nbase: {base}\n"), 1);
+        let mut files: Vec<(String, Vec<u8>)> = vec![("orch.yaml".into(), yaml.into_bytes())];
+        for s in State::ALL {
+            files.push((format!("{}/.gitkeep", s.rel_dir()), Vec::new()));
+        }
+        let refs: Vec<(&str, &[u8])> = files.iter().map(|(p, c)| (p.as_str(), c.as_slice())).collect();
+        let msg = Change::new("orch: init board")
+            .trailer("Orch-Base", &base)
+            .message(&board::host_name());
+        main.create_plan_branch(&refs, &msg)?;
+        report.push(format!("created branch orch/plan (base: {base})"));
+    }
+
+    if board::ensure_plan_worktree(&main, &layout)? {
+        report.push(format!("checked out orch/plan at {}", rel(&layout, &layout.plan)));
+    } else {
+        report.push(format!("plan worktree exists at {}", rel(&layout, &layout.plan)));
+    }
+
+    // Repair ticket directories a person or a bad merge removed.
+    let plan = Worktree::open(&layout.plan)?;
+    let mut missing = Vec::new();
+    for s in State::ALL {
+        let dir = layout.plan.join(s.rel_dir());
+        if !dir.is_dir() {
+            std::fs::create_dir_all(&dir).map_err(|e| Error::io("cannot create", &dir, e))?;
+            let keep = format!("{}/.gitkeep", s.rel_dir());
+            std::fs::write(layout.plan.join(&keep), b"")
+                .map_err(|e| Error::io("cannot create", &dir, e))?;
+            missing.push(keep);
+        }
+    }
+    if !missing.is_empty() {
+        let msg = Change::new("orch: repair ticket directories").message(&board::host_name());
+        plan.commit_paths(&missing, &msg)?;
+        report.push(format!("recreated {} missing ticket director{}", missing.len(), if missing.len() == 1 { "y" } else { "ies" }));
+    }
+
+    for line in &report {
+        println!("{line}");
+    }
+    if !existed {
+        println!();
+        println!("Next: add a ticket with `orch new \"What to do\"` or a file in .orch/plan/tickets/todo/,");
+        println!("      set the agent in .orch/plan/orch.yaml, then run `orch tick`.");
+    }
+    Ok(0)
+}
+
+fn rel(layout: &Layout, p: &std::path::Path) -> String {
+    p.strip_prefix(&layout.root)
+        .map(|r| r.display().to_string())
+        .unwrap_or_else(|_| p.display().to_string())
+}

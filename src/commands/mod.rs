@@ -1,0 +1,58 @@
+//! One module per subcommand: an `Args` struct whose doc comments are the
+//! help text, and a `run` that orchestrates library calls and printing.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::cli::{Cli, Command};
+use crate::error::{Error, Result};
+
+pub mod history;
+pub mod init;
+pub mod new;
+pub mod show;
+pub mod status;
+
+/// What every command gets from the global flags.
+#[derive(Debug, Clone)]
+pub struct Ctx {
+    pub cwd: PathBuf,
+    pub lock_timeout: Duration,
+}
+
+pub fn run(cli: Cli) -> Result<i32> {
+    let cwd = match cli.dir {
+        Some(d) => d,
+        None => std::env::current_dir()
+            .map_err(|e| Error::io("cannot read the current directory", ".", e))?,
+    };
+    let ctx = Ctx {
+        cwd,
+        lock_timeout: cli.lock_timeout,
+    };
+    match cli.command {
+        Command::Init(a) => init::run(&ctx, a),
+        Command::New(a) => new::run(&ctx, a),
+        Command::Status(a) => status::run(&ctx, a),
+        Command::Show(a) => show::run(&ctx, a),
+        Command::History(a) => history::run(&ctx, a),
+    }
+}
+
+/// Print JSON to stdout; a closed pipe is not an error worth a message.
+pub fn print_json(value: &impl serde::Serialize) -> Result<()> {
+    let text = serde_json::to_string_pretty(value)
+        .map_err(|e| Error::other(format!("cannot render JSON: {e}")))?;
+    println!("{text}");
+    Ok(())
+}
+
+/// Seconds since an RFC 3339 timestamp, if it parses.
+pub fn seconds_since(at: &str) -> Option<i64> {
+    let t: jiff::Timestamp = at.parse().ok()?;
+    Some(jiff::Timestamp::now().as_second() - t.as_second())
+}
+
+pub fn human_secs(secs: i64) -> String {
+    crate::duration::display(Duration::from_secs(secs.max(0) as u64))
+}

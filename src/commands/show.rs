@@ -1,0 +1,182 @@
+//! `orch show ID`: one ticket, its state and its attempts.
+
+use serde::Serialize;
+
+use crate::board::{self, Board};
+use crate::error::{Error, Result};
+use crate::ticket::{self, Problem, State};
+use crate::ui::Style;
+
+use super::{Ctx, print_json};
+
+/// Show a ticket: where it is, what it asks, and every attempt so far.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The ticket id (its file name without .md).
+    pub id: String,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ShowJson {
+    pub version: u32,
+    pub id: String,
+    pub state: State,
+    pub path: String,
+    pub valid: bool,
+    pub title: Option<String>,
+    pub priority: Option<i64>,
+    pub depends_on: Vec<String>,
+    pub body: Option<String>,
+    pub attempts: Vec<Attempt>,
+    pub problems: Vec<Problem>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Attempt {
+    pub attempt: u32,
+    pub claimed_at: Option<String>,
+    pub host: Option<String>,
+    pub pid: Option<u32>,
+    pub settled_at: Option<String>,
+    pub outcome: Option<String>,
+    pub reason: Option<String>,
+    /// Path of the attempt summary on the plan branch, when it exists.
+    pub summary: Option<String>,
+    /// Path of the full log on this machine, when it exists.
+    pub log: Option<String>,
+}
+
+pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
+    let (_main, layout) = board::discover(&ctx.cwd)?;
+    let board = Board::load(&layout);
+    let Some(states) = board.seen.get(&args.id) else {
+        return Err(Error::usage(format!("there is no ticket `{}`", args.id))
+            .hinted("`orch status` lists the tickets"));
+    };
+    let state = states[0];
+    let path = ticket::rel_path(state, &args.id);
+    let problems: Vec<Problem> = board
+        .problems
+        .iter()
+        .filter(|p| states.iter().any(|s| p.path == ticket::rel_path(*s, &args.id)))
+        .cloned()
+        .collect();
+    let t = board.tickets.get(&args.id);
+    let mut attempts: Vec<Attempt> = Vec::new();
+    if let Some(t) = t {
+        for e in &t.log {
+            let Some(n) = e.attempt() else { continue };
+            if e.event == "claim" {
+                attempts.push(Attempt {
+                    attempt: n,
+                    claimed_at: Some(e.at.clone()),
+                    host: e.get("host").map(str::to_string),
+                    pid: e.get("pid").and_then(|p| p.parse().ok()),
+                    settled_at: None,
+                    outcome: None,
+                    reason: None,
+                    summary: None,
+                    log: None,
+                });
+            } else if e.event == "result" {
+                let slot = match attempts.iter_mut().rev().find(|a| a.attempt == n) {
+                    Some(a) => a,
+                    None => {
+                        attempts.push(Attempt {
+                            attempt: n,
+                            claimed_at: None,
+                            host: None,
+                            pid: None,
+                            settled_at: None,
+                            outcome: None,
+                            reason: None,
+                            summary: None,
+                            log: None,
+                        });
+                        let last = attempts.len() - 1;
+                        &mut attempts[last]
+                    }
+                };
+                slot.settled_at = Some(e.at.clone());
+                slot.outcome = e.get("outcome").map(str::to_string);
+                slot.reason = e.get("reason").map(str::to_string);
+            }
+        }
+    }
+    for a in &mut attempts {
+        let summary = format!("runs/{}/{}.md", args.id, a.attempt);
+        if layout.plan.join(&summary).exists() {
+            a.summary = Some(summary);
+        }
+        let log = layout.log_path(&args.id, a.attempt);
+        if log.exists() {
+            a.log = Some(log.display().to_string());
+        }
+    }
+    let out = ShowJson {
+        version: 1,
+        id: args.id.clone(),
+        state,
+        path,
+        valid: !board.invalid.contains(&args.id),
+        title: t.map(|t| t.title().to_string()),
+        priority: t.map(|t| t.front.priority),
+        depends_on: t.map(|t| t.front.depends_on.clone()).unwrap_or_default(),
+        body: t.map(|t| t.body().to_string()),
+        attempts,
+        problems,
+    };
+    if args.json {
+        print_json(&out)?;
+    } else {
+        print_text(&out);
+    }
+    Ok(0)
+}
+
+fn print_text(s: &ShowJson) {
+    let st = Style::stdout();
+    println!("{}  {}", st.bold(&s.id), s.title.as_deref().unwrap_or("(no title)"));
+    println!("state     {}", s.state);
+    println!("file      .orch/plan/{}", s.path);
+    if let Some(p) = s.priority {
+        println!("priority  {p}");
+    }
+    if !s.depends_on.is_empty() {
+        println!("depends   {}", s.depends_on.join(", "));
+    }
+    for p in &s.problems {
+        println!("{}", st.red(&p.to_string()));
+    }
+    if let Some(body) = &s.body
+        && !body.trim().is_empty()
+    {
+        println!();
+        for line in body.trim().lines() {
+            println!("  {line}");
+        }
+    }
+    if !s.attempts.is_empty() {
+        println!("\n{}", st.bold("attempts"));
+        for a in &s.attempts {
+            let outcome = a.outcome.as_deref().unwrap_or("running");
+            let reason = a.reason.as_deref().map(|r| format!("  {r}")).unwrap_or_default();
+            println!(
+                "  #{}  {}  {}  host {}{reason}",
+                a.attempt,
+                a.claimed_at.as_deref().unwrap_or("?"),
+                outcome,
+                a.host.as_deref().unwrap_or("?")
+            );
+            if let Some(summary) = &a.summary {
+                println!("       summary .orch/plan/{summary}");
+            }
+            if let Some(log) = &a.log {
+                println!("       log     {log}");
+            }
+        }
+    }
+}

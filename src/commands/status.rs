@@ -1,0 +1,292 @@
+//! `orch status`: the board at a glance. Reads files only: no lock, no
+//! commit, no history walk, so it stays fast on a board with a long past.
+
+use serde::Serialize;
+
+use crate::board::{self, Board, Layout, Readiness};
+use crate::error::Result;
+use crate::lock::RunLock;
+use crate::ticket::{Problem, Severity, State, Ticket};
+use crate::ui::Style;
+
+use super::{Ctx, human_secs, print_json, seconds_since};
+
+/// Show the board: counts, the ready queue in the order a tick takes it,
+/// what runs, what is blocked and why, and invalid tickets.
+///
+/// The --json form is stable (its `version` field changes if it ever must);
+/// the README documents it.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct StatusJson {
+    pub version: u32,
+    pub plan: String,
+    pub counts: Counts,
+    pub ready: Vec<ReadyEntry>,
+    pub waiting: Vec<WaitingEntry>,
+    pub in_progress: Vec<RunningEntry>,
+    pub blocked: Vec<BlockedEntry>,
+    pub done: Vec<DoneEntry>,
+    pub invalid: Vec<Problem>,
+    pub warnings: Vec<Problem>,
+    pub config_error: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Counts {
+    pub todo: usize,
+    pub in_progress: usize,
+    pub done: usize,
+    pub blocked: usize,
+    pub invalid: usize,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ReadyEntry {
+    pub id: String,
+    pub title: String,
+    pub priority: i64,
+    pub attempts_used: u32,
+}
+
+#[derive(Debug, Serialize)]
+pub struct WaitingEntry {
+    pub id: String,
+    pub title: String,
+    pub waiting_on: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RunningEntry {
+    pub id: String,
+    pub title: String,
+    pub attempt: Option<u32>,
+    pub host: Option<String>,
+    pub pid: Option<u32>,
+    pub claimed_at: Option<String>,
+    pub elapsed_secs: Option<i64>,
+    /// Whether a process on this host holds the ticket's run lock; null
+    /// when the claim belongs to another host.
+    pub supervised: Option<bool>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct BlockedEntry {
+    pub id: String,
+    pub title: String,
+    pub outcome: Option<String>,
+    pub reason: String,
+    pub attempts_used: u32,
+}
+
+#[derive(Debug, Serialize)]
+pub struct DoneEntry {
+    pub id: String,
+    pub title: String,
+}
+
+pub fn collect(layout: &Layout, board: &Board) -> StatusJson {
+    let host = board::host_name();
+    let ready = board
+        .ready_queue()
+        .into_iter()
+        .map(|t| ReadyEntry {
+            id: t.id.clone(),
+            title: t.title().to_string(),
+            priority: t.front.priority,
+            attempts_used: t.attempts_used(),
+        })
+        .collect();
+    let waiting = board
+        .in_state(State::Todo)
+        .filter_map(|t| match board.readiness(t) {
+            Readiness::Waiting(on) => Some(WaitingEntry {
+                id: t.id.clone(),
+                title: t.title().to_string(),
+                waiting_on: on,
+            }),
+            _ => None,
+        })
+        .collect();
+    let in_progress = board
+        .in_state(State::InProgress)
+        .map(|t| running_entry(layout, t, &host))
+        .collect();
+    let blocked = board
+        .in_state(State::Blocked)
+        .map(|t| {
+            let (outcome, reason) = blocked_reason(t);
+            BlockedEntry {
+                id: t.id.clone(),
+                title: t.title().to_string(),
+                outcome,
+                reason,
+                attempts_used: t.attempts_used(),
+            }
+        })
+        .collect();
+    let done = board
+        .in_state(State::Done)
+        .map(|t| DoneEntry {
+            id: t.id.clone(),
+            title: t.title().to_string(),
+        })
+        .collect();
+    let mut warnings: Vec<Problem> = board
+        .problems
+        .iter()
+        .filter(|p| p.severity == Severity::Warning)
+        .cloned()
+        .collect();
+    warnings.extend(board.config_warnings.iter().map(|w| Problem {
+        path: "orch.yaml".into(),
+        line: w.line,
+        severity: Severity::Warning,
+        message: w.message.clone(),
+        hint: None,
+    }));
+    StatusJson {
+        version: 1,
+        plan: layout.plan.display().to_string(),
+        counts: Counts {
+            todo: board.count(State::Todo),
+            in_progress: board.count(State::InProgress),
+            done: board.count(State::Done),
+            blocked: board.count(State::Blocked),
+            invalid: board.invalid.len(),
+        },
+        ready,
+        waiting,
+        in_progress,
+        blocked,
+        done,
+        invalid: board.errors().cloned().collect(),
+        warnings,
+        config_error: board.config.as_ref().err().cloned(),
+    }
+}
+
+pub fn running_entry(layout: &Layout, t: &Ticket, host: &str) -> RunningEntry {
+    let claim = t.open_claim();
+    let claim_host = claim.and_then(|c| c.get("host")).map(str::to_string);
+    let supervised = match &claim_host {
+        Some(h) if h == host => RunLock::is_held(&layout.run_lock(&t.id)).ok(),
+        Some(_) => None,
+        None => RunLock::is_held(&layout.run_lock(&t.id)).ok(),
+    };
+    RunningEntry {
+        id: t.id.clone(),
+        title: t.title().to_string(),
+        attempt: claim.and_then(|c| c.attempt()),
+        host: claim_host,
+        pid: claim.and_then(|c| c.get("pid")).and_then(|p| p.parse().ok()),
+        claimed_at: claim.map(|c| c.at.clone()),
+        elapsed_secs: claim.and_then(|c| seconds_since(&c.at)),
+        supervised,
+    }
+}
+
+pub fn blocked_reason(t: &Ticket) -> (Option<String>, String) {
+    match t.last_result() {
+        Some(r) => (
+            r.get("outcome").map(str::to_string),
+            r.get("reason")
+                .or(r.get("outcome"))
+                .unwrap_or("blocked")
+                .to_string(),
+        ),
+        None => (None, "moved to blocked by a person".into()),
+    }
+}
+
+pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
+    let (main, layout) = board::discover(&ctx.cwd)?;
+    if !layout.plan.join(".git").exists() {
+        // The worktree is missing (fresh clone, deleted): repair under the lock.
+        drop(board::Session::open_in(main, layout.clone(), ctx.lock_timeout)?);
+    }
+    let board = Board::load(&layout);
+    let status = collect(&layout, &board);
+    if args.json {
+        print_json(&status)?;
+        return Ok(0);
+    }
+    print_text(&status);
+    Ok(0)
+}
+
+fn print_text(s: &StatusJson) {
+    let st = Style::stdout();
+    let c = &s.counts;
+    println!(
+        "{}  todo {}  in-progress {}  done {}  blocked {}  invalid {}",
+        st.bold("board"),
+        c.todo,
+        c.in_progress,
+        c.done,
+        c.blocked,
+        c.invalid
+    );
+    if let Some(e) = &s.config_error {
+        println!("\n{} {e}", st.red("orch.yaml:"));
+    }
+    if !s.ready.is_empty() {
+        println!("\n{}", st.bold("ready (in the order a tick takes them)"));
+        for (i, t) in s.ready.iter().enumerate() {
+            let tries = if t.attempts_used > 0 {
+                format!("  {}", st.dim(&format!("{} attempt(s) used", t.attempts_used)))
+            } else {
+                String::new()
+            };
+            println!("  {:>3}. {}  p{}  {}{tries}", i + 1, st.cyan(&t.id), t.priority, t.title);
+        }
+    }
+    if !s.waiting.is_empty() {
+        println!("\n{}", st.bold("waiting on dependencies"));
+        for t in &s.waiting {
+            println!("  {}  {}  {}", st.cyan(&t.id), t.title, st.dim(&format!("waits on {}", t.waiting_on.join(", "))));
+        }
+    }
+    if !s.in_progress.is_empty() {
+        println!("\n{}", st.bold("in progress"));
+        for t in &s.in_progress {
+            let attempt = t.attempt.map(|a| format!("attempt {a}")).unwrap_or_else(|| "no claim".into());
+            let host = t.host.as_deref().unwrap_or("?");
+            let pid = t.pid.map(|p| p.to_string()).unwrap_or_else(|| "?".into());
+            let elapsed = t.elapsed_secs.map(human_secs).unwrap_or_else(|| "?".into());
+            let orphan = if t.supervised == Some(false) {
+                format!("  {}", st.yellow("(no live run: the next tick settles it)"))
+            } else {
+                String::new()
+            };
+            println!("  {}  {attempt}  host {host}  pid {pid}  {elapsed}  {}{orphan}", st.cyan(&t.id), t.title);
+        }
+    }
+    if !s.blocked.is_empty() {
+        println!("\n{}", st.bold("blocked (needs a person)"));
+        for t in &s.blocked {
+            println!("  {}  {}  {}", st.cyan(&t.id), t.title, st.yellow(&t.reason));
+        }
+    }
+    if !s.invalid.is_empty() {
+        println!("\n{}", st.bold("invalid (skipped by every tick until fixed)"));
+        for p in &s.invalid {
+            println!("  {}", st.red(&p.to_string()));
+        }
+    }
+    if !s.warnings.is_empty() {
+        println!("\n{}", st.bold("warnings"));
+        for p in &s.warnings {
+            println!("  {}", st.yellow(&p.to_string()));
+        }
+    }
+    if s.ready.is_empty() && s.in_progress.is_empty() && c.todo == 0 && c.blocked == 0 && c.done == 0 {
+        println!("\nno tickets yet: `orch new \"What to do\"` adds one");
+    }
+}

@@ -1,0 +1,314 @@
+//! orch.yaml: the board's configuration, read from the plan worktree.
+//!
+//! Defaults live in `templates/orch.yaml`, which `orch init` writes and which
+//! is parsed here as the base layer, so the commented file a user reads and
+//! the values orch uses cannot drift apart.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::duration::Dur;
+use crate::error::{Error, Result};
+
+pub const DEFAULT_YAML: &str = include_str!("../templates/orch.yaml");
+
+/// How the agent is started: a preset name or an argv of the user's own.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum AgentSpec {
+    Preset(String),
+    Command {
+        command: Vec<String>,
+        #[serde(default)]
+        env: BTreeMap<String, String>,
+    },
+}
+
+impl AgentSpec {
+    /// A short name for output and the audit log.
+    pub fn label(&self) -> String {
+        match self {
+            AgentSpec::Preset(name) => name.clone(),
+            AgentSpec::Command { command, .. } => command
+                .first()
+                .map(|c| {
+                    Path::new(c)
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_else(|| c.clone())
+                })
+                .unwrap_or_else(|| "command".into()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub base: String,
+    pub agent: AgentSpec,
+    pub timeout: Duration,
+    pub no_output_timeout: Duration,
+    pub kill_grace: Duration,
+    pub max_attempts: u32,
+    pub max_in_progress: u32,
+    pub verify: Vec<String>,
+    pub max_log_size: u64,
+    pub env_remove: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RawConfig {
+    base: Option<String>,
+    agent: Option<AgentSpec>,
+    timeout: Option<Dur>,
+    no_output_timeout: Option<Dur>,
+    kill_grace: Option<Dur>,
+    max_attempts: Option<u32>,
+    max_in_progress: Option<u32>,
+    verify: Option<Vec<String>>,
+    max_log_size: Option<String>,
+    env_remove: Option<Vec<String>>,
+}
+
+const KNOWN_KEYS: &[&str] = &[
+    "base",
+    "agent",
+    "timeout",
+    "no_output_timeout",
+    "kill_grace",
+    "max_attempts",
+    "max_in_progress",
+    "verify",
+    "max_log_size",
+    "env_remove",
+];
+
+/// A problem that does not stop orch but that the user should fix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Warning {
+    pub line: Option<u64>,
+    pub message: String,
+}
+
+impl Config {
+    /// The built-in defaults, exactly as `templates/orch.yaml` states them.
+    pub fn defaults() -> Config {
+        let raw: RawConfig = match serde_saphyr::from_str(DEFAULT_YAML) {
+            Ok(raw) => raw,
+            // A test pins the template as valid; failing here is a build defect.
+            Err(e) => panic!("templates/orch.yaml is invalid: {e}"),
+        };
+        let mut config = Config {
+            base: String::new(),
+            agent: AgentSpec::Preset(String::new()),
+            timeout: Duration::ZERO,
+            no_output_timeout: Duration::ZERO,
+            kill_grace: Duration::ZERO,
+            max_attempts: 0,
+            max_in_progress: 0,
+            verify: Vec::new(),
+            max_log_size: 0,
+            env_remove: Vec::new(),
+        };
+        if let Err(message) = config.apply(raw) {
+            panic!("templates/orch.yaml is invalid: {message}");
+        }
+        config
+    }
+
+    /// Read orch.yaml at `path`; a missing file means the defaults.
+    pub fn load(path: &Path) -> Result<(Config, Vec<Warning>)> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok((Config::defaults(), Vec::new()));
+            }
+            Err(e) => return Err(Error::io("cannot read the configuration", path, e)),
+        };
+        Config::parse(&text, path)
+    }
+
+    pub fn parse(text: &str, path: &Path) -> Result<(Config, Vec<Warning>)> {
+        let config_error = |line: Option<u64>, message: String| Error::Config {
+            path: path.to_path_buf(),
+            line,
+            message,
+            hint: Some(
+                "fix orch.yaml on the plan branch (.orch/plan/orch.yaml); `orch init` shows the commented defaults in templates/orch.yaml"
+                    .into(),
+            ),
+        };
+        let mut warnings = Vec::new();
+        if text.trim().is_empty() {
+            return Ok((Config::defaults(), warnings));
+        }
+        let raw: RawConfig = serde_saphyr::from_str(text).map_err(|e| {
+            config_error(e.location().map(|l| l.line()), yaml_message(&e))
+        })?;
+        if let Ok(keys) =
+            serde_saphyr::from_str::<BTreeMap<String, serde::de::IgnoredAny>>(text)
+        {
+            for key in keys.keys() {
+                if !KNOWN_KEYS.contains(&key.as_str()) {
+                    warnings.push(Warning {
+                        line: key_line(text, key),
+                        message: format!(
+                            "unknown key `{key}` is ignored (known keys: {})",
+                            KNOWN_KEYS.join(", ")
+                        ),
+                    });
+                }
+            }
+        }
+        let mut config = Config::defaults();
+        config
+            .apply(raw)
+            .map_err(|message| config_error(None, message))?;
+        Ok((config, warnings))
+    }
+
+    fn apply(&mut self, raw: RawConfig) -> std::result::Result<(), String> {
+        if let Some(base) = raw.base {
+            self.base = base;
+        }
+        if let Some(agent) = raw.agent {
+            if let AgentSpec::Command { command, .. } = &agent
+                && command.is_empty()
+            {
+                return Err("agent.command is empty; give the program and its arguments".into());
+            }
+            self.agent = agent;
+        }
+        if let Some(Dur(d)) = raw.timeout {
+            self.timeout = d;
+        }
+        if let Some(Dur(d)) = raw.no_output_timeout {
+            self.no_output_timeout = d;
+        }
+        if let Some(Dur(d)) = raw.kill_grace {
+            self.kill_grace = d;
+        }
+        if let Some(n) = raw.max_attempts {
+            if n == 0 {
+                return Err("max_attempts must be at least 1".into());
+            }
+            self.max_attempts = n;
+        }
+        if let Some(n) = raw.max_in_progress {
+            if n == 0 {
+                return Err("max_in_progress must be at least 1".into());
+            }
+            self.max_in_progress = n;
+        }
+        if let Some(v) = raw.verify {
+            self.verify = v;
+        }
+        if let Some(size) = raw.max_log_size {
+            self.max_log_size = parse_size(&size)?;
+        }
+        if let Some(v) = raw.env_remove {
+            self.env_remove = v;
+        }
+        Ok(())
+    }
+}
+
+/// serde-saphyr renders a snippet of the source in its message; orch prints
+/// the path and line itself, so keep only the first line.
+pub fn yaml_message(e: &serde_saphyr::Error) -> String {
+    let text = e.without_snippet().to_string();
+    let first = text.lines().next().unwrap_or("invalid YAML").trim();
+    match first.rfind(" at line ") {
+        Some(i) if first[i..].contains(", column ") => first[..i].to_string(),
+        _ => first.to_string(),
+    }
+}
+
+/// The 1-based line where a top-level `key:` starts, for warnings.
+pub fn key_line(text: &str, key: &str) -> Option<u64> {
+    text.lines().position(|l| {
+        l.strip_prefix(key)
+            .is_some_and(|rest| rest.trim_start().starts_with(':'))
+    })
+    .map(|i| i as u64 + 1)
+}
+
+/// `64MiB`, `10MB`, `512KiB`, `1GiB` or a plain byte count.
+pub fn parse_size(text: &str) -> std::result::Result<u64, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let value: u64 = t[..split]
+        .parse()
+        .map_err(|_| format!("`{text}` is not a size; write it like 64MiB"))?;
+    let factor: u64 = match t[split..].trim() {
+        "" | "B" => 1,
+        "K" | "KB" | "KiB" => 1 << 10,
+        "M" | "MB" | "MiB" => 1 << 20,
+        "G" | "GB" | "GiB" => 1 << 30,
+        other => return Err(format!("`{text}` has an unknown unit `{other}`; use KiB, MiB or GiB")),
+    };
+    Ok(value.saturating_mul(factor))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn template_is_the_documented_default() {
+        let c = Config::defaults();
+        assert_eq!(c.base, "main");
+        assert_eq!(c.agent, AgentSpec::Preset("codex".into()));
+        assert_eq!(c.timeout, Duration::from_secs(3600));
+        assert_eq!(c.no_output_timeout, Duration::from_secs(600));
+        assert_eq!(c.kill_grace, Duration::from_secs(10));
+        assert_eq!(c.max_attempts, 3);
+        assert_eq!(c.max_in_progress, 2);
+        assert_eq!(c.max_log_size, 64 << 20);
+    }
+
+    #[test]
+    fn unknown_keys_warn_with_their_line() {
+        let (c, w) = Config::parse("base: dev\ntimout: 5m\n", Path::new("orch.yaml")).unwrap();
+        assert_eq!(c.base, "dev");
+        assert_eq!(w.len(), 1);
+        assert_eq!(w[0].line, Some(2));
+        assert!(w[0].message.contains("timout"));
+    }
+
+    #[test]
+    fn wrong_types_name_the_line() {
+        let err = Config::parse("base: dev\nmax_attempts: many\n", Path::new("orch.yaml"))
+            .unwrap_err();
+        match err {
+            Error::Config { line, .. } => assert_eq!(line, Some(2)),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn agent_command_form() {
+        let (c, _) = Config::parse(
+            "agent:\n  command: [my-agent, --go]\n  env: {A: b}\n",
+            Path::new("orch.yaml"),
+        )
+        .unwrap();
+        match c.agent {
+            AgentSpec::Command { command, env } => {
+                assert_eq!(command, vec!["my-agent", "--go"]);
+                assert_eq!(env.get("A").map(String::as_str), Some("b"));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("64MiB"), Ok(64 << 20));
+        assert_eq!(parse_size("1000"), Ok(1000));
+        assert!(parse_size("3 parsecs").is_err());
+    }
+}

@@ -1,0 +1,481 @@
+//! Everything orch asks of git, through libgit2. No other module touches a
+//! repository, so the places where orch writes to one are easy to audit:
+//! the orphan branch orch/plan and its worktree, and the ticket branches
+//! orch/<id> and their worktrees. The user's own checkout and index are
+//! never opened for writing.
+
+use std::path::{Path, PathBuf};
+
+use git2::{IndexAddOption, Oid, Repository, RepositoryOpenFlags, Signature, StatusOptions};
+
+use crate::error::{Error, GitContext, Result};
+
+pub const PLAN_BRANCH: &str = "orch/plan";
+pub const PLAN_REF: &str = "refs/heads/orch/plan";
+
+pub fn ticket_branch(id: &str) -> String {
+    format!("orch/{id}")
+}
+
+/// The user's repository, found from a directory inside it (or inside one of
+/// orch's worktrees, which resolve to the same main repository).
+pub struct MainRepo {
+    pub repo: Repository,
+    /// The main checkout's top directory.
+    pub root: PathBuf,
+    /// The common git directory (`<root>/.git` for an ordinary repository).
+    pub git_dir: PathBuf,
+}
+
+pub fn open_main(start: &Path) -> Result<MainRepo> {
+    let found = Repository::open_ext(start, RepositoryOpenFlags::empty(), std::iter::empty::<&Path>())
+        .map_err(|e| {
+            if e.code() == git2::ErrorCode::NotFound {
+                Error::usage(format!("{} is not inside a git repository", start.display()))
+                    .hinted("run orch inside a git checkout, or create one with `git init` and a first commit")
+            } else {
+                Error::git("cannot open the git repository", e)
+            }
+        })?;
+    if found.is_bare() {
+        return Err(Error::usage("orch needs a repository with a working tree; this one is bare")
+            .hinted("clone it (`git clone <bare> work`) and run orch in the clone"));
+    }
+    let git_dir = found.commondir().to_path_buf();
+    // From inside a linked worktree, reopen the main repository.
+    let repo = if found.is_worktree() {
+        Repository::open(&git_dir).git_context("cannot open the main repository")?
+    } else {
+        found
+    };
+    let root = match repo.workdir() {
+        Some(w) => w.to_path_buf(),
+        None => {
+            return Err(Error::usage("orch needs a repository with a working tree; this one is bare"));
+        }
+    };
+    let root = strip_trailing_slash(root);
+    Ok(MainRepo {
+        repo,
+        root,
+        git_dir: strip_trailing_slash(git_dir),
+    })
+}
+
+fn strip_trailing_slash(p: PathBuf) -> PathBuf {
+    let s = p.to_string_lossy();
+    if s.len() > 1 && s.ends_with('/') {
+        PathBuf::from(s.trim_end_matches('/'))
+    } else {
+        p
+    }
+}
+
+impl MainRepo {
+    pub fn has_commits(&self) -> bool {
+        self.repo.head().ok().and_then(|h| h.peel_to_commit().ok()).is_some()
+    }
+
+    pub fn branch_exists(&self, name: &str) -> bool {
+        self.repo
+            .find_reference(&format!("refs/heads/{name}"))
+            .is_ok()
+    }
+
+    pub fn branch_tip(&self, name: &str) -> Option<Oid> {
+        self.repo
+            .find_reference(&format!("refs/heads/{name}"))
+            .ok()
+            .and_then(|r| r.peel_to_commit().ok())
+            .map(|c| c.id())
+    }
+
+    /// The short name of the branch checked out in the main checkout.
+    pub fn current_branch(&self) -> Option<String> {
+        let head = self.repo.head().ok()?;
+        if head.is_branch() {
+            head.shorthand().ok().map(str::to_string)
+        } else {
+            None
+        }
+    }
+
+    /// A remote-tracking `orch/plan` (a fresh clone has one but no local branch).
+    pub fn remote_plan_tip(&self) -> Option<(String, Oid)> {
+        let refs = self.repo.references_glob("refs/remotes/*/orch/plan").ok()?;
+        for r in refs.flatten() {
+            if let (Ok(name), Ok(commit)) = (r.name().map(str::to_string), r.peel_to_commit()) {
+                return Some((name, commit.id()));
+            }
+        }
+        None
+    }
+
+    pub fn create_branch_at(&self, name: &str, oid: Oid) -> Result<()> {
+        let commit = self.repo.find_commit(oid).git_context("cannot find the commit")?;
+        self.repo
+            .branch(name, &commit, false)
+            .git_context(format!("cannot create the branch {name}"))?;
+        Ok(())
+    }
+
+    /// Make the orphan branch orch/plan holding `files`.
+    pub fn create_plan_branch(&self, files: &[(&str, &[u8])], message: &str) -> Result<Oid> {
+        let tree = build_tree(&self.repo, files)?;
+        let tree = self.repo.find_tree(tree).git_context("cannot read the new tree")?;
+        let sig = signature(&self.repo);
+        let oid = self
+            .repo
+            .commit(None, &sig, &sig, message, &tree, &[])
+            .git_context("cannot commit the plan branch")?;
+        self.repo
+            .reference(PLAN_REF, oid, false, "orch init")
+            .git_context("cannot create the branch orch/plan")?;
+        Ok(oid)
+    }
+
+    /// Check out `branch` as a linked worktree named `name` at `path`,
+    /// pruning a stale registration (a worktree whose directory was deleted).
+    pub fn add_worktree(&self, name: &str, path: &Path, branch: &str) -> Result<()> {
+        self.prune_worktree_named(name)?;
+        let reference = self
+            .repo
+            .find_reference(&format!("refs/heads/{branch}"))
+            .git_context(format!("cannot find the branch {branch}"))?;
+        let mut opts = git2::WorktreeAddOptions::new();
+        opts.reference(Some(&reference));
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| Error::io("cannot create the directory", parent, e))?;
+        }
+        self.repo
+            .worktree(name, path, Some(&opts))
+            .git_context(format!("cannot create the worktree {}", path.display()))?;
+        Ok(())
+    }
+
+    /// Forget the worktree `name` if its directory is gone.
+    pub fn prune_worktree_named(&self, name: &str) -> Result<()> {
+        if let Ok(wt) = self.repo.find_worktree(name) {
+            if wt.validate().is_err() || !wt.path().exists() {
+                let mut opts = git2::WorktreePruneOptions::new();
+                opts.valid(true).locked(true).working_tree(false);
+                wt.prune(Some(&mut opts))
+                    .git_context(format!("cannot prune the stale worktree {name}"))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Remove the worktree `name`: its directory and its registration. The
+    /// branch stays; it holds the work.
+    pub fn remove_worktree(&self, name: &str, path: &Path) -> Result<()> {
+        if let Ok(wt) = self.repo.find_worktree(name) {
+            let _ = wt.unlock();
+        }
+        if path.exists() {
+            std::fs::remove_dir_all(path)
+                .map_err(|e| Error::io("cannot remove the worktree", path, e))?;
+        }
+        self.prune_worktree_named(name)
+    }
+
+    pub fn lock_worktree(&self, name: &str, reason: &str) {
+        if let Ok(wt) = self.repo.find_worktree(name) {
+            // Already locked is fine: the reason stays from the earlier run.
+            let _ = wt.lock(Some(reason));
+        }
+    }
+
+    pub fn unlock_worktree(&self, name: &str) {
+        if let Ok(wt) = self.repo.find_worktree(name) {
+            let _ = wt.unlock();
+        }
+    }
+
+    /// Resolve `base` (a branch or any revision) to a commit.
+    pub fn resolve_commit(&self, rev: &str) -> Result<Oid> {
+        let obj = self
+            .repo
+            .revparse_single(rev)
+            .map_err(|e| {
+                Error::usage(format!("the base `{rev}` is not a branch or commit of this repository: {}", e.message()))
+                    .hinted("set `base:` in orch.yaml to an existing branch, e.g. main")
+            })?;
+        let commit = obj
+            .peel_to_commit()
+            .git_context(format!("`{rev}` is not a commit"))?;
+        Ok(commit.id())
+    }
+
+    /// Commits reachable from `tip` but not from `from`, oldest first.
+    pub fn commits_between(&self, from: Option<Oid>, tip: Oid) -> Result<Vec<CommitInfo>> {
+        let mut walk = self.repo.revwalk().git_context("cannot walk history")?;
+        walk.push(tip).git_context("cannot walk history")?;
+        if let Some(from) = from {
+            let _ = walk.hide(from);
+        }
+        walk.set_sorting(git2::Sort::TOPOLOGICAL | git2::Sort::REVERSE)
+            .git_context("cannot walk history")?;
+        let mut out = Vec::new();
+        for oid in walk.flatten() {
+            if let Ok(c) = self.repo.find_commit(oid) {
+                out.push(CommitInfo::from(&c));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Append `.orch/` to the repository's info/exclude once.
+    pub fn exclude_orch_dir(&self) -> Result<bool> {
+        let path = self.git_dir.join("info").join("exclude");
+        let existing = std::fs::read_to_string(&path).unwrap_or_default();
+        if existing.lines().any(|l| l.trim() == ".orch/" || l.trim() == "/.orch/") {
+            return Ok(false);
+        }
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io("cannot create", dir, e))?;
+        }
+        let mut text = existing;
+        if !text.is_empty() && !text.ends_with('\n') {
+            text.push('\n');
+        }
+        text.push_str("# orch's local state\n/.orch/\n");
+        std::fs::write(&path, text).map_err(|e| Error::io("cannot write", &path, e))?;
+        Ok(true)
+    }
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CommitInfo {
+    pub id: String,
+    pub summary: String,
+    pub message: String,
+    pub time: i64,
+    pub author: String,
+}
+
+impl From<&git2::Commit<'_>> for CommitInfo {
+    fn from(c: &git2::Commit<'_>) -> Self {
+        CommitInfo {
+            id: c.id().to_string(),
+            summary: c.summary().ok().flatten().unwrap_or("").to_string(),
+            message: c.message().unwrap_or("").to_string(),
+            time: c.time().seconds(),
+            author: c.author().name().unwrap_or("").to_string(),
+        }
+    }
+}
+
+fn build_tree(repo: &Repository, files: &[(&str, &[u8])]) -> Result<Oid> {
+    // Build nested trees from slash-separated paths.
+    fn insert(
+        repo: &Repository,
+        base: Option<&git2::Tree<'_>>,
+        parts: &[&str],
+        blob: Oid,
+    ) -> Result<Oid> {
+        let mut builder = repo.treebuilder(base).git_context("cannot build a tree")?;
+        if parts.len() == 1 {
+            builder
+                .insert(parts[0], blob, 0o100644)
+                .git_context("cannot build a tree")?;
+        } else {
+            let sub = base
+                .and_then(|t| t.get_name(parts[0]))
+                .and_then(|e| e.to_object(repo).ok())
+                .and_then(|o| o.into_tree().ok());
+            let sub_oid = insert(repo, sub.as_ref(), &parts[1..], blob)?;
+            builder
+                .insert(parts[0], sub_oid, 0o040000)
+                .git_context("cannot build a tree")?;
+        }
+        builder.write().git_context("cannot write a tree")
+    }
+    let mut root: Option<Oid> = None;
+    for (path, content) in files {
+        let blob = repo.blob(content).git_context("cannot write a blob")?;
+        let parts: Vec<&str> = path.split('/').collect();
+        let base = root.map(|o| repo.find_tree(o)).transpose().git_context("cannot read a tree")?;
+        root = Some(insert(repo, base.as_ref(), &parts, blob)?);
+    }
+    match root {
+        Some(o) => Ok(o),
+        None => repo
+            .treebuilder(None)
+            .and_then(|b| b.write())
+            .git_context("cannot write an empty tree"),
+    }
+}
+
+/// The committer orch uses: the repository's configured identity, else orch.
+pub fn signature(repo: &Repository) -> Signature<'static> {
+    match repo.signature() {
+        Ok(sig) => sig.to_owned(),
+        Err(_) => match Signature::now("orch", "orch@localhost") {
+            Ok(s) => s,
+            // now() only fails on an invalid name; this one is valid.
+            Err(_) => unreachable_signature(),
+        },
+    }
+}
+
+fn unreachable_signature() -> Signature<'static> {
+    match Signature::new("orch", "orch@localhost", &git2::Time::new(0, 0)) {
+        Ok(s) => s,
+        Err(e) => panic!("a constant signature is invalid: {e}"),
+    }
+}
+
+/// A linked worktree orch owns (the plan worktree or a ticket's).
+pub struct Worktree {
+    pub repo: Repository,
+    pub path: PathBuf,
+}
+
+impl Worktree {
+    pub fn open(path: &Path) -> Result<Worktree> {
+        let repo = Repository::open_ext(
+            path,
+            RepositoryOpenFlags::NO_SEARCH,
+            std::iter::empty::<&Path>(),
+        )
+        .git_context(format!("cannot open the worktree {}", path.display()))?;
+        Ok(Worktree {
+            repo,
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub fn head(&self) -> Result<Oid> {
+        self.repo
+            .head()
+            .and_then(|h| h.peel_to_commit())
+            .map(|c| c.id())
+            .git_context(format!("cannot read HEAD of {}", self.path.display()))
+    }
+
+    /// The full ref name HEAD points at, e.g. `refs/heads/orch/0001-x`.
+    pub fn head_ref(&self) -> Option<String> {
+        let head = self.repo.find_reference("HEAD").ok()?;
+        head.symbolic_target().ok().flatten().map(str::to_string)
+    }
+
+    /// Paths that differ from HEAD, untracked ones included (ignored ones not).
+    pub fn changed_paths(&self) -> Result<Vec<String>> {
+        let mut opts = StatusOptions::new();
+        opts.include_untracked(true)
+            .recurse_untracked_dirs(true)
+            .include_ignored(false)
+            .exclude_submodules(true);
+        let statuses = self
+            .repo
+            .statuses(Some(&mut opts))
+            .git_context(format!("cannot read the status of {}", self.path.display()))?;
+        Ok(statuses
+            .iter()
+            .filter_map(|s| s.path().ok().map(str::to_string))
+            .collect())
+    }
+
+    /// Stage everything (new, changed, deleted; .gitignore respected) and
+    /// commit on the current branch if the tree changed. Returns the commit.
+    pub fn commit_all(&self, message: &str) -> Result<Option<Oid>> {
+        let mut index = self.repo.index().git_context("cannot read the index")?;
+        index
+            .add_all(["*"], IndexAddOption::DEFAULT, None)
+            .git_context("cannot stage changes")?;
+        index
+            .update_all(["*"], None)
+            .git_context("cannot stage deletions")?;
+        self.commit_index(&mut index, message)
+    }
+
+    /// Stage exactly `paths` (added if present, removed if gone) and commit.
+    pub fn commit_paths(&self, paths: &[String], message: &str) -> Result<Option<Oid>> {
+        let mut index = self.repo.index().git_context("cannot read the index")?;
+        for p in paths {
+            if self.path.join(p).exists() {
+                index
+                    .add_path(Path::new(p))
+                    .git_context(format!("cannot stage {p}"))?;
+            } else {
+                // Removing a path the index does not hold is not an error.
+                let _ = index.remove_path(Path::new(p));
+            }
+        }
+        self.commit_index(&mut index, message)
+    }
+
+    fn commit_index(&self, index: &mut git2::Index, message: &str) -> Result<Option<Oid>> {
+        let tree_id = index.write_tree().git_context("cannot write the tree")?;
+        let parent = self
+            .repo
+            .head()
+            .and_then(|h| h.peel_to_commit())
+            .git_context("cannot read HEAD")?;
+        if parent.tree_id() == tree_id {
+            index.write().git_context("cannot write the index")?;
+            return Ok(None);
+        }
+        let tree = self.repo.find_tree(tree_id).git_context("cannot read the tree")?;
+        let sig = signature(&self.repo);
+        let oid = self
+            .repo
+            .commit(Some("HEAD"), &sig, &sig, message, &tree, &[&parent])
+            .git_context("cannot commit")?;
+        index.write().git_context("cannot write the index")?;
+        Ok(Some(oid))
+    }
+
+    /// Walk the first-parent history from HEAD, newest first.
+    pub fn history(&self, mut visit: impl FnMut(&git2::Commit<'_>) -> bool) -> Result<()> {
+        let mut walk = self.repo.revwalk().git_context("cannot walk history")?;
+        walk.push_head().git_context("cannot walk history")?;
+        walk.simplify_first_parent().git_context("cannot walk history")?;
+        for oid in walk {
+            let oid = oid.git_context("cannot walk history")?;
+            let commit = self.repo.find_commit(oid).git_context("cannot read a commit")?;
+            if !visit(&commit) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Remove a stale `index.lock` left by a killed git process. Safe only
+    /// under the board lock, when no orch process can be writing the index.
+    pub fn clear_stale_index_lock(&self) -> Option<PathBuf> {
+        let lock = self.repo.path().join("index.lock");
+        (lock.exists() && std::fs::remove_file(&lock).is_ok()).then_some(lock)
+    }
+}
+
+/// `Key: value` lines of the message's last paragraph.
+pub fn trailers(message: &str) -> Vec<(String, String)> {
+    let last = message.trim_end().rsplit("\n\n").next().unwrap_or("");
+    last.lines()
+        .filter_map(|l| {
+            let (k, v) = l.split_once(": ")?;
+            (!k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+                .then(|| (k.to_string(), v.trim().to_string()))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trailers_of_the_last_paragraph() {
+        let t = trailers("orch: claim x\n\nbody: not a trailer\n\nOrch-Ticket: x\nOrch-Attempt: 2\n");
+        assert_eq!(
+            t,
+            vec![
+                ("Orch-Ticket".to_string(), "x".to_string()),
+                ("Orch-Attempt".to_string(), "2".to_string())
+            ]
+        );
+    }
+}

@@ -1,0 +1,22 @@
+//! orch: a file-system-native orchestrator for coding agents.
+//!
+//! Tickets are markdown files on the branch orch/plan; a short-lived
+//! `orch tick` claims ready ones, runs a coding agent for each in its own
+//! worktree under timeouts, and commits every result. The binary in
+//! `src/main.rs` only parses arguments and maps errors to exit codes; this
+//! library holds the rest.
+
+#![forbid(unsafe_code)]
+
+pub mod board;
+pub mod config;
+pub mod duration;
+pub mod error;
+pub mod cli;
+pub mod commands;
+pub mod ui;
+pub mod git;
+pub mod lock;
+pub mod ticket;
+
+pub use error::{Error, Result};

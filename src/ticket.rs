@@ -1,0 +1,710 @@
+//! Tickets: markdown files with YAML front matter, and the machine-owned log
+//! section orch appends at the end of the body.
+//!
+//! orch never rewrites what a person wrote. Everything it records about a
+//! ticket (claims, results) goes below [`LOG_MARKER`], one line per event,
+//! so the file alone says how many attempts a ticket had and whether one is
+//! running: reading the board never needs git history.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::config::{AgentSpec, key_line, yaml_message};
+use crate::duration::Dur;
+
+/// Largest ticket file orch reads. A bigger file is reported, not parsed, so
+/// one runaway file cannot make every tick slow.
+pub const MAX_TICKET_BYTES: u64 = 4 << 20;
+
+pub const LOG_MARKER: &str =
+    "<!-- orch: the lines below are appended by orch; write above this line -->";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum State {
+    Todo,
+    InProgress,
+    Done,
+    Blocked,
+}
+
+impl State {
+    pub const ALL: [State; 4] = [State::Todo, State::InProgress, State::Done, State::Blocked];
+
+    pub fn dir(self) -> &'static str {
+        match self {
+            State::Todo => "todo",
+            State::InProgress => "in-progress",
+            State::Done => "done",
+            State::Blocked => "blocked",
+        }
+    }
+
+    pub fn rel_dir(self) -> String {
+        format!("tickets/{}", self.dir())
+    }
+}
+
+impl std::fmt::Display for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.dir())
+    }
+}
+
+/// What a person wrote in the front matter.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FrontMatter {
+    pub title: String,
+    pub priority: i64,
+    pub depends_on: Vec<String>,
+    pub agent: Option<AgentSpec>,
+    pub timeout: Option<Duration>,
+    pub no_output_timeout: Option<Duration>,
+    pub max_attempts: Option<u32>,
+    pub verify: Option<Vec<String>>,
+}
+
+pub const DEFAULT_PRIORITY: i64 = 5;
+
+#[derive(Debug, Deserialize)]
+struct RawFront {
+    title: Option<String>,
+    priority: Option<i64>,
+    #[serde(default)]
+    depends_on: OneOrMany,
+    agent: Option<AgentSpec>,
+    timeout: Option<Dur>,
+    no_output_timeout: Option<Dur>,
+    max_attempts: Option<u32>,
+    verify: Option<Vec<String>>,
+}
+
+const KNOWN_KEYS: &[&str] = &[
+    "title",
+    "priority",
+    "depends_on",
+    "agent",
+    "timeout",
+    "no_output_timeout",
+    "max_attempts",
+    "verify",
+];
+
+/// `depends_on: x` and `depends_on: [x, y]` both read naturally. Items are
+/// asked for as strings, so an id such as `y` or `0003` is kept as written
+/// instead of becoming a boolean or a number.
+#[derive(Debug, Default)]
+struct OneOrMany(Vec<String>);
+
+impl<'de> Deserialize<'de> for OneOrMany {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = OneOrMany;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a ticket id or a list of ticket ids")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<OneOrMany, E> {
+                Ok(OneOrMany(vec![v.to_string()]))
+            }
+            fn visit_unit<E: serde::de::Error>(self) -> Result<OneOrMany, E> {
+                Ok(OneOrMany(Vec::new()))
+            }
+            fn visit_none<E: serde::de::Error>(self) -> Result<OneOrMany, E> {
+                Ok(OneOrMany(Vec::new()))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<OneOrMany, A::Error> {
+                let mut out = Vec::new();
+                while let Some(item) = seq.next_element::<String>()? {
+                    out.push(item);
+                }
+                Ok(OneOrMany(out))
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Error,
+    Warning,
+}
+
+/// One thing wrong with one ticket file, with where and what to do.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Problem {
+    /// Path relative to the plan worktree, e.g. `tickets/todo/0001-x.md`.
+    pub path: String,
+    pub line: Option<u64>,
+    pub severity: Severity,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "{}:{line}: {}", self.path, self.message)?,
+            None => write!(f, "{}: {}", self.path, self.message)?,
+        }
+        if let Some(hint) = &self.hint {
+            write!(f, " (hint: {hint})")?;
+        }
+        Ok(())
+    }
+}
+
+/// One line of the machine-owned section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogEntry {
+    pub at: String,
+    pub event: String,
+    pub fields: BTreeMap<String, String>,
+}
+
+impl LogEntry {
+    pub fn new(event: &str) -> LogEntry {
+        LogEntry {
+            at: now_rfc3339(),
+            event: event.to_string(),
+            fields: BTreeMap::new(),
+        }
+    }
+
+    pub fn with(mut self, key: &str, value: impl ToString) -> LogEntry {
+        self.fields.insert(key.to_string(), value.to_string());
+        self
+    }
+
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.fields.get(key).map(String::as_str)
+    }
+
+    pub fn attempt(&self) -> Option<u32> {
+        self.get("attempt").and_then(|a| a.parse().ok())
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = format!("- {} {}", self.at, self.event);
+        for (k, v) in &self.fields {
+            out.push(' ');
+            out.push_str(k);
+            out.push('=');
+            if !v.is_empty()
+                && v.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "._:/@+-".contains(c))
+            {
+                out.push_str(v);
+            } else {
+                out.push_str(&serde_json::Value::String(v.clone()).to_string());
+            }
+        }
+        out
+    }
+
+    pub fn parse(line: &str) -> Option<LogEntry> {
+        let rest = line.strip_prefix("- ")?;
+        let (at, rest) = rest.split_once(' ')?;
+        let (event, mut rest) = match rest.split_once(' ') {
+            Some((e, r)) => (e, r),
+            None => (rest, ""),
+        };
+        let mut fields = BTreeMap::new();
+        loop {
+            rest = rest.trim_start();
+            if rest.is_empty() {
+                break;
+            }
+            let (key, after) = rest.split_once('=')?;
+            if let Some(quoted) = after.strip_prefix('"') {
+                // Find the closing quote that is not escaped.
+                let mut end = None;
+                let mut escaped = false;
+                for (i, c) in quoted.char_indices() {
+                    match c {
+                        '\\' if !escaped => escaped = true,
+                        '"' if !escaped => {
+                            end = Some(i);
+                            break;
+                        }
+                        _ => escaped = false,
+                    }
+                }
+                let end = end?;
+                let value: String = serde_json::from_str(&after[..end + 2]).ok()?;
+                fields.insert(key.to_string(), value);
+                rest = &quoted[end + 1..];
+            } else {
+                let (value, r) = after.split_once(' ').unwrap_or((after, ""));
+                fields.insert(key.to_string(), value.to_string());
+                rest = r;
+            }
+        }
+        Some(LogEntry {
+            at: at.to_string(),
+            event: event.to_string(),
+            fields,
+        })
+    }
+}
+
+pub fn now_rfc3339() -> String {
+    jiff::Timestamp::now()
+        .round(jiff::Unit::Second)
+        .unwrap_or_else(|_| jiff::Timestamp::now())
+        .to_string()
+}
+
+/// Outcomes that do not use up one of the ticket's attempts: the agent was
+/// never given a fair run.
+pub fn outcome_counts_as_attempt(outcome: &str) -> bool {
+    !matches!(outcome, "interrupted" | "stale")
+}
+
+/// A ticket file that parsed.
+#[derive(Debug, Clone)]
+pub struct Ticket {
+    pub id: String,
+    pub state: State,
+    pub front: FrontMatter,
+    /// The whole file as read, so writes append to exactly what is there.
+    pub text: String,
+    pub log: Vec<LogEntry>,
+}
+
+impl Ticket {
+    pub fn rel_path(&self) -> String {
+        rel_path(self.state, &self.id)
+    }
+
+    pub fn title(&self) -> &str {
+        &self.front.title
+    }
+
+    /// Attempts started so far (claims), including a running one.
+    pub fn attempts_started(&self) -> u32 {
+        self.log
+            .iter()
+            .filter_map(|e| (e.event == "claim").then(|| e.attempt()).flatten())
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Attempts that count against `max_attempts`.
+    pub fn attempts_used(&self) -> u32 {
+        self.log
+            .iter()
+            .filter(|e| {
+                e.event == "result" && e.get("outcome").is_some_and(outcome_counts_as_attempt)
+            })
+            .count() as u32
+    }
+
+    /// The claim of the attempt that has no result yet, if any.
+    pub fn open_claim(&self) -> Option<&LogEntry> {
+        let claim = self.log.iter().rev().find(|e| e.event == "claim")?;
+        let attempt = claim.attempt();
+        let settled = self
+            .log
+            .iter()
+            .any(|e| e.event == "result" && e.attempt() == attempt);
+        (!settled).then_some(claim)
+    }
+
+    pub fn last_result(&self) -> Option<&LogEntry> {
+        self.log.iter().rev().find(|e| e.event == "result")
+    }
+
+    /// The file with `entry` appended to the machine-owned section.
+    pub fn text_with_entry(&self, entry: &LogEntry) -> String {
+        append_entry(&self.text, entry)
+    }
+
+    /// The person's part of the body: after the front matter, before the log.
+    pub fn body(&self) -> &str {
+        let body = split_front_matter(&self.text)
+            .map(|(_, body, _)| body)
+            .unwrap_or(&self.text);
+        match body.find(LOG_MARKER) {
+            Some(i) => body[..i].trim_end(),
+            None => body.trim_end(),
+        }
+    }
+}
+
+pub fn rel_path(state: State, id: &str) -> String {
+    format!("tickets/{}/{id}.md", state.dir())
+}
+
+pub fn append_entry(text: &str, entry: &LogEntry) -> String {
+    let mut out = text.to_string();
+    if !out.contains(LOG_MARKER) {
+        let trimmed = out.trim_end_matches('\n').len();
+        out.truncate(trimmed);
+        out.push_str("\n\n");
+        out.push_str(LOG_MARKER);
+        out.push('\n');
+    } else if !out.ends_with('\n') {
+        out.push('\n');
+    }
+    out.push_str(&entry.render());
+    out.push('\n');
+    out
+}
+
+/// Why an id cannot be used, or None when it can.
+pub fn check_id(id: &str) -> Option<String> {
+    if id.is_empty() {
+        return Some("the ticket id (file name without .md) is empty".into());
+    }
+    if id.len() > 64 {
+        return Some(format!("the ticket id is {} bytes; at most 64 are allowed", id.len()));
+    }
+    let mut chars = id.chars();
+    if !chars.next().is_some_and(|c| c.is_ascii_alphanumeric()) {
+        return Some(format!(
+            "the ticket id `{id}` must start with a letter or digit"
+        ));
+    }
+    if let Some(bad) = id
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        return Some(format!(
+            "the ticket id `{id}` contains {bad:?}; ids use only letters, digits, '.', '_' and '-'"
+        ));
+    }
+    // The id names the branch orch/<id>: keep it a valid git ref that cannot
+    // collide with orch/plan.
+    if id == "plan" {
+        return Some("the ticket id `plan` is reserved for the branch orch/plan".into());
+    }
+    if id.contains("..") || id.ends_with('.') || id.ends_with(".lock") {
+        return Some(format!(
+            "the ticket id `{id}` cannot name a git branch (no '..', no trailing '.' or '.lock')"
+        ));
+    }
+    None
+}
+
+pub const ID_HINT: &str = "rename the file to something like 0007-retry-uploads.md";
+
+/// Split `---\n<yaml>---\n<body>`: (yaml, body, line number of the first yaml line).
+fn split_front_matter(text: &str) -> Option<(&str, &str, u64)> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let first_end = text.find('\n')?;
+    if text[..first_end].trim_end() != "---" {
+        return None;
+    }
+    let yaml_start = first_end + 1;
+    let mut pos = yaml_start;
+    while pos <= text.len() {
+        let end = text[pos..].find('\n').map(|i| pos + i).unwrap_or(text.len());
+        let line = text[pos..end].trim_end();
+        if line == "---" || line == "..." {
+            let body_start = (end + 1).min(text.len());
+            return Some((&text[yaml_start..pos], &text[body_start..], 2));
+        }
+        if end == text.len() {
+            break;
+        }
+        pos = end + 1;
+    }
+    None
+}
+
+/// Parse one ticket file. Errors leave the ticket out of the board (it is
+/// still counted as existing for duplicate and dependency checks); warnings
+/// keep it in.
+pub fn parse(id: &str, state: State, bytes: &[u8]) -> (Option<Ticket>, Vec<Problem>) {
+    let path = rel_path(state, id);
+    let mut problems = Vec::new();
+    let error = |line: Option<u64>, message: String, hint: &str| Problem {
+        path: path.clone(),
+        line,
+        severity: Severity::Error,
+        message,
+        hint: (!hint.is_empty()).then(|| hint.to_string()),
+    };
+    if let Some(why) = check_id(id) {
+        problems.push(error(None, why, ID_HINT));
+        return (None, problems);
+    }
+    let text = match std::str::from_utf8(bytes) {
+        Ok(t) => t,
+        Err(e) => {
+            let line = bytes[..e.valid_up_to()].iter().filter(|&&b| b == b'\n').count() as u64 + 1;
+            problems.push(error(
+                Some(line),
+                "the file is not valid UTF-8".into(),
+                "save the ticket as UTF-8 text",
+            ));
+            return (None, problems);
+        }
+    };
+    let Some((yaml, _body, first_line)) = split_front_matter(text) else {
+        let message = if text.starts_with("---") {
+            "the front matter never closes".to_string()
+        } else {
+            "the file has no front matter".to_string()
+        };
+        problems.push(error(
+            Some(1),
+            message,
+            "start the file with a line `---`, then `title: ...`, then a closing `---`",
+        ));
+        return (None, problems);
+    };
+    let raw: RawFront = if yaml.trim().is_empty() {
+        RawFront {
+            title: None,
+            priority: None,
+            depends_on: OneOrMany::default(),
+            agent: None,
+            timeout: None,
+            no_output_timeout: None,
+            max_attempts: None,
+            verify: None,
+        }
+    } else {
+        match serde_saphyr::from_str(yaml) {
+            Ok(raw) => raw,
+            Err(e) => {
+                let line = e.location().map(|l| l.line() + first_line - 1);
+                problems.push(error(
+                    line,
+                    format!("invalid front matter: {}", yaml_message(&e)),
+                    "the front matter is YAML between two `---` lines; check the quoting and indentation",
+                ));
+                return (None, problems);
+            }
+        }
+    };
+    if let Ok(keys) = serde_saphyr::from_str::<BTreeMap<String, serde::de::IgnoredAny>>(yaml) {
+        for key in keys.keys() {
+            if !KNOWN_KEYS.contains(&key.as_str()) {
+                problems.push(Problem {
+                    path: path.clone(),
+                    line: key_line(yaml, key).map(|l| l + first_line - 1),
+                    severity: Severity::Warning,
+                    message: format!("unknown key `{key}` is ignored"),
+                    hint: Some(format!("known keys: {}", KNOWN_KEYS.join(", "))),
+                });
+            }
+        }
+    }
+    let title = match raw.title.as_deref().map(str::trim) {
+        Some(t) if !t.is_empty() => t.to_string(),
+        _ => {
+            problems.push(error(
+                Some(first_line),
+                "the ticket has no title".into(),
+                "add a line `title: What to do` to the front matter",
+            ));
+            return (None, problems);
+        }
+    };
+    if raw.max_attempts == Some(0) {
+        problems.push(error(
+            key_line(yaml, "max_attempts").map(|l| l + first_line - 1),
+            "max_attempts must be at least 1".into(),
+            "",
+        ));
+        return (None, problems);
+    }
+    let depends_on = raw.depends_on.0;
+    let log = match text.find(LOG_MARKER) {
+        Some(i) => text[i + LOG_MARKER.len()..]
+            .lines()
+            .filter_map(LogEntry::parse)
+            .collect(),
+        None => Vec::new(),
+    };
+    let ticket = Ticket {
+        id: id.to_string(),
+        state,
+        front: FrontMatter {
+            title,
+            priority: raw.priority.unwrap_or(DEFAULT_PRIORITY),
+            depends_on,
+            agent: raw.agent,
+            timeout: raw.timeout.map(|d| d.0),
+            no_output_timeout: raw.no_output_timeout.map(|d| d.0),
+            max_attempts: raw.max_attempts,
+            verify: raw.verify,
+        },
+        text: text.to_string(),
+        log,
+    };
+    (Some(ticket), problems)
+}
+
+/// A new ticket file's text, from `templates/ticket.md`.
+pub fn render_new(title: &str, priority: Option<i64>, depends_on: &[String], body: &str) -> String {
+    let mut front = format!("---\ntitle: {}\n", yaml_string(title));
+    if let Some(p) = priority {
+        front.push_str(&format!("priority: {p}\n"));
+    }
+    if !depends_on.is_empty() {
+        front.push_str(&format!("depends_on: [{}]\n", depends_on.join(", ")));
+    }
+    front.push_str("---\n");
+    let body = if body.trim().is_empty() {
+        include_str!("../templates/ticket.md").to_string()
+    } else {
+        let mut b = body.trim_end().to_string();
+        b.push('\n');
+        b
+    };
+    format!("{front}{body}")
+}
+
+/// A YAML double-quoted scalar when plain would be misread.
+fn yaml_string(s: &str) -> String {
+    let plain = !s.is_empty()
+        && s.chars().all(|c| c.is_alphanumeric() || " .,_-()/'".contains(c))
+        && !s.starts_with(['-', ' ', '\''])
+        && !s.ends_with(' ');
+    if plain {
+        s.to_string()
+    } else {
+        serde_json::Value::String(s.to_string()).to_string()
+    }
+}
+
+/// `Retry failed uploads!` -> `retry-failed-uploads`, at most 40 bytes.
+pub fn slug(title: &str) -> String {
+    let mut out = String::new();
+    for c in title.chars() {
+        if c.is_ascii_alphanumeric() {
+            out.push(c.to_ascii_lowercase());
+        } else if !out.ends_with('-') && !out.is_empty() {
+            out.push('-');
+        }
+        if out.len() >= 40 {
+            break;
+        }
+    }
+    let out = out.trim_end_matches('-').to_string();
+    if out.is_empty() { "ticket".into() } else { out }
+}
+
+/// Where a ticket file lives, for commands that only need the path.
+pub fn path_in(plan: &std::path::Path, state: State, id: &str) -> PathBuf {
+    plan.join(rel_path(state, id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_ok(text: &str) -> Ticket {
+        let (t, problems) = parse("0001-x", State::Todo, text.as_bytes());
+        assert!(
+            problems.iter().all(|p| p.severity == Severity::Warning),
+            "{problems:?}"
+        );
+        t.expect("ticket")
+    }
+
+    #[test]
+    fn full_front_matter() {
+        let t = parse_ok(
+            "---\ntitle: Retry uploads\npriority: 1\ndepends_on: [0003-a]\ntimeout: 45m\nmax_attempts: 2\nverify: [\"cargo test\"]\n---\nDo it.\n",
+        );
+        assert_eq!(t.front.title, "Retry uploads");
+        assert_eq!(t.front.priority, 1);
+        assert_eq!(t.front.depends_on, vec!["0003-a"]);
+        assert_eq!(t.front.timeout, Some(Duration::from_secs(2700)));
+        assert_eq!(t.front.max_attempts, Some(2));
+        assert_eq!(t.body(), "Do it.");
+    }
+
+    #[test]
+    fn single_dependency_string() {
+        let t = parse_ok("---\ntitle: x\ndepends_on: 0002-y\n---\n");
+        assert_eq!(t.front.depends_on, vec!["0002-y"]);
+        assert_eq!(t.front.priority, DEFAULT_PRIORITY);
+    }
+
+    #[test]
+    fn errors_carry_lines() {
+        let (t, p) = parse("a", State::Todo, b"---\ntitle: x\npriority: [1\n---\n");
+        assert!(t.is_none());
+        assert_eq!(p[0].severity, Severity::Error);
+        assert!(p[0].line.is_some_and(|l| l >= 3), "{p:?}");
+
+        let (_, p) = parse("a", State::Todo, b"---\npriority: 1\n---\nbody\n");
+        assert!(p[0].message.contains("no title"));
+
+        let (_, p) = parse("a", State::Todo, b"---\ntitle: x\n");
+        assert!(p[0].message.contains("never closes"));
+
+        let (_, p) = parse("a", State::Todo, b"just text\n");
+        assert!(p[0].message.contains("no front matter"));
+
+        let (_, p) = parse("a", State::Todo, b"---\ntitle: x\n---\n\xff\xfe");
+        assert_eq!(p[0].line, Some(4));
+    }
+
+    #[test]
+    fn unknown_key_is_a_warning_with_line() {
+        let (t, p) = parse("a", State::Todo, b"---\ntitle: x\nprio: 1\n---\n");
+        assert!(t.is_some());
+        assert_eq!(p.len(), 1);
+        assert_eq!(p[0].severity, Severity::Warning);
+        assert_eq!(p[0].line, Some(3));
+    }
+
+    #[test]
+    fn ids() {
+        assert!(check_id("0001-retry.uploads_2").is_none());
+        for bad in ["", "-x", ".x", "a b", "a/b", "plan", "a..b", "x.lock", "x.", "é"] {
+            assert!(check_id(bad).is_some(), "{bad}");
+        }
+        assert!(check_id(&"a".repeat(65)).is_some());
+    }
+
+    #[test]
+    fn log_round_trip_and_claims() {
+        let t = parse_ok("---\ntitle: x\n---\nbody\n");
+        let claim = LogEntry::new("claim").with("attempt", 1).with("host", "h1");
+        let text = t.text_with_entry(&claim);
+        let t = parse_ok(&text);
+        assert_eq!(t.attempts_started(), 1);
+        assert!(t.open_claim().is_some());
+        assert_eq!(t.body(), "body");
+        let result = LogEntry::new("result")
+            .with("attempt", 1)
+            .with("outcome", "failed")
+            .with("reason", "exit status 3, said \"no\"");
+        let t = parse_ok(&t.text_with_entry(&result));
+        assert!(t.open_claim().is_none());
+        assert_eq!(t.attempts_used(), 1);
+        assert_eq!(
+            t.last_result().and_then(|r| r.get("reason")),
+            Some("exit status 3, said \"no\"")
+        );
+    }
+
+    #[test]
+    fn slugs() {
+        assert_eq!(slug("Retry failed uploads!"), "retry-failed-uploads");
+        assert_eq!(slug("***"), "ticket");
+    }
+
+    #[test]
+    fn new_ticket_parses_back() {
+        for title in ["Plain title", "Colon: in it", "- leading dash", "quote \" mark"] {
+            let text = render_new(title, Some(2), &["0001-a".into()], "");
+            let t = parse_ok(&text);
+            assert_eq!(t.front.title, title);
+            assert_eq!(t.front.priority, 2);
+        }
+    }
+}

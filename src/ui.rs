@@ -1,0 +1,72 @@
+//! Terminal output: colour only on a terminal and never under NO_COLOR, and
+//! errors printed once with their whole chain and a hint.
+
+use std::io::IsTerminal;
+
+use crate::error::{Error, render_chain};
+
+/// Whether to emit ANSI styling on stdout.
+pub fn color_stdout() -> bool {
+    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stdout().is_terminal()
+}
+
+fn color_stderr() -> bool {
+    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stderr().is_terminal()
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Style {
+    pub color: bool,
+}
+
+impl Style {
+    pub fn stdout() -> Style {
+        Style {
+            color: color_stdout(),
+        }
+    }
+
+    fn paint(&self, code: &str, text: &str) -> String {
+        if self.color {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
+    }
+
+    pub fn bold(&self, text: &str) -> String {
+        self.paint("1", text)
+    }
+    pub fn dim(&self, text: &str) -> String {
+        self.paint("2", text)
+    }
+    pub fn green(&self, text: &str) -> String {
+        self.paint("32", text)
+    }
+    pub fn yellow(&self, text: &str) -> String {
+        self.paint("33", text)
+    }
+    pub fn red(&self, text: &str) -> String {
+        self.paint("31", text)
+    }
+    pub fn cyan(&self, text: &str) -> String {
+        self.paint("36", text)
+    }
+}
+
+pub fn print_error(err: &Error) {
+    let style = Style {
+        color: color_stderr(),
+    };
+    eprintln!("{} {}", style.red("error:"), render_chain(err));
+    if let Some(hint) = err.hint() {
+        eprintln!("{} {hint}", style.cyan("hint:"));
+    }
+}
+
+pub fn warn(text: &str) {
+    let style = Style {
+        color: color_stderr(),
+    };
+    eprintln!("{} {text}", style.yellow("warning:"));
+}
