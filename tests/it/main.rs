@@ -1,1 +1,5 @@
-mod placeholder {}
+//! Integration tests: the real `orch` binary on real git repositories in
+//! temporary directories, with fake agents that are real processes.
+
+mod board;
+mod env;
