@@ -310,6 +310,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
+    std::fs::create_dir_all(dir).context_path("cannot create", dir)?;
     let tmp = dir.join(format!(".{name}.orch-tmp-{}", std::process::id()));
     std::fs::write(&tmp, bytes).context_path("cannot write", &tmp)?;
     std::fs::rename(&tmp, path).context_path("cannot write", path)?;

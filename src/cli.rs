@@ -39,6 +39,10 @@ pub enum Command {
     Status(commands::status::Args),
     Show(commands::show::Args),
     History(commands::history::Args),
+    Tick(commands::tick::Args),
+    Submit(commands::submit::Args),
+    Log(commands::log::Args),
+    Abort(commands::abort::Args),
 }
 
 pub fn parse_duration(text: &str) -> Result<Duration, String> {

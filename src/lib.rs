@@ -8,6 +8,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod agent;
 pub mod board;
 pub mod config;
 pub mod duration;
@@ -15,8 +16,12 @@ pub mod error;
 pub mod cli;
 pub mod commands;
 pub mod ui;
+pub mod workspace;
 pub mod git;
 pub mod lock;
+pub mod process;
+pub mod summary;
+pub mod tick;
 pub mod ticket;
 
 pub use error::{Error, Result};

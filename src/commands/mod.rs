@@ -7,11 +7,15 @@ use std::time::Duration;
 use crate::cli::{Cli, Command};
 use crate::error::{Error, Result};
 
+pub mod abort;
 pub mod history;
 pub mod init;
+pub mod log;
 pub mod new;
 pub mod show;
 pub mod status;
+pub mod submit;
+pub mod tick;
 
 /// What every command gets from the global flags.
 #[derive(Debug, Clone)]
@@ -36,6 +40,10 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Status(a) => status::run(&ctx, a),
         Command::Show(a) => show::run(&ctx, a),
         Command::History(a) => history::run(&ctx, a),
+        Command::Tick(a) => tick::run(&ctx, a),
+        Command::Submit(a) => submit::run(&ctx, a),
+        Command::Log(a) => log::run(&ctx, a),
+        Command::Abort(a) => abort::run(&ctx, a),
     }
 }
 

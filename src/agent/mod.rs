@@ -1,0 +1,5 @@
+//! Running a coding agent: presets, the prompt, and supervision.
+
+pub mod preset;
+pub mod prompt;
+pub mod supervise;

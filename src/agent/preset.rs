@@ -1,0 +1,129 @@
+//! Command lines for the coding agents orch knows by name.
+//!
+//! Each preset runs the agent non-interactively with the prompt on stdin or
+//! from `{prompt_file}`, allowed to edit files and run commands without
+//! asking, because orch runs it unattended in a worktree made for the
+//! ticket. docs/AGENTS.md gives each command line and the CLI version it
+//! was checked against; flags change between versions, so check yours.
+
+use std::collections::BTreeMap;
+
+use crate::config::AgentSpec;
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone, Copy)]
+pub struct Preset {
+    pub name: &'static str,
+    pub argv: &'static [&'static str],
+    /// Whether the prompt goes to stdin (it is always in $ORCH_PROMPT_FILE).
+    pub stdin: bool,
+}
+
+pub const PRESETS: &[Preset] = &[
+    Preset {
+        name: "codex",
+        argv: &[
+            "codex",
+            "exec",
+            "--sandbox",
+            "workspace-write",
+            "--skip-git-repo-check",
+            "-",
+        ],
+        stdin: true,
+    },
+    Preset {
+        name: "claude",
+        argv: &["claude", "--print", "--permission-mode", "bypassPermissions"],
+        stdin: true,
+    },
+    Preset {
+        name: "aider",
+        argv: &[
+            "aider",
+            "--yes-always",
+            "--no-gitignore",
+            "--no-check-update",
+            "--no-show-model-warnings",
+            "--message-file",
+            "{prompt_file}",
+        ],
+        stdin: false,
+    },
+    Preset {
+        name: "opencode",
+        argv: &["opencode", "run"],
+        stdin: true,
+    },
+    Preset {
+        name: "gemini",
+        argv: &["gemini", "--yolo"],
+        stdin: true,
+    },
+];
+
+pub fn find(name: &str) -> Option<&'static Preset> {
+    PRESETS.iter().find(|p| p.name == name)
+}
+
+/// The argv template, extra environment, and whether to feed stdin.
+pub fn resolve(spec: &AgentSpec) -> Result<(Vec<String>, BTreeMap<String, String>, bool)> {
+    match spec {
+        AgentSpec::Preset(name) => match find(name) {
+            Some(p) => Ok((
+                p.argv.iter().map(|s| s.to_string()).collect(),
+                BTreeMap::new(),
+                p.stdin,
+            )),
+            None => Err(Error::Config {
+                path: "orch.yaml".into(),
+                line: None,
+                message: format!("unknown agent preset `{name}`"),
+                hint: Some(format!(
+                    "use one of {}, or give a command: `agent: {{command: [\"my-agent\", \"{{prompt_file}}\"]}}`",
+                    PRESETS.iter().map(|p| p.name).collect::<Vec<_>>().join(", ")
+                )),
+            }),
+        },
+        AgentSpec::Command { command, env } => Ok((command.clone(), env.clone(), true)),
+    }
+}
+
+/// Replace placeholders that stand as a whole argument. Ticket text is
+/// never spliced into an argument, so nothing a ticket says reaches a shell.
+pub fn expand(argv: &[String], vars: &BTreeMap<&str, String>) -> Vec<String> {
+    argv.iter()
+        .map(|a| {
+            a.strip_prefix('{')
+                .and_then(|r| r.strip_suffix('}'))
+                .and_then(|name| vars.get(name))
+                .cloned()
+                .unwrap_or_else(|| a.clone())
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_whole_arguments_only() {
+        let mut vars = BTreeMap::new();
+        vars.insert("prompt_file", "/p".to_string());
+        let argv: Vec<String> = ["a", "{prompt_file}", "x{prompt_file}", "{nope}"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(expand(&argv, &vars), ["a", "/p", "x{prompt_file}", "{nope}"]);
+    }
+
+    #[test]
+    fn every_preset_resolves() {
+        for p in PRESETS {
+            let (argv, _, _) = resolve(&AgentSpec::Preset(p.name.into())).unwrap();
+            assert_eq!(argv[0], p.name);
+        }
+        assert!(resolve(&AgentSpec::Preset("nope".into())).is_err());
+    }
+}

@@ -1,0 +1,488 @@
+//! Spawn one command in its own process group and watch it: drain its
+//! output into the log without ever letting a full pipe block it, enforce
+//! the hard and no-output timeouts, honour interrupts and abort requests,
+//! and leave no process of it behind.
+//!
+//! Termination is SIGTERM to the whole group, `kill_grace` while output is
+//! still drained, then SIGKILL. When the leader exits on its own, whatever
+//! it left in its group (or, by run id, outside it) is stopped the same way:
+//! a finished attempt never leaves a process editing the worktree.
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::PathBuf;
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rustix::process::Signal;
+
+use crate::process;
+
+/// What to run and under which limits.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    pub argv: Vec<String>,
+    pub cwd: PathBuf,
+    /// Variables to set, after `env_remove` is applied to orch's own.
+    pub env: Vec<(String, String)>,
+    pub env_remove: Vec<String>,
+    pub stdin: Option<Vec<u8>>,
+    pub log_path: PathBuf,
+    /// Append to the log instead of starting it (verify after the agent).
+    pub log_append: bool,
+    pub max_log: u64,
+    pub timeout: Duration,
+    pub no_output_timeout: Duration,
+    pub kill_grace: Duration,
+    pub run_id: String,
+}
+
+/// Shared between the supervisor and whoever wants to stop it.
+#[derive(Debug, Clone, Default)]
+pub struct Control {
+    /// Set by SIGINT/SIGTERM to orch: stop and settle as interrupted.
+    pub interrupt: Arc<AtomicBool>,
+    /// Present while `orch abort` asks for this run to stop.
+    pub abort_file: Option<PathBuf>,
+    /// The last line of output, for live progress.
+    pub last_line: Arc<Mutex<String>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// The command exited by itself.
+    Exited,
+    Timeout,
+    Stalled,
+    Interrupted,
+    Aborted,
+    /// It could not be started.
+    SpawnFailed,
+}
+
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub ended: Ended,
+    pub status: Option<ExitStatus>,
+    pub duration: Duration,
+    /// The last lines of output, at most [`TAIL_LINES`].
+    pub tail: Vec<String>,
+    pub log_bytes: u64,
+    pub log_truncated: bool,
+    /// Processes still alive after the leader exited that orch stopped.
+    pub leftovers_stopped: usize,
+    pub spawn_error: Option<String>,
+    /// The process group id, for run bookkeeping.
+    pub pgid: Option<i32>,
+}
+
+impl Report {
+    pub fn success(&self) -> bool {
+        self.ended == Ended::Exited && self.status.is_some_and(|s| s.success())
+    }
+
+    /// `exit status 3`, `killed by SIGKILL`, or why it never ran.
+    pub fn exit_text(&self) -> String {
+        if let Some(e) = &self.spawn_error {
+            return format!("could not start: {e}");
+        }
+        match self.status {
+            Some(s) => match (s.code(), s.signal()) {
+                (Some(c), _) => format!("exit status {c}"),
+                (None, Some(sig)) => format!("killed by {}", process::signal_name(sig)),
+                _ => "unknown exit".into(),
+            },
+            None => "still running".into(),
+        }
+    }
+}
+
+pub const TAIL_LINES: usize = 40;
+const TAIL_LINE_BYTES: usize = 400;
+const POLL: Duration = Duration::from_millis(25);
+/// After the group is gone, how long to wait for pipes held by escaped
+/// processes before giving up on them.
+const LEAK_WAIT: Duration = Duration::from_millis(500);
+
+enum Chunk {
+    Data(Vec<u8>),
+    Eof,
+}
+
+/// The live output tail: whole lines plus the partial last one.
+struct Tail {
+    lines: VecDeque<String>,
+    partial: Vec<u8>,
+}
+
+impl Tail {
+    fn push(&mut self, data: &[u8]) {
+        for &b in data {
+            if b == b'\n' {
+                let line = String::from_utf8_lossy(&self.partial).into_owned();
+                self.partial.clear();
+                self.lines.push_back(line);
+                if self.lines.len() > TAIL_LINES {
+                    self.lines.pop_front();
+                }
+            } else if self.partial.len() < TAIL_LINE_BYTES {
+                self.partial.push(b);
+            }
+        }
+    }
+
+    fn last_line(&self) -> String {
+        if !self.partial.is_empty() {
+            return String::from_utf8_lossy(&self.partial).into_owned();
+        }
+        self.lines.back().cloned().unwrap_or_default()
+    }
+
+    fn finish(mut self) -> Vec<String> {
+        if !self.partial.is_empty() {
+            self.lines.push_back(String::from_utf8_lossy(&self.partial).into_owned());
+            if self.lines.len() > TAIL_LINES {
+                self.lines.pop_front();
+            }
+        }
+        self.lines.into_iter().map(|l| strip_ansi(&l)).collect()
+    }
+}
+
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            if chars.peek() == Some(&'[') {
+                chars.next();
+                for c in chars.by_ref() {
+                    if c.is_ascii_alphabetic() {
+                        break;
+                    }
+                }
+            }
+        } else if c == '\r' || (c.is_control() && c != '\t') {
+            continue;
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+struct Log {
+    file: Option<File>,
+    written: u64,
+    max: u64,
+    truncated: bool,
+}
+
+impl Log {
+    fn write(&mut self, data: &[u8]) {
+        let Some(f) = self.file.as_mut() else { return };
+        let room = self.max.saturating_sub(self.written);
+        let take = (data.len() as u64).min(room) as usize;
+        if take > 0 && f.write_all(&data[..take]).is_ok() {
+            self.written += take as u64;
+        }
+        if take < data.len() && !self.truncated {
+            self.truncated = true;
+            let _ = writeln!(
+                f,
+                "\n[orch: log truncated at {} bytes (max_log_size); output still drained]",
+                self.max
+            );
+        }
+    }
+
+    fn note(&mut self, text: &str) {
+        if let Some(f) = self.file.as_mut() {
+            let _ = writeln!(f, "\n[orch: {text}]");
+        }
+    }
+}
+
+fn reader(mut pipe: impl Read + Send + 'static, tx: mpsc::Sender<Chunk>) {
+    std::thread::spawn(move || {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            match pipe.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    if tx.send(Chunk::Data(buf[..n].to_vec())).is_err() {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) => break,
+            }
+        }
+        let _ = tx.send(Chunk::Eof);
+    });
+}
+
+/// Run `spec` to the end. Never returns while a process of the run is alive
+/// (processes that escaped the group are found by run id and killed).
+pub fn run(spec: &Spec, control: &Control) -> Report {
+    let start = Instant::now();
+    let mut log = Log {
+        file: open_log(spec),
+        written: 0,
+        max: spec.max_log,
+        truncated: false,
+    };
+    let mut report = Report {
+        ended: Ended::SpawnFailed,
+        status: None,
+        duration: Duration::ZERO,
+        tail: Vec::new(),
+        log_bytes: 0,
+        log_truncated: false,
+        leftovers_stopped: 0,
+        spawn_error: None,
+        pgid: None,
+    };
+    let Some((program, args)) = spec.argv.split_first() else {
+        report.spawn_error = Some("the command is empty".into());
+        return report;
+    };
+    let mut cmd = Command::new(program);
+    cmd.args(args)
+        .current_dir(&spec.cwd)
+        .process_group(0)
+        .stdin(if spec.stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for k in &spec.env_remove {
+        cmd.env_remove(k);
+    }
+    for (k, v) in &spec.env {
+        cmd.env(k, v);
+    }
+    cmd.env(process::RUN_ID_VAR, &spec.run_id);
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            let text = format!("{program}: {e}");
+            log.note(&format!("could not start {text}"));
+            report.spawn_error = Some(text);
+            report.duration = start.elapsed();
+            return report;
+        }
+    };
+    let pgid = child.id() as i32;
+    report.pgid = Some(pgid);
+
+    if let (Some(mut stdin), Some(bytes)) = (child.stdin.take(), spec.stdin.clone()) {
+        // A separate thread: an agent that never reads stdin must not block orch.
+        std::thread::spawn(move || {
+            let _ = stdin.write_all(&bytes);
+        });
+    }
+    let (tx, rx) = mpsc::channel();
+    if let Some(out) = child.stdout.take() {
+        reader(out, tx.clone());
+    }
+    if let Some(err) = child.stderr.take() {
+        reader(err, tx.clone());
+    }
+    drop(tx);
+
+    let mut tail = Tail {
+        lines: VecDeque::new(),
+        partial: Vec::new(),
+    };
+    let mut eofs = 0;
+    let mut last_output = Instant::now();
+    let mut status: Option<ExitStatus> = None;
+    let mut ended: Option<Ended> = None;
+    // When termination started (SIGTERM sent) and whether SIGKILL followed.
+    let mut term_started: Option<Instant> = None;
+    let mut killed = false;
+    let mut group_gone_at: Option<Instant> = None;
+
+    loop {
+        match rx.recv_timeout(POLL) {
+            Ok(Chunk::Data(data)) => {
+                last_output = Instant::now();
+                log.write(&data);
+                tail.push(&data);
+                if let Ok(mut l) = control.last_line.lock() {
+                    *l = strip_ansi(&tail.last_line());
+                }
+                // Drain what is queued before checking timers.
+                continue;
+            }
+            Ok(Chunk::Eof) => eofs += 1,
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => eofs = 2,
+        }
+        if status.is_none()
+            && let Ok(Some(s)) = child.try_wait()
+        {
+            status = Some(s);
+            if ended.is_none() {
+                ended = Some(Ended::Exited);
+            }
+        }
+        let now = Instant::now();
+        if ended.is_none() {
+            let why = if control.interrupt.load(Ordering::SeqCst) {
+                Some(Ended::Interrupted)
+            } else if control.abort_file.as_ref().is_some_and(|p| p.exists()) {
+                Some(Ended::Aborted)
+            } else if now.duration_since(start) >= spec.timeout {
+                Some(Ended::Timeout)
+            } else if now.duration_since(last_output) >= spec.no_output_timeout {
+                Some(Ended::Stalled)
+            } else {
+                None
+            };
+            if let Some(why) = why {
+                ended = Some(why);
+                log.note(match why {
+                    Ended::Interrupted => "orch was interrupted: stopping the agent",
+                    Ended::Aborted => "abort requested: stopping the agent",
+                    Ended::Timeout => "hard timeout reached: stopping the agent",
+                    _ => "no output within no_output_timeout: stopping the agent",
+                });
+            }
+        }
+        // Once the run is over (by itself or by a limit), stop the group.
+        if ended.is_some() {
+            let members = process::group_members(pgid);
+            match term_started {
+                None => {
+                    if !members.is_empty() {
+                        if status.is_some() {
+                            report.leftovers_stopped = members.len();
+                        }
+                        process::signal_group(pgid, Signal::TERM);
+                    }
+                    term_started = Some(now);
+                }
+                Some(t) if !killed && now.duration_since(t) >= spec.kill_grace => {
+                    if !members.is_empty() {
+                        process::signal_group(pgid, Signal::KILL);
+                    }
+                    killed = true;
+                }
+                _ => {}
+            }
+            if members.is_empty() && status.is_some() {
+                let gone = *group_gone_at.get_or_insert_with(|| {
+                    // Processes that left the group but kept the run id.
+                    report.leftovers_stopped += process::kill_run(&spec.run_id);
+                    now
+                });
+                if eofs >= 2 || now.duration_since(gone) >= LEAK_WAIT {
+                    break;
+                }
+            }
+        }
+        if status.is_some() && eofs >= 2 && ended == Some(Ended::Exited) && term_started.is_some() {
+            // Exited and pipes closed; the group check above finishes the job.
+            continue;
+        }
+    }
+    report.ended = ended.unwrap_or(Ended::Exited);
+    report.status = status;
+    report.duration = start.elapsed();
+    report.log_bytes = log.written;
+    report.log_truncated = log.truncated;
+    report.tail = tail.finish();
+    if report.leftovers_stopped > 0 {
+        log.note(&format!(
+            "stopped {} process(es) the command left running",
+            report.leftovers_stopped
+        ));
+    }
+    report
+}
+
+fn open_log(spec: &Spec) -> Option<File> {
+    if let Some(dir) = spec.log_path.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let mut opts = std::fs::OpenOptions::new();
+    opts.create(true);
+    if spec.log_append {
+        opts.append(true);
+    } else {
+        opts.write(true).truncate(true);
+    }
+    // A log that cannot be written (read-only or full disk) does not stop
+    // the run: output is still drained and the tail still recorded.
+    opts.open(&spec.log_path).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(dir: &std::path::Path, script: &str) -> Spec {
+        Spec {
+            argv: vec!["sh".into(), "-c".into(), script.into()],
+            cwd: dir.to_path_buf(),
+            env: Vec::new(),
+            env_remove: Vec::new(),
+            stdin: None,
+            log_path: dir.join("log"),
+            log_append: false,
+            max_log: 1 << 20,
+            timeout: Duration::from_secs(20),
+            no_output_timeout: Duration::from_secs(20),
+            kill_grace: Duration::from_millis(200),
+            run_id: format!("unit-{}-{}", std::process::id(), script.len()),
+        }
+    }
+
+    #[test]
+    fn exit_codes_and_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = run(&spec(dir.path(), "echo one; echo two >&2; exit 3"), &Control::default());
+        assert_eq!(r.ended, Ended::Exited);
+        assert_eq!(r.exit_text(), "exit status 3");
+        assert!(r.tail.contains(&"one".to_string()) && r.tail.contains(&"two".to_string()));
+    }
+
+    #[test]
+    fn stall_is_detected_and_the_group_killed() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = spec(dir.path(), "trap '' TERM; sleep 30 & echo started; wait");
+        s.no_output_timeout = Duration::from_millis(200);
+        let r = run(&s, &Control::default());
+        assert_eq!(r.ended, Ended::Stalled);
+        assert!(r.duration < Duration::from_secs(5));
+        assert!(process::group_members(r.pgid.unwrap()).is_empty());
+    }
+
+    #[test]
+    fn log_is_capped_but_output_drained() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = spec(dir.path(), "head -c 3000000 /dev/zero | tr '\\0' x; echo; echo end");
+        s.max_log = 1000;
+        let r = run(&s, &Control::default());
+        assert!(r.success());
+        assert!(r.log_truncated);
+        assert_eq!(r.tail.last().map(String::as_str), Some("end"));
+        let len = std::fs::metadata(dir.path().join("log")).unwrap().len();
+        assert!(len < 2000, "{len}");
+    }
+
+    #[test]
+    fn spawn_failure_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = spec(dir.path(), "");
+        s.argv = vec!["/nonexistent/agent".into()];
+        let r = run(&s, &Control::default());
+        assert_eq!(r.ended, Ended::SpawnFailed);
+        assert!(r.exit_text().contains("could not start"));
+    }
+}

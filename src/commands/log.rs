@@ -1,0 +1,74 @@
+//! `orch log`: the full output of an attempt, from this machine's logs.
+
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::time::Duration;
+
+use crate::board;
+use crate::error::{Error, Result};
+use crate::lock::RunLock;
+
+use super::Ctx;
+
+/// Print the full agent output of a ticket's attempt (the latest by default).
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The ticket id.
+    pub id: String,
+    /// Which attempt [default: the latest].
+    #[arg(long, short = 'a', value_name = "N")]
+    pub attempt: Option<u32>,
+    /// Keep printing new output until the run ends.
+    #[arg(long, short = 'f')]
+    pub follow: bool,
+}
+
+pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
+    let (_main, layout) = board::discover(&ctx.cwd)?;
+    let dir = layout.log_dir(&args.id);
+    let attempt = match args.attempt {
+        Some(a) => a,
+        None => std::fs::read_dir(&dir)
+            .ok()
+            .and_then(|d| {
+                d.flatten()
+                    .filter_map(|e| {
+                        e.file_name()
+                            .to_str()
+                            .and_then(|n| n.strip_suffix(".log"))
+                            .and_then(|n| n.parse::<u32>().ok())
+                    })
+                    .max()
+            })
+            .ok_or_else(|| {
+                Error::usage(format!("no logs for `{}` on this machine", args.id))
+                    .hinted("logs are local to the host that ran the attempt; runs/<id>/<attempt>.md on orch/plan has the last lines")
+            })?,
+    };
+    let path = layout.log_path(&args.id, attempt);
+    let mut file = std::fs::File::open(&path).map_err(|e| {
+        Error::io("cannot open the log", &path, e)
+    })?;
+    let mut out = std::io::stdout().lock();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = file.read(&mut buf).map_err(|e| Error::io("cannot read the log", &path, e))?;
+        if n > 0 {
+            if out.write_all(&buf[..n]).is_err() {
+                return Ok(0); // closed pipe: the reader has what it wanted
+            }
+            continue;
+        }
+        let _ = out.flush();
+        if !args.follow || !RunLock::is_held(&layout.run_lock(&args.id))? {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        // A truncated log (a new attempt reused the file) starts over.
+        let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+        let pos = file.stream_position().unwrap_or(0);
+        if len < pos {
+            let _ = file.seek(SeekFrom::Start(0));
+        }
+    }
+    Ok(0)
+}

@@ -1,0 +1,126 @@
+//! Finding and killing an agent's processes.
+//!
+//! Every agent runs in its own process group and carries `ORCH_RUN_ID` in its
+//! environment, inherited by everything it starts. The group is how orch
+//! signals a live run; the run id is how orch finds what is left of a run
+//! whose supervisor died, even a grandchild that left the group with
+//! setsid, without ever touching an unrelated process that reused a pid.
+//! Linux only: both come from /proc.
+
+use std::time::{Duration, Instant};
+
+use rustix::process::{Pid, Signal};
+
+pub const RUN_ID_VAR: &str = "ORCH_RUN_ID";
+
+/// Live (non-zombie) processes whose process group is `pgid`.
+pub fn group_members(pgid: i32) -> Vec<i32> {
+    let mut out = Vec::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for entry in dir.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // The command name is in parentheses and may contain spaces.
+        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+            continue;
+        };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        // fields[0] = state, fields[1] = ppid, fields[2] = pgrp
+        if fields.len() > 2 && fields[0] != "Z" && fields[0] != "X" && fields[2] == pgid.to_string() {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// Live processes whose environment holds `ORCH_RUN_ID=<run_id>`.
+pub fn processes_with_run_id(run_id: &str) -> Vec<i32> {
+    let needle = format!("{RUN_ID_VAR}={run_id}");
+    let mut out = Vec::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    let me = std::process::id() as i32;
+    for entry in dir.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+            continue;
+        };
+        if pid == me {
+            continue;
+        }
+        let Ok(environ) = std::fs::read(format!("/proc/{pid}/environ")) else {
+            continue;
+        };
+        if environ.split(|b| *b == 0).any(|kv| kv == needle.as_bytes()) && !is_zombie(pid) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+fn is_zombie(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| s.rfind(')').map(|i| s[i + 1..].trim_start().starts_with(['Z', 'X'])))
+        .unwrap_or(true)
+}
+
+pub fn signal_group(pgid: i32, sig: Signal) {
+    if let Some(pid) = Pid::from_raw(pgid) {
+        let _ = rustix::process::kill_process_group(pid, sig);
+    }
+}
+
+pub fn signal_pid(pid: i32, sig: Signal) {
+    if let Some(p) = Pid::from_raw(pid) {
+        let _ = rustix::process::kill_process(p, sig);
+    }
+}
+
+/// SIGKILL everything carrying `run_id`, repeating while new ones appear
+/// (a process may fork while we look). Returns how many were killed.
+pub fn kill_run(run_id: &str) -> usize {
+    let mut killed = 0;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let pids = processes_with_run_id(run_id);
+        if pids.is_empty() || Instant::now() > deadline {
+            return killed;
+        }
+        for pid in &pids {
+            signal_pid(*pid, Signal::KILL);
+        }
+        killed += pids.len();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The conventional name of a signal number, e.g. `SIGTERM`.
+pub fn signal_name(sig: i32) -> String {
+    let name = match sig {
+        1 => "SIGHUP",
+        2 => "SIGINT",
+        3 => "SIGQUIT",
+        4 => "SIGILL",
+        6 => "SIGABRT",
+        7 => "SIGBUS",
+        8 => "SIGFPE",
+        9 => "SIGKILL",
+        10 => "SIGUSR1",
+        11 => "SIGSEGV",
+        12 => "SIGUSR2",
+        13 => "SIGPIPE",
+        14 => "SIGALRM",
+        15 => "SIGTERM",
+        24 => "SIGXCPU",
+        25 => "SIGXFSZ",
+        _ => return format!("signal {sig}"),
+    };
+    name.to_string()
+}

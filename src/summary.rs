@@ -1,0 +1,166 @@
+//! `runs/<id>/<attempt>.md`: a bounded, readable record of one attempt,
+//! committed on the plan branch. The full output stays in the local log.
+
+use crate::git::CommitInfo;
+
+#[derive(Debug, Clone, Default)]
+pub struct AttemptSummary {
+    pub id: String,
+    pub attempt: u32,
+    pub outcome: String,
+    pub reason: String,
+    pub agent: String,
+    pub host: String,
+    pub started: String,
+    pub finished: String,
+    pub duration: String,
+    pub exit: String,
+    pub branch: String,
+    pub tip: Option<String>,
+    pub commits: Vec<CommitInfo>,
+    pub verify: Vec<(String, String)>,
+    pub agent_message: Option<String>,
+    pub notes: Vec<String>,
+    pub log: String,
+    pub tail: Vec<String>,
+}
+
+/// Bound on the summary's tail, so a summary stays small in git.
+const TAIL_BYTES: usize = 8 * 1024;
+
+impl AttemptSummary {
+    pub fn render(&self) -> String {
+        let mut s = format!("# {} attempt {}\n\n", self.id, self.attempt);
+        let mut field = |k: &str, v: &str| {
+            if !v.is_empty() {
+                s.push_str(&format!("- {k}: {v}\n"));
+            }
+        };
+        field("outcome", &self.outcome);
+        field("reason", &self.reason);
+        field("agent", &self.agent);
+        field("host", &self.host);
+        field("started", &self.started);
+        field("finished", &self.finished);
+        field("duration", &self.duration);
+        field("exit", &self.exit);
+        let branch = match &self.tip {
+            Some(tip) => format!("{} at {}", self.branch, &tip[..tip.len().min(12)]),
+            None => self.branch.clone(),
+        };
+        field("branch", &branch);
+        field("log", &self.log);
+        if let Some(m) = &self.agent_message {
+            s.push_str(&format!("- agent says: {}\n", one_line(m)));
+        }
+        if !self.commits.is_empty() {
+            s.push_str("\n## Commits\n\n");
+            for c in self.commits.iter().take(50) {
+                s.push_str(&format!("- {} {}\n", &c.id[..c.id.len().min(12)], one_line(&c.summary)));
+            }
+            if self.commits.len() > 50 {
+                s.push_str(&format!("- and {} more\n", self.commits.len() - 50));
+            }
+        }
+        if !self.verify.is_empty() {
+            s.push_str("\n## Verify\n\n");
+            for (cmd, result) in &self.verify {
+                s.push_str(&format!("- `{}`: {result}\n", one_line(cmd)));
+            }
+        }
+        if !self.notes.is_empty() {
+            s.push_str("\n## Notes\n\n");
+            for n in &self.notes {
+                s.push_str(&format!("- {}\n", one_line(n)));
+            }
+        }
+        if !self.tail.is_empty() {
+            let mut tail: Vec<&str> = Vec::new();
+            let mut bytes = 0;
+            for l in self.tail.iter().rev() {
+                bytes += l.len() + 1;
+                if bytes > TAIL_BYTES {
+                    break;
+                }
+                tail.push(l);
+            }
+            tail.reverse();
+            let longest_ticks = tail
+                .iter()
+                .map(|l| longest_run(l, '`'))
+                .max()
+                .unwrap_or(0);
+            let fence = "`".repeat((longest_ticks + 1).max(3));
+            s.push_str(&format!("\n## Last lines of output\n\n{fence}text\n"));
+            for l in tail {
+                s.push_str(l);
+                s.push('\n');
+            }
+            s.push_str(&fence);
+            s.push('\n');
+        }
+        s
+    }
+}
+
+fn one_line(s: &str) -> String {
+    let line = s.lines().next().unwrap_or("").trim();
+    if line.len() > 300 {
+        let mut end = 300;
+        while !line.is_char_boundary(end) {
+            end -= 1;
+        }
+        format!("{}…", &line[..end])
+    } else {
+        line.to_string()
+    }
+}
+
+fn longest_run(s: &str, c: char) -> usize {
+    let mut best = 0;
+    let mut cur = 0;
+    for ch in s.chars() {
+        if ch == c {
+            cur += 1;
+            best = best.max(cur);
+        } else {
+            cur = 0;
+        }
+    }
+    best
+}
+
+/// The tail of an earlier summary, for the retry prompt when the local log
+/// is gone (another host ran the attempt).
+pub fn tail_of(summary: &str) -> Vec<String> {
+    let Some(i) = summary.find("## Last lines of output") else {
+        return Vec::new();
+    };
+    let mut lines = summary[i..].lines().skip(2);
+    let Some(fence) = lines.next().map(|l| l.trim_end_matches("text").to_string()) else {
+        return Vec::new();
+    };
+    lines
+        .take_while(|l| *l != fence)
+        .map(str::to_string)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tail_survives_backticks_and_round_trips() {
+        let s = AttemptSummary {
+            id: "x".into(),
+            attempt: 1,
+            outcome: "failed".into(),
+            tail: vec!["```".into(), "last".into()],
+            ..Default::default()
+        };
+        let text = s.render();
+        assert!(text.contains("````text\n```\nlast\n````\n"), "{text}");
+        assert_eq!(tail_of(&text), ["```", "last"]);
+    }
+}

@@ -1,0 +1,980 @@
+//! One tick: reconcile, pick, claim, run, settle.
+//!
+//! The board lock is held only to read and commit the board: once to
+//! reconcile and claim, and once per finished ticket to settle it; never
+//! while an agent runs. Each claimed ticket also has a run lock, taken
+//! before its claim is committed and held by its supervisor until its
+//! result is committed. A free run lock on an in-progress ticket therefore
+//! means its supervisor died, and the next tick settles it as `abandoned`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use crate::agent::prompt::{self, PromptVars};
+use crate::agent::supervise::{self, Control, Ended, Report, Spec};
+use crate::agent::preset;
+use crate::board::{self, Board, Change, Layout, Readiness, Session};
+use crate::config::{AgentSpec, Config};
+use crate::error::{Error, Result, render_chain};
+use crate::git::{self, CommitInfo, MainRepo};
+use crate::lock::RunLock;
+use crate::process;
+use crate::summary::{self, AttemptSummary};
+use crate::ticket::{self, LogEntry, State, Ticket};
+use crate::workspace;
+
+/// How long a supervisor waits for the board lock to record a result. Far
+/// longer than `--lock-timeout`: giving up here would strand a finished
+/// attempt until the next tick reconciles it.
+const SETTLE_LOCK_WAIT: Duration = Duration::from_secs(600);
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub jobs: Option<u32>,
+    pub only: Option<String>,
+    pub lock_timeout: Duration,
+}
+
+/// Where a tick reports what it does. The command decides how it looks
+/// (live on a terminal, timestamped lines for cron).
+pub trait Reporter: Send + Sync {
+    /// Something happened, about a ticket or the board.
+    fn event(&self, ticket: Option<&str>, text: &str);
+    /// A problem the user should fix (an invalid ticket, a warning).
+    fn problem(&self, text: &str);
+    /// A ticket's agent started; `control.last_line` shows its output.
+    fn started(&self, ticket: &str, control: &Control);
+    fn stopped(&self, ticket: &str);
+}
+
+/// The outcome of one attempt, before it is recorded.
+#[derive(Debug, Clone)]
+pub struct Settlement {
+    pub outcome: String,
+    pub reason: String,
+    /// Where the ticket goes when attempts remain (blocked when they don't).
+    pub retry: bool,
+    pub to: Option<State>,
+}
+
+#[derive(Debug, Default)]
+pub struct TickResult {
+    pub reconciled: Vec<(String, String)>,
+    pub settled: Vec<(String, String)>,
+    pub claimed: Vec<String>,
+}
+
+/// What a claimed ticket carries from the claim phase to its run.
+struct Claim {
+    ticket: Ticket,
+    attempt: u32,
+    run_id: String,
+    run_lock: RunLock,
+    claimed_at: String,
+}
+
+/// Settings for one ticket: orch.yaml overridden by its front matter.
+#[derive(Debug, Clone)]
+pub struct Effective {
+    pub agent: AgentSpec,
+    pub timeout: Duration,
+    pub no_output_timeout: Duration,
+    pub kill_grace: Duration,
+    pub max_attempts: u32,
+    pub verify: Vec<String>,
+    pub max_log: u64,
+    pub env_remove: Vec<String>,
+}
+
+pub fn effective(config: &Config, t: &Ticket) -> Effective {
+    Effective {
+        agent: t.front.agent.clone().unwrap_or_else(|| config.agent.clone()),
+        timeout: t.front.timeout.unwrap_or(config.timeout),
+        no_output_timeout: t.front.no_output_timeout.unwrap_or(config.no_output_timeout),
+        kill_grace: config.kill_grace,
+        max_attempts: t.front.max_attempts.unwrap_or(config.max_attempts),
+        verify: t.front.verify.clone().unwrap_or_else(|| config.verify.clone()),
+        max_log: config.max_log_size,
+        env_remove: config.env_remove.clone(),
+    }
+}
+
+fn lease(e: &Effective) -> String {
+    // Generous: a lease only matters for claims of another host, whose run
+    // lock this host cannot see.
+    let runs = 1 + e.verify.len() as u32;
+    let secs = (e.timeout + e.kill_grace).as_secs() * runs as u64 + 600;
+    let at = jiff::Timestamp::now().as_second() + secs as i64;
+    jiff::Timestamp::from_second(at)
+        .map(|t| t.to_string())
+        .unwrap_or_default()
+}
+
+pub fn run_id(attempt: u32) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("{}-{nanos}-{attempt}", std::process::id())
+}
+
+/// Run one tick.
+pub fn tick(
+    root: &Path,
+    opts: &Options,
+    interrupt: Arc<AtomicBool>,
+    reporter: &dyn Reporter,
+) -> Result<TickResult> {
+    let mut result = TickResult::default();
+    let (claims, layout, config) = {
+        let session = Session::open(root, opts.lock_timeout)?;
+        for note in &session.notes {
+            reporter.event(None, note);
+        }
+        let mut board = session.load();
+        let config = board.config()?.clone();
+        for w in &board.config_warnings {
+            reporter.problem(&format!(
+                "orch.yaml{}: {}",
+                w.line.map(|l| format!(":{l}")).unwrap_or_default(),
+                w.message
+            ));
+        }
+        for p in &board.problems {
+            reporter.problem(&p.to_string());
+        }
+        result.reconciled = reconcile(&session, &board, &config, reporter)?;
+        if !result.reconciled.is_empty() {
+            board = session.load();
+        }
+        if let Some(only) = &opts.only
+            && !board.seen.contains_key(only)
+        {
+            return Err(Error::usage(format!("there is no ticket `{only}`"))
+                .hinted("`orch status` lists the tickets"));
+        }
+        let claims = if interrupt.load(Ordering::SeqCst) {
+            Vec::new()
+        } else {
+            claim(&session, &board, &config, opts, reporter)?
+        };
+        (claims, session.layout.clone(), config)
+    };
+    result.claimed = claims.iter().map(|c| c.ticket.id.clone()).collect();
+    if claims.is_empty() {
+        return Ok(result);
+    }
+    let base = git::open_main(&layout.root)?.resolve_commit(&config.base);
+    let settled: Vec<(String, String)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = claims
+            .into_iter()
+            .map(|c| {
+                let layout = &layout;
+                let config = &config;
+                let base = base.as_ref().map_err(|e| render_chain(e));
+                let interrupt = interrupt.clone();
+                scope.spawn(move || {
+                    let id = c.ticket.id.clone();
+                    match run_and_settle(layout, config, base.copied(), c, opts, interrupt, reporter) {
+                        Ok(outcome) => (id, outcome),
+                        Err(e) => {
+                            reporter.problem(&format!("{id}: {}", render_chain(&e)));
+                            (id, "error".to_string())
+                        }
+                    }
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .filter_map(|h| h.join().ok())
+            .collect()
+    });
+    result.settled = settled;
+    Ok(result)
+}
+
+/// Settle in-progress tickets whose supervisor is gone. Holds the board lock.
+fn reconcile(
+    session: &Session,
+    board: &Board,
+    config: &Config,
+    reporter: &dyn Reporter,
+) -> Result<Vec<(String, String)>> {
+    let mut settled = Vec::new();
+    for t in board.in_state(State::InProgress) {
+        let Some(claim) = t.open_claim().cloned() else {
+            // In progress without a claim: moved there by hand, or a crash
+            // between the move and the claim line. Nothing ran; back to todo.
+            let entry = LogEntry::new("release")
+                .with("reason", "in progress without a claim by orch; returned to todo");
+            let paths = session.move_ticket(&t.id, State::InProgress, State::Todo, &t.text_with_entry(&entry))?;
+            session.commit(
+                &paths,
+                &Change::new(format!("orch: release {} (no claim)", t.id))
+                    .trailer("Orch-Ticket", &t.id)
+                    .trailer("Orch-Event", "release"),
+            )?;
+            reporter.event(Some(&t.id), "was in progress without a claim: returned to todo");
+            settled.push((t.id.clone(), "released".into()));
+            continue;
+        };
+        let claim_host = claim.get("host").unwrap_or("").to_string();
+        let ours = claim_host.is_empty() || claim_host == session.host;
+        let mut notes = Vec::new();
+        let _run_lock = if ours {
+            match RunLock::try_acquire(&session.layout.run_lock(&t.id))? {
+                Some(l) => Some(l),
+                None => continue, // its supervisor is alive
+            }
+        } else {
+            let expired = claim
+                .get("lease")
+                .and_then(|l| l.parse::<jiff::Timestamp>().ok())
+                .is_some_and(|l| l < jiff::Timestamp::now());
+            if !expired {
+                continue;
+            }
+            notes.push(format!("the lease of host {claim_host} expired"));
+            None
+        };
+        let reason = if ours {
+            "its supervising orch died (no live run lock)".to_string()
+        } else {
+            format!("host {claim_host} did not settle it before its lease expired")
+        };
+        let settlement = Settlement {
+            outcome: "abandoned".into(),
+            reason,
+            retry: true,
+            to: None,
+        };
+        let to = settle_dead_run(session, config, t, &claim, ours, &settlement, notes)?;
+        reporter.event(
+            Some(&t.id),
+            &format!("abandoned (attempt {}): {}; moved to {to}", claim.attempt().unwrap_or(0), settlement.reason),
+        );
+        settled.push((t.id.clone(), "abandoned".into()));
+    }
+    Ok(settled)
+}
+
+/// Settle a run whose supervisor is gone: kill what is left of it, keep its
+/// uncommitted work on the ticket branch, record the outcome. The caller
+/// holds the board lock and, for a run of this host, its run lock.
+pub fn settle_dead_run(
+    session: &Session,
+    config: &Config,
+    t: &Ticket,
+    claim: &LogEntry,
+    ours: bool,
+    settlement: &Settlement,
+    mut notes: Vec<String>,
+) -> Result<State> {
+    let attempt = claim.attempt().unwrap_or(0);
+    let run = claim.get("run").unwrap_or("").to_string();
+    if ours && !run.is_empty() {
+        let killed = process::kill_run(&run);
+        if killed > 0 {
+            notes.push(format!("killed {killed} leftover process(es) of the run"));
+        }
+    }
+    let main = git::open_main(&session.layout.root)?;
+    if ours {
+        let wt_path = session.layout.worktree(&t.id);
+        if wt_path.join(".git").exists()
+            && let Ok(wt) = git::Worktree::open(&wt_path)
+            && wt.head_ref().as_deref() == Some(format!("refs/heads/{}", git::ticket_branch(&t.id)).as_str())
+            && let Ok(Some(oid)) = wt.commit_all(&work_message(&t.id, attempt, "abandoned"))
+        {
+            notes.push(format!("committed the run's uncommitted work as {}", short(&oid.to_string())));
+        }
+        workspace::unlock(&main, &t.id);
+    }
+    let eff = effective(config, t);
+    let used = t.attempts_used() + u32::from(ticket::outcome_counts_as_attempt(&settlement.outcome));
+    let sum = AttemptSummary {
+        id: t.id.clone(),
+        attempt,
+        outcome: settlement.outcome.clone(),
+        reason: settlement.reason.clone(),
+        agent: eff.agent.label(),
+        host: claim.get("host").unwrap_or("").to_string(),
+        started: claim.at.clone(),
+        finished: ticket::now_rfc3339(),
+        branch: git::ticket_branch(&t.id),
+        tip: main.branch_tip(&git::ticket_branch(&t.id)).map(|o| o.to_string()),
+        notes,
+        log: log_field(&session.layout, &t.id, attempt),
+        tail: local_tail(&session.layout, &t.id, attempt),
+        ..Default::default()
+    };
+    let to = record(session, t, attempt, &run, settlement, used, eff.max_attempts, &sum)?;
+    let _ = std::fs::remove_file(session.layout.abort_request(&t.id));
+    let _ = std::fs::remove_file(session.layout.run_info(&t.id));
+    Ok(to)
+}
+
+fn claim(
+    session: &Session,
+    board: &Board,
+    config: &Config,
+    opts: &Options,
+    reporter: &dyn Reporter,
+) -> Result<Vec<Claim>> {
+    let in_progress = board.count(State::InProgress) as u32;
+    let cap = config.max_in_progress.saturating_sub(in_progress);
+    let jobs = opts.jobs.unwrap_or(config.max_in_progress).max(1);
+    let room = cap.min(jobs) as usize;
+    let mut queue = board.ready_queue();
+    if let Some(only) = &opts.only {
+        queue.retain(|t| &t.id == only);
+        if queue.is_empty() {
+            let why = match board.tickets.get(only) {
+                Some(t) if t.state != State::Todo => format!("it is in {}", t.state),
+                Some(t) => match board.readiness(t) {
+                    Readiness::Waiting(on) => format!("it waits on {}", on.join(", ")),
+                    Readiness::Invalid(why) => format!("it is invalid: {why}"),
+                    Readiness::Ready => "it is not ready".into(),
+                },
+                None => "it is invalid".into(),
+            };
+            reporter.event(Some(only), &format!("not claimed: {why}"));
+            return Ok(Vec::new());
+        }
+    }
+    if queue.is_empty() {
+        return Ok(Vec::new());
+    }
+    if room == 0 {
+        reporter.event(
+            None,
+            &format!(
+                "{} ticket(s) ready, none claimed: {in_progress} in progress, max_in_progress is {}",
+                queue.len(),
+                config.max_in_progress
+            ),
+        );
+        return Ok(Vec::new());
+    }
+    // A base that does not resolve is a configuration error: claim nothing.
+    session.main.resolve_commit(&config.base)?;
+    let mut claims = Vec::new();
+    for t in queue.into_iter().take(room) {
+        let Some(run_lock) = RunLock::try_acquire(&session.layout.run_lock(&t.id))? else {
+            reporter.event(Some(&t.id), "skipped: its run lock is held by another process");
+            continue;
+        };
+        let attempt = t.attempts_started() + 1;
+        let eff = effective(config, t);
+        let run = run_id(attempt);
+        let entry = LogEntry::new("claim")
+            .with("attempt", attempt)
+            .with("host", &session.host)
+            .with("pid", std::process::id())
+            .with("run", &run)
+            .with("lease", lease(&eff));
+        let text = t.text_with_entry(&entry);
+        let paths = session.move_ticket(&t.id, State::Todo, State::InProgress, &text)?;
+        session.commit(
+            &paths,
+            &Change::new(format!("orch: claim {} (attempt {attempt})", t.id))
+                .trailer("Orch-Ticket", &t.id)
+                .trailer("Orch-Attempt", attempt)
+                .trailer("Orch-Event", "claim")
+                .trailer("Orch-Run", &run)
+                .trailer("Orch-Agent", eff.agent.label()),
+        )?;
+        let mut ticket = t.clone();
+        ticket.state = State::InProgress;
+        ticket.text = text;
+        reporter.event(Some(&t.id), &format!("claimed (attempt {attempt}): {}", t.title()));
+        claims.push(Claim {
+            ticket,
+            attempt,
+            run_id: run,
+            run_lock,
+            claimed_at: entry.at,
+        });
+    }
+    Ok(claims)
+}
+
+/// Everything a finished run knows, gathered for classification.
+struct RunFacts {
+    report: Option<Report>,
+    result_file: Option<(String, Option<String>)>,
+    commits: Vec<CommitInfo>,
+    tip: Option<String>,
+    verify: Vec<(String, String)>,
+    verify_failed: Option<String>,
+    verify_ended: Option<Ended>,
+    notes: Vec<String>,
+    setup_error: Option<String>,
+    interrupted_early: bool,
+}
+
+fn run_and_settle(
+    layout: &Layout,
+    config: &Config,
+    base: std::result::Result<git2::Oid, String>,
+    claim: Claim,
+    opts: &Options,
+    interrupt: Arc<AtomicBool>,
+    reporter: &dyn Reporter,
+) -> Result<String> {
+    let t = &claim.ticket;
+    let eff = effective(config, t);
+    let main = git::open_main(&layout.root)?;
+    let facts = run_attempt(layout, &main, &eff, base, &claim, interrupt, reporter);
+    let settlement = classify(&facts, &eff);
+    let used = t.attempts_used() + u32::from(ticket::outcome_counts_as_attempt(&settlement.outcome));
+    let report = facts.report.as_ref();
+    let sum = AttemptSummary {
+        id: t.id.clone(),
+        attempt: claim.attempt,
+        outcome: settlement.outcome.clone(),
+        reason: settlement.reason.clone(),
+        agent: eff.agent.label(),
+        host: board::host_name(),
+        started: claim.claimed_at.clone(),
+        finished: ticket::now_rfc3339(),
+        duration: report
+            .map(|r| crate::duration::display(Duration::from_millis(r.duration.as_millis() as u64)))
+            .unwrap_or_default(),
+        exit: report.map(Report::exit_text).unwrap_or_default(),
+        branch: git::ticket_branch(&t.id),
+        tip: facts.tip.clone(),
+        commits: facts.commits.clone(),
+        verify: facts.verify.clone(),
+        agent_message: facts.result_file.as_ref().and_then(|(_, m)| m.clone()),
+        notes: facts.notes.clone(),
+        log: log_field(layout, &t.id, claim.attempt),
+        tail: report.map(|r| r.tail.clone()).unwrap_or_default(),
+        ..Default::default()
+    };
+
+    // Record under the board lock, if the claim is still ours.
+    let session = Session::open_in(git::open_main(&layout.root)?, layout.clone(), SETTLE_LOCK_WAIT.max(opts.lock_timeout))?;
+    let path = ticket::path_in(&layout.plan, State::InProgress, &t.id);
+    let current = std::fs::read(&path).ok().map(|bytes| ticket::parse(&t.id, State::InProgress, &bytes).0);
+    let still_ours = current
+        .as_ref()
+        .and_then(|c| c.as_ref())
+        .and_then(|c| c.open_claim().map(|e| e.get("run") == Some(claim.run_id.as_str())))
+        .unwrap_or(false);
+    let outcome = if still_ours {
+        let current = current.flatten().unwrap_or_else(|| t.clone());
+        let to = record(&session, &current, claim.attempt, &claim.run_id, &settlement, used, eff.max_attempts, &sum)?;
+        reporter.event(
+            Some(&t.id),
+            &format!("{} (attempt {}): {}; moved to {to}", settlement.outcome, claim.attempt, settlement.reason),
+        );
+        if to == State::Done {
+            if let Err(e) = workspace::remove(&main, layout, &t.id) {
+                reporter.problem(&format!("{}: cannot remove the worktree: {}", t.id, render_chain(&e)));
+            }
+        } else {
+            workspace::unlock(&main, &t.id);
+        }
+        settlement.outcome.clone()
+    } else {
+        // Someone settled and perhaps reclaimed this ticket meanwhile. The
+        // work stays on the branch; the result is only recorded.
+        let rel = format!("runs/{}/{}.stale.md", t.id, claim.attempt);
+        let mut stale = sum.clone();
+        stale.notes.push("refused: the claim was no longer this run's when it finished".into());
+        board::write_atomic(&layout.plan.join(&rel), stale.render().as_bytes())?;
+        session.commit(
+            &[rel],
+            &Change::new(format!("orch: refuse stale result of {} (attempt {})", t.id, claim.attempt))
+                .trailer("Orch-Ticket", &t.id)
+                .trailer("Orch-Attempt", claim.attempt)
+                .trailer("Orch-Outcome", "stale")
+                .trailer("Orch-Run", &claim.run_id),
+        )?;
+        reporter.event(Some(&t.id), "result refused: the ticket was settled by another tick meanwhile");
+        "stale".into()
+    };
+    drop(session);
+    let _ = std::fs::remove_file(layout.abort_request(&t.id));
+    let _ = std::fs::remove_file(layout.run_info(&t.id));
+    drop(claim.run_lock);
+    Ok(outcome)
+}
+
+fn run_attempt(
+    layout: &Layout,
+    main: &MainRepo,
+    eff: &Effective,
+    base: std::result::Result<git2::Oid, String>,
+    claim: &Claim,
+    interrupt: Arc<AtomicBool>,
+    reporter: &dyn Reporter,
+) -> RunFacts {
+    let t = &claim.ticket;
+    let mut facts = RunFacts {
+        report: None,
+        result_file: None,
+        commits: Vec::new(),
+        tip: None,
+        verify: Vec::new(),
+        verify_failed: None,
+        verify_ended: None,
+        notes: Vec::new(),
+        setup_error: None,
+        interrupted_early: false,
+    };
+    if interrupt.load(Ordering::SeqCst) {
+        facts.interrupted_early = true;
+        return facts;
+    }
+    let base = match base {
+        Ok(b) => b,
+        Err(e) => {
+            facts.setup_error = Some(e);
+            return facts;
+        }
+    };
+    let prepared = match workspace::prepare(main, layout, &t.id, base) {
+        Ok(p) => p,
+        Err(e) => {
+            facts.setup_error = Some(format!("cannot prepare the worktree: {}", render_chain(&e)));
+            return facts;
+        }
+    };
+    facts.notes.extend(prepared.notes.iter().cloned());
+    let (argv, agent_env, use_stdin) = match preset::resolve(&eff.agent) {
+        Ok(r) => r,
+        Err(e) => {
+            facts.setup_error = Some(render_chain(&e));
+            return facts;
+        }
+    };
+    let prompt_path = layout.prompt_file(&t.id, claim.attempt);
+    let result_path = layout.result_file(&t.id, claim.attempt);
+    let _ = std::fs::remove_file(&result_path);
+    let prompt_text = render_prompt(layout, t, claim.attempt, eff);
+    if let Err(e) = board::write_atomic(&prompt_path, prompt_text.as_bytes()) {
+        facts.setup_error = Some(render_chain(&e));
+        return facts;
+    }
+    let wt = prepared.path.display().to_string();
+    let mut vars: BTreeMap<&str, String> = BTreeMap::new();
+    vars.insert("prompt_file", prompt_path.display().to_string());
+    vars.insert("worktree", wt.clone());
+    vars.insert("ticket", t.id.clone());
+    vars.insert("attempt", claim.attempt.to_string());
+    vars.insert("branch", prepared.branch.clone());
+    let argv = preset::expand(&argv, &vars);
+    let mut env: Vec<(String, String)> = vec![
+        ("ORCH_TICKET".into(), t.id.clone()),
+        ("ORCH_ATTEMPT".into(), claim.attempt.to_string()),
+        ("ORCH_WORKTREE".into(), wt.clone()),
+        ("ORCH_BRANCH".into(), prepared.branch.clone()),
+        ("ORCH_PROMPT_FILE".into(), prompt_path.display().to_string()),
+        ("ORCH_RESULT_FILE".into(), result_path.display().to_string()),
+    ];
+    if let Some(path) = path_with_orch() {
+        env.push(("PATH".into(), path));
+    }
+    env.extend(agent_env);
+    let mut env_remove = eff.env_remove.clone();
+    // The agent works in its worktree, whatever git environment orch ran in.
+    env_remove.extend(["GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE"].map(String::from));
+    let log_path = layout.log_path(&t.id, claim.attempt);
+    let spec = Spec {
+        argv,
+        cwd: prepared.path.clone(),
+        env: env.clone(),
+        env_remove: env_remove.clone(),
+        stdin: use_stdin.then(|| prompt_text.into_bytes()),
+        log_path: log_path.clone(),
+        log_append: false,
+        max_log: eff.max_log,
+        timeout: eff.timeout,
+        no_output_timeout: eff.no_output_timeout,
+        kill_grace: eff.kill_grace,
+        run_id: claim.run_id.clone(),
+    };
+    let control = Control {
+        interrupt: interrupt.clone(),
+        abort_file: Some(layout.abort_request(&t.id)),
+        last_line: Default::default(),
+    };
+    let _ = std::fs::write(
+        layout.run_info(&t.id),
+        serde_json::json!({"run": claim.run_id, "attempt": claim.attempt, "orch_pid": std::process::id()}).to_string(),
+    );
+    reporter.started(&t.id, &control);
+    let report = supervise::run(&spec, &control);
+    reporter.stopped(&t.id);
+    if report.leftovers_stopped > 0 {
+        facts.notes.push(format!(
+            "stopped {} process(es) the agent left running",
+            report.leftovers_stopped
+        ));
+    }
+    facts.result_file = read_result_file(&result_path);
+
+    // Keep whatever the agent left uncommitted, whatever the outcome.
+    match git::Worktree::open(&prepared.path) {
+        Ok(w) => {
+            let want = format!("refs/heads/{}", prepared.branch);
+            match w.head_ref() {
+                Some(h) if h == want => {
+                    if let Err(e) = w.commit_all(&work_message(&t.id, claim.attempt, "agent")) {
+                        facts.notes.push(format!("cannot commit the agent's changes: {}", render_chain(&e)));
+                    }
+                }
+                other => facts.notes.push(format!(
+                    "the agent left the worktree on {} instead of {}; its uncommitted changes were not committed",
+                    other.unwrap_or_else(|| "a detached HEAD".into()),
+                    prepared.branch
+                )),
+            }
+        }
+        Err(_) => facts.notes.push("the agent deleted its worktree".into()),
+    }
+    let tip = main.branch_tip(&prepared.branch);
+    facts.tip = tip.map(|o| o.to_string());
+    if let Some(tip) = tip {
+        facts.commits = main.commits_between(Some(prepared.start), tip).unwrap_or_default();
+    }
+
+    let clean_exit = report.success()
+        && !matches!(facts.result_file.as_ref().map(|r| r.0.as_str()), Some("blocked" | "failed"));
+    if clean_exit && !facts.commits.is_empty() && !eff.verify.is_empty() && prepared.path.exists() {
+        for cmd in &eff.verify {
+            let vspec = Spec {
+                argv: vec!["sh".into(), "-c".into(), cmd.clone()],
+                log_append: true,
+                stdin: None,
+                run_id: format!("{}-verify", claim.run_id),
+                ..spec.clone()
+            };
+            if let Ok(mut f) = std::fs::OpenOptions::new().append(true).open(&log_path) {
+                use std::io::Write;
+                let _ = writeln!(f, "\n[orch: verify: {cmd}]");
+            }
+            let v = supervise::run(&vspec, &control);
+            let text = match v.ended {
+                Ended::Exited if v.success() => "passed".to_string(),
+                Ended::Exited | Ended::SpawnFailed => format!("failed ({})", v.exit_text()),
+                Ended::Timeout => "timed out".into(),
+                Ended::Stalled => "stalled (no output)".into(),
+                Ended::Interrupted => "interrupted".into(),
+                Ended::Aborted => "aborted".into(),
+            };
+            facts.verify.push((cmd.clone(), text.clone()));
+            if !v.success() {
+                facts.verify_failed = Some(format!("verify `{cmd}` {text}"));
+                facts.verify_ended = Some(v.ended);
+                break;
+            }
+        }
+    }
+    facts.report = Some(report);
+    facts
+}
+
+fn classify(f: &RunFacts, eff: &Effective) -> Settlement {
+    let s = |outcome: &str, reason: String, retry: bool, to: Option<State>| Settlement {
+        outcome: outcome.into(),
+        reason,
+        retry,
+        to,
+    };
+    if f.interrupted_early {
+        return s("interrupted", "orch was stopped before the agent started".into(), true, Some(State::Todo));
+    }
+    if let Some(e) = &f.setup_error {
+        return s("failed", e.clone(), true, None);
+    }
+    let Some(r) = &f.report else {
+        return s("failed", "the agent did not run".into(), true, None);
+    };
+    let said = f.result_file.as_ref().map(|(s, _)| s.as_str());
+    let message = f.result_file.as_ref().and_then(|(_, m)| m.clone());
+    let with_message = |base: String| match &message {
+        Some(m) if !m.trim().is_empty() => format!("{base}: {}", m.lines().next().unwrap_or("").trim()),
+        _ => base,
+    };
+    let ended = match (r.ended, f.verify_ended) {
+        (Ended::Exited, Some(v @ (Ended::Interrupted | Ended::Aborted))) => v,
+        (e, _) => e,
+    };
+    match ended {
+        Ended::Interrupted => return s("interrupted", "orch was stopped by a signal".into(), true, Some(State::Todo)),
+        Ended::Aborted => return s("aborted", "stopped by `orch abort`".into(), false, Some(State::Blocked)),
+        Ended::Timeout => {
+            return s("timeout", format!("still running after the hard timeout of {}", crate::duration::display(eff.timeout)), true, None);
+        }
+        Ended::Stalled => {
+            return s("stalled", format!("no output for {}", crate::duration::display(eff.no_output_timeout)), true, None);
+        }
+        Ended::SpawnFailed => return s("failed", r.exit_text(), true, None),
+        Ended::Exited => {}
+    }
+    if said == Some("blocked") {
+        return s("blocked", with_message("the agent asked for a person".into()), false, Some(State::Blocked));
+    }
+    if said == Some("failed") {
+        return s("failed", with_message(format!("the agent reported failure ({})", r.exit_text())), true, None);
+    }
+    if !r.success() {
+        return s("failed", with_message(r.exit_text()), true, None);
+    }
+    if f.commits.is_empty() {
+        if said == Some("done") {
+            return s("success", with_message("the agent reported done with no changes needed".into()), false, Some(State::Done));
+        }
+        return s("no-changes", "the agent exited 0 without changing anything".into(), true, None);
+    }
+    if let Some(v) = &f.verify_failed {
+        return s("verify-failed", v.clone(), true, None);
+    }
+    let n = f.commits.len();
+    s(
+        "success",
+        with_message(format!("{n} commit{} on the ticket branch", if n == 1 { "" } else { "s" })),
+        false,
+        Some(State::Done),
+    )
+}
+
+/// Append the result, move the ticket, write the summary, commit once.
+#[allow(clippy::too_many_arguments)]
+fn record(
+    session: &Session,
+    t: &Ticket,
+    attempt: u32,
+    run: &str,
+    settlement: &Settlement,
+    used: u32,
+    max_attempts: u32,
+    sum: &AttemptSummary,
+) -> Result<State> {
+    let (to, reason) = match settlement.to {
+        Some(to) => (to, settlement.reason.clone()),
+        None if settlement.retry && used < max_attempts => (State::Todo, settlement.reason.clone()),
+        None => (
+            State::Blocked,
+            format!(
+                "attempts used up ({used} of {max_attempts}); last: {}: {}",
+                settlement.outcome, settlement.reason
+            ),
+        ),
+    };
+    let entry = LogEntry::new("result")
+        .with("attempt", attempt)
+        .with("outcome", &settlement.outcome)
+        .with("reason", truncate(&reason, 300));
+    // The summary first: a crash after it leaves the ticket in progress,
+    // which the next tick settles, rather than a moved ticket without one.
+    let rel = format!("runs/{}/{attempt}.md", t.id);
+    let mut sum = sum.clone();
+    if reason != settlement.reason {
+        sum.notes.push(format!("moved to blocked: {reason}"));
+    }
+    board::write_atomic(&session.layout.plan.join(&rel), sum.render().as_bytes())?;
+    let mut paths = session.move_ticket(&t.id, State::InProgress, to, &t.text_with_entry(&entry))?;
+    paths.push(rel);
+    let mut change = Change::new(format!("orch: {} {} (attempt {attempt})", settlement.outcome, t.id))
+        .line(truncate(&reason, 300))
+        .trailer("Orch-Ticket", &t.id)
+        .trailer("Orch-Attempt", attempt)
+        .trailer("Orch-Outcome", &settlement.outcome)
+        .trailer("Orch-State", to);
+    if !run.is_empty() {
+        change = change.trailer("Orch-Run", run);
+    }
+    if let Some(tip) = &sum.tip {
+        change = change.trailer("Orch-Commit", tip);
+    }
+    session.commit(&paths, &change)?;
+    Ok(to)
+}
+
+fn render_prompt(layout: &Layout, t: &Ticket, attempt: u32, eff: &Effective) -> String {
+    let last = t.last_result();
+    let previous_outcome = last.map(|r| {
+        format!(
+            "{}{}",
+            r.get("outcome").unwrap_or("unknown"),
+            r.get("reason").map(|x| format!(" ({x})")).unwrap_or_default()
+        )
+    });
+    let previous_tail = match last.and_then(LogEntry::attempt) {
+        Some(prev) => {
+            let local = local_tail(layout, &t.id, prev);
+            if local.is_empty() {
+                std::fs::read_to_string(layout.plan.join(format!("runs/{}/{prev}.md", t.id)))
+                    .map(|s| summary::tail_of(&s))
+                    .unwrap_or_default()
+            } else {
+                local
+            }
+        }
+        None => Vec::new(),
+    };
+    let n = previous_tail.len();
+    let vars = PromptVars {
+        id: t.id.clone(),
+        title: t.title().to_string(),
+        body: t.body().to_string(),
+        branch: git::ticket_branch(&t.id),
+        attempt,
+        max_attempts: eff.max_attempts,
+        verify: eff.verify.clone(),
+        previous_outcome,
+        previous_tail: previous_tail[n.saturating_sub(20)..].to_vec(),
+    };
+    prompt::render(&prompt::template(&layout.plan), &vars)
+}
+
+/// The last lines of an attempt's local log, if this host has it.
+fn local_tail(layout: &Layout, id: &str, attempt: u32) -> Vec<String> {
+    use std::io::{Read, Seek, SeekFrom};
+    let Ok(mut f) = std::fs::File::open(layout.log_path(id, attempt)) else {
+        return Vec::new();
+    };
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let start = len.saturating_sub(16 * 1024);
+    let mut buf = Vec::new();
+    if f.seek(SeekFrom::Start(start)).is_err() || f.read_to_end(&mut buf).is_err() {
+        return Vec::new();
+    }
+    let text = String::from_utf8_lossy(&buf);
+    let lines: Vec<String> = text.lines().map(str::to_string).collect();
+    let skip = usize::from(start > 0); // the first line may be cut
+    let from = lines.len().saturating_sub(supervise::TAIL_LINES).max(skip);
+    lines[from.min(lines.len())..].to_vec()
+}
+
+fn log_field(layout: &Layout, id: &str, attempt: u32) -> String {
+    let path = layout.log_path(id, attempt);
+    match std::fs::metadata(&path) {
+        Ok(m) => format!(".orch/logs/{id}/{attempt}.log ({} bytes, on host {})", m.len(), board::host_name()),
+        Err(_) => String::new(),
+    }
+}
+
+fn read_result_file(path: &Path) -> Option<(String, Option<String>)> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let status = v.get("status")?.as_str()?.to_string();
+    let message = v.get("message").and_then(|m| m.as_str()).map(str::to_string);
+    Some((status, message))
+}
+
+fn work_message(id: &str, attempt: u32, who: &str) -> String {
+    let what = if who == "abandoned" {
+        "uncommitted work of an abandoned run"
+    } else {
+        "uncommitted work of the agent"
+    };
+    format!(
+        "orch: {what} on {id} (attempt {attempt})\n\nOrch-Ticket: {id}\nOrch-Attempt: {attempt}\nOrch-Event: commit-work\nOrch-Host: {}\n",
+        board::host_name()
+    )
+}
+
+/// PATH with the directory of the running orch appended, so an agent can
+/// call `orch submit` even when orch is not installed on PATH.
+fn path_with_orch() -> Option<String> {
+    let exe = std::env::current_exe().ok()?;
+    let dir = exe.parent()?.to_path_buf();
+    let current = std::env::var_os("PATH").unwrap_or_default();
+    let mut parts: Vec<PathBuf> = std::env::split_paths(&current).collect();
+    if !parts.contains(&dir) {
+        parts.push(dir);
+    }
+    std::env::join_paths(parts).ok()?.into_string().ok()
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    let line = s.lines().next().unwrap_or("");
+    if line.len() <= max {
+        return line.to_string();
+    }
+    let mut end = max;
+    while !line.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &line[..end])
+}
+
+fn short(s: &str) -> &str {
+    &s[..s.len().min(12)]
+}
+
+/// `--explain`: what a tick would do with every ticket, and why. Reads the
+/// files only; changes nothing.
+pub fn explain(layout: &Layout, opts: &Options) -> Result<Vec<(String, String, String)>> {
+    let board = Board::load(layout);
+    let config = board.config()?.clone();
+    let host = board::host_name();
+    let mut out = Vec::new();
+    let mut running = 0u32;
+    for t in board.in_state(State::InProgress) {
+        let why = match t.open_claim() {
+            None => "would return to todo: in progress without a claim".to_string(),
+            Some(c) if c.get("host").is_none_or(|h| h == host) => {
+                if RunLock::is_held(&layout.run_lock(&t.id))? {
+                    running += 1;
+                    format!("running (attempt {}), supervised by a live orch", c.attempt().unwrap_or(0))
+                } else {
+                    "would settle as abandoned: its supervising orch is gone".to_string()
+                }
+            }
+            Some(c) => {
+                running += 1;
+                format!("running on host {}", c.get("host").unwrap_or("?"))
+            }
+        };
+        out.push((t.id.clone(), "in-progress".into(), why));
+    }
+    let cap = config.max_in_progress.saturating_sub(running);
+    let room = cap.min(opts.jobs.unwrap_or(config.max_in_progress).max(1)) as usize;
+    let queue = board.ready_queue();
+    for (i, t) in queue.iter().enumerate() {
+        let why = if opts.only.as_ref().is_some_and(|o| o != &t.id) {
+            "ready, but --ticket names another".to_string()
+        } else if i < room {
+            format!("would claim: ready, priority {}, attempt {}", t.front.priority, t.attempts_started() + 1)
+        } else if cap == 0 {
+            format!("ready, not claimed: over the cap (max_in_progress {})", config.max_in_progress)
+        } else {
+            format!("ready, not claimed: this tick runs {room} (--jobs / max_in_progress)")
+        };
+        out.push((t.id.clone(), "todo".into(), why));
+    }
+    for t in board.in_state(State::Todo) {
+        match board.readiness(t) {
+            Readiness::Ready => {}
+            Readiness::Waiting(on) => out.push((t.id.clone(), "todo".into(), format!("waiting on {}", on.join(", ")))),
+            Readiness::Invalid(why) => out.push((t.id.clone(), "todo".into(), format!("skipped, invalid: {why}"))),
+        }
+    }
+    for t in board.in_state(State::Blocked) {
+        let why = t
+            .last_result()
+            .and_then(|r| r.get("reason"))
+            .unwrap_or("needs a person");
+        out.push((t.id.clone(), "blocked".into(), format!("blocked: {why}")));
+    }
+    for p in board.errors() {
+        let id = Path::new(&p.path)
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if !out.iter().any(|(i, _, _)| *i == id) {
+            out.push((id, "invalid".into(), format!("skipped: {p}")));
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,93 @@
+//! Ticket worktrees: `.orch/worktrees/<id>` on the branch `orch/<id>`.
+//!
+//! All creation goes through [`prepare`], so a future pool of reusable
+//! worktrees replaces one function. A first attempt branches from `base`; a
+//! retry continues from the branch tip, so no attempt's work is lost.
+
+use std::path::PathBuf;
+
+use git2::Oid;
+
+use crate::board::Layout;
+use crate::error::{GitContext, Result};
+use crate::git::{self, MainRepo, Worktree};
+
+#[derive(Debug)]
+pub struct Prepared {
+    pub path: PathBuf,
+    pub branch: String,
+    /// The branch tip before the agent ran.
+    pub start: Oid,
+    /// Something orch had to repair, for the attempt summary.
+    pub notes: Vec<String>,
+}
+
+/// Make the ticket's worktree ready for an attempt. On failure nothing
+/// half-made is left: a branch created here is deleted again.
+pub fn prepare(main: &MainRepo, layout: &Layout, id: &str, base: Oid) -> Result<Prepared> {
+    let branch = git::ticket_branch(id);
+    let path = layout.worktree(id);
+    let name = Layout::worktree_name(id);
+    let mut notes = Vec::new();
+    let created_branch = if main.branch_exists(&branch) {
+        false
+    } else {
+        main.create_branch_at(&branch, base)?;
+        true
+    };
+    let result = (|| -> Result<()> {
+        if path.join(".git").exists() {
+            let wt = Worktree::open(&path)?;
+            let want = format!("refs/heads/{branch}");
+            if wt.head_ref().as_deref() != Some(want.as_str()) {
+                // An earlier agent switched branches; put the worktree back
+                // on the ticket branch. Its commits stay on the other branch.
+                wt.repo
+                    .set_head(&want)
+                    .git_context("cannot put the worktree back on its branch")?;
+                wt.repo
+                    .checkout_head(Some(git2::build::CheckoutBuilder::new().force()))
+                    .git_context("cannot check out the ticket branch")?;
+                notes.push(format!(
+                    "the worktree was on {} instead of {branch}; switched it back",
+                    wt.head_ref().unwrap_or_default()
+                ));
+            }
+        } else {
+            if path.exists() {
+                std::fs::remove_dir_all(&path).map_err(|e| {
+                    crate::error::Error::io("cannot clear a broken worktree", &path, e)
+                })?;
+                notes.push("removed a broken worktree directory".into());
+            }
+            main.add_worktree(&name, &path, &branch)?;
+        }
+        Ok(())
+    })();
+    if let Err(e) = result {
+        if created_branch && let Ok(mut b) = main.repo.find_branch(&branch, git2::BranchType::Local) {
+            let _ = b.delete();
+        }
+        let _ = main.remove_worktree(&name, &path);
+        return Err(e);
+    }
+    main.lock_worktree(&name, "orch: an agent is running in this worktree");
+    let start = main
+        .branch_tip(&branch)
+        .ok_or_else(|| crate::error::Error::other(format!("the branch {branch} has no commit")))?;
+    Ok(Prepared {
+        path,
+        branch,
+        start,
+        notes,
+    })
+}
+
+/// After a successful attempt the worktree goes; the branch stays.
+pub fn remove(main: &MainRepo, layout: &Layout, id: &str) -> Result<()> {
+    main.remove_worktree(&Layout::worktree_name(id), &layout.worktree(id))
+}
+
+pub fn unlock(main: &MainRepo, id: &str) {
+    main.unlock_worktree(&Layout::worktree_name(id));
+}
