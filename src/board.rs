@@ -102,7 +102,11 @@ pub fn host_name() -> String {
     }
     let uname = rustix::system::uname();
     let name = uname.nodename().to_string_lossy().into_owned();
-    if name.is_empty() { "localhost".into() } else { name }
+    if name.is_empty() {
+        "localhost".into()
+    } else {
+        name
+    }
 }
 
 /// Find the repository and its board from a directory inside it.
@@ -240,8 +244,10 @@ impl Session {
             .and_then(|t| t.elapsed().ok())
             .is_some_and(|age| age > Duration::from_secs(30));
         if stale && let Some(path) = self.plan.clear_stale_index_lock() {
-            self.notes
-                .push(format!("removed a stale {} left by a killed git process", path.display()));
+            self.notes.push(format!(
+                "removed a stale {} left by a killed git process",
+                path.display()
+            ));
         }
     }
 
@@ -294,7 +300,11 @@ impl Session {
             std::fs::rename(&old_abs, &new_abs).context_path("cannot move the ticket", &old_abs)?;
         }
         write_atomic(&new_abs, text.as_bytes())?;
-        Ok(if from == to { vec![new] } else { vec![old, new] })
+        Ok(if from == to {
+            vec![new]
+        } else {
+            vec![old, new]
+        })
     }
 
     /// Commit exactly `paths` with `change`'s message.
@@ -334,7 +344,8 @@ pub struct Board {
     pub problems: Vec<Problem>,
     /// Ids with an error: they are never claimed.
     pub invalid: BTreeSet<String>,
-    pub config: std::result::Result<Config, String>,
+    /// The configuration, or why orch.yaml cannot be used: (line, message).
+    pub config: std::result::Result<Config, (Option<u64>, String)>,
     pub config_warnings: Vec<Warning>,
 }
 
@@ -353,7 +364,8 @@ impl Board {
                 board.config = Ok(c);
                 board.config_warnings = w;
             }
-            Err(e) => board.config = Err(crate::error::render_chain(&e)),
+            Err(Error::Config { line, message, .. }) => board.config = Err((line, message)),
+            Err(e) => board.config = Err((None, crate::error::render_chain(&e))),
         }
         for state in State::ALL {
             board.read_dir(layout, state);
@@ -379,7 +391,12 @@ impl Board {
             Ok(e) => e,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
             Err(e) => {
-                self.problem(state.rel_dir(), None, format!("cannot read the directory: {e}"), None);
+                self.problem(
+                    state.rel_dir(),
+                    None,
+                    format!("cannot read the directory: {e}"),
+                    None,
+                );
                 return;
             }
         };
@@ -464,7 +481,11 @@ impl Board {
         for (id, states) in dups {
             let paths: Vec<String> = states.iter().map(|s| ticket::rel_path(*s, &id)).collect();
             for p in &paths {
-                let others: Vec<&str> = paths.iter().filter(|o| *o != p).map(String::as_str).collect();
+                let others: Vec<&str> = paths
+                    .iter()
+                    .filter(|o| *o != p)
+                    .map(String::as_str)
+                    .collect();
                 self.problem(
                     p.clone(),
                     None,
@@ -497,7 +518,9 @@ impl Board {
         for cycle in self.cycles() {
             let text = cycle.join(" -> ");
             for id in &cycle[..cycle.len() - 1] {
-                let Some(t) = self.tickets.get(id) else { continue };
+                let Some(t) = self.tickets.get(id) else {
+                    continue;
+                };
                 let path = t.rel_path();
                 let line = dep_line(t, &cycle[1]);
                 self.invalid.insert(id.clone());
@@ -519,8 +542,11 @@ impl Board {
             Active,
             Finished,
         }
-        let mut marks: HashMap<&str, Mark> =
-            self.tickets.keys().map(|k| (k.as_str(), Mark::New)).collect();
+        let mut marks: HashMap<&str, Mark> = self
+            .tickets
+            .keys()
+            .map(|k| (k.as_str(), Mark::New))
+            .collect();
         let mut cycles = Vec::new();
         for start in self.tickets.keys() {
             if marks.get(start.as_str()) != Some(&Mark::New) {
@@ -586,7 +612,7 @@ impl Board {
             .front
             .depends_on
             .iter()
-            .filter(|d| !self.seen.get(*d).is_some_and(|s| s == &[State::Done]))
+            .filter(|d| self.seen.get(*d).is_none_or(|s| s != &[State::Done]))
             .cloned()
             .collect();
         if waiting.is_empty() {
@@ -607,16 +633,23 @@ impl Board {
     }
 
     pub fn errors(&self) -> impl Iterator<Item = &Problem> {
-        self.problems.iter().filter(|p| p.severity == Severity::Error)
+        self.problems
+            .iter()
+            .filter(|p| p.severity == Severity::Error)
     }
 
     pub fn config(&self) -> Result<&Config> {
-        self.config.as_ref().map_err(|message| Error::Config {
-            path: PathBuf::from("orch.yaml"),
-            line: None,
-            message: message.clone(),
-            hint: Some("fix orch.yaml in .orch/plan; orch commits your edit on its next command".into()),
-        })
+        self.config
+            .as_ref()
+            .map_err(|(line, message)| Error::Config {
+                path: PathBuf::from(".orch/plan/orch.yaml"),
+                line: *line,
+                message: message.clone(),
+                hint: Some(
+                    "fix orch.yaml in .orch/plan; orch commits your edit on its next command"
+                        .into(),
+                ),
+            })
     }
 
     /// The highest NNNN- number used by any ticket id, for `orch new`.
@@ -636,7 +669,9 @@ fn dep_line(t: &Ticket, dep: &str) -> Option<u64> {
     t.text
         .lines()
         .take_while(|l| !l.starts_with(ticket::LOG_MARKER))
-        .position(|l| l.contains("depends_on") || l.trim_start().starts_with("- ") && l.contains(dep))
+        .position(|l| {
+            l.contains("depends_on") || l.trim_start().starts_with("- ") && l.contains(dep)
+        })
         .map(|i| i as u64 + 1)
 }
 
@@ -680,8 +715,14 @@ mod tests {
             ("tickets/todo/ok.md", "---\ntitle: ok\n---\n"),
         ]);
         let messages: Vec<String> = b.errors().map(|p| p.to_string()).collect();
-        assert!(messages.iter().any(|m| m.contains("x -> y -> x")), "{messages:?}");
-        assert!(messages.iter().any(|m| m.contains("s -> s")), "{messages:?}");
+        assert!(
+            messages.iter().any(|m| m.contains("x -> y -> x")),
+            "{messages:?}"
+        );
+        assert!(
+            messages.iter().any(|m| m.contains("s -> s")),
+            "{messages:?}"
+        );
         let ids: Vec<&str> = b.ready_queue().iter().map(|t| t.id.as_str()).collect();
         assert_eq!(ids, ["ok"]);
     }
@@ -697,7 +738,10 @@ mod tests {
                 )
             })
             .collect();
-        let refs: Vec<(&str, &str)> = files.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+        let refs: Vec<(&str, &str)> = files
+            .iter()
+            .map(|(a, b)| (a.as_str(), b.as_str()))
+            .collect();
         let (_d, b) = board_with(&refs);
         assert_eq!(b.invalid.len(), n);
     }
@@ -707,11 +751,25 @@ mod tests {
         let (_d, b) = board_with(&[
             ("tickets/todo/a.md", "---\ntitle: a\n---\n"),
             ("tickets/done/a.md", "---\ntitle: a\n---\n"),
-            ("tickets/todo/b.md", "---\ntitle: b\ndepends_on: [nope]\n---\n"),
+            (
+                "tickets/todo/b.md",
+                "---\ntitle: b\ndepends_on: [nope]\n---\n",
+            ),
         ]);
         let messages: Vec<String> = b.errors().map(|p| p.to_string()).collect();
-        assert!(messages.iter().any(|m| m.contains("tickets/done/a.md: the id `a` is also used by tickets/todo/a.md")), "{messages:?}");
-        assert!(messages.iter().any(|m| m.contains("tickets/todo/b.md:4") || m.contains("`nope`")), "{messages:?}");
+        assert!(
+            messages
+                .iter()
+                .any(|m| m
+                    .contains("tickets/done/a.md: the id `a` is also used by tickets/todo/a.md")),
+            "{messages:?}"
+        );
+        assert!(
+            messages
+                .iter()
+                .any(|m| m.contains("tickets/todo/b.md:4") || m.contains("`nope`")),
+            "{messages:?}"
+        );
         assert!(b.ready_queue().is_empty());
     }
 }

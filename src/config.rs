@@ -132,7 +132,8 @@ impl Config {
     }
 
     pub fn parse(text: &str, path: &Path) -> Result<(Config, Vec<Warning>)> {
-        let config_error = |line: Option<u64>, message: String| Error::Config {
+        let config_error = |line: Option<u64>, message: String| {
+            Error::Config {
             path: path.to_path_buf(),
             line,
             message,
@@ -140,17 +141,15 @@ impl Config {
                 "fix orch.yaml on the plan branch (.orch/plan/orch.yaml); `orch init` shows the commented defaults in templates/orch.yaml"
                     .into(),
             ),
+        }
         };
         let mut warnings = Vec::new();
         if text.trim().is_empty() {
             return Ok((Config::defaults(), warnings));
         }
-        let raw: RawConfig = serde_saphyr::from_str(text).map_err(|e| {
-            config_error(e.location().map(|l| l.line()), yaml_message(&e))
-        })?;
-        if let Ok(keys) =
-            serde_saphyr::from_str::<BTreeMap<String, serde::de::IgnoredAny>>(text)
-        {
+        let raw: RawConfig = serde_saphyr::from_str(text)
+            .map_err(|e| config_error(e.location().map(|l| l.line()), yaml_message(&e)))?;
+        if let Ok(keys) = serde_saphyr::from_str::<BTreeMap<String, serde::de::IgnoredAny>>(text) {
             for key in keys.keys() {
                 if !KNOWN_KEYS.contains(&key.as_str()) {
                     warnings.push(Warning {
@@ -221,6 +220,11 @@ impl Config {
 pub fn yaml_message(e: &serde_saphyr::Error) -> String {
     let text = e.without_snippet().to_string();
     let first = text.lines().next().unwrap_or("invalid YAML").trim();
+    // The library's advice is for programmers; ours comes as the hint.
+    let first = first
+        .split(", set DuplicateKeyPolicy")
+        .next()
+        .unwrap_or(first);
     match first.rfind(" at line ") {
         Some(i) if first[i..].contains(", column ") => first[..i].to_string(),
         _ => first.to_string(),
@@ -229,11 +233,12 @@ pub fn yaml_message(e: &serde_saphyr::Error) -> String {
 
 /// The 1-based line where a top-level `key:` starts, for warnings.
 pub fn key_line(text: &str, key: &str) -> Option<u64> {
-    text.lines().position(|l| {
-        l.strip_prefix(key)
-            .is_some_and(|rest| rest.trim_start().starts_with(':'))
-    })
-    .map(|i| i as u64 + 1)
+    text.lines()
+        .position(|l| {
+            l.strip_prefix(key)
+                .is_some_and(|rest| rest.trim_start().starts_with(':'))
+        })
+        .map(|i| i as u64 + 1)
 }
 
 /// `64MiB`, `10MB`, `512KiB`, `1GiB` or a plain byte count.
@@ -248,7 +253,11 @@ pub fn parse_size(text: &str) -> std::result::Result<u64, String> {
         "K" | "KB" | "KiB" => 1 << 10,
         "M" | "MB" | "MiB" => 1 << 20,
         "G" | "GB" | "GiB" => 1 << 30,
-        other => return Err(format!("`{text}` has an unknown unit `{other}`; use KiB, MiB or GiB")),
+        other => {
+            return Err(format!(
+                "`{text}` has an unknown unit `{other}`; use KiB, MiB or GiB"
+            ));
+        }
     };
     Ok(value.saturating_mul(factor))
 }
@@ -281,8 +290,8 @@ mod tests {
 
     #[test]
     fn wrong_types_name_the_line() {
-        let err = Config::parse("base: dev\nmax_attempts: many\n", Path::new("orch.yaml"))
-            .unwrap_err();
+        let err =
+            Config::parse("base: dev\nmax_attempts: many\n", Path::new("orch.yaml")).unwrap_err();
         match err {
             Error::Config { line, .. } => assert_eq!(line, Some(2)),
             other => panic!("unexpected {other:?}"),

@@ -14,9 +14,13 @@ pub fn parse(text: &str) -> Result<Duration, String> {
     let mut total = Duration::ZERO;
     let mut rest = text;
     while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
         if digits == 0 {
-            return Err(format!("`{text}` is not a duration; write it like 90s, 5m or 1h30m"));
+            return Err(format!(
+                "`{text}` is not a duration; write it like 90s, 5m or 1h30m"
+            ));
         }
         let value: u64 = rest[..digits]
             .parse()
@@ -55,7 +59,7 @@ pub fn display(d: Duration) -> String {
     if ms == 0 {
         return "0s".into();
     }
-    if ms % 1000 != 0 {
+    if !ms.is_multiple_of(1000) {
         if ms < 1000 {
             return format!("{ms}ms");
         }

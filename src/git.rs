@@ -28,18 +28,29 @@ pub struct MainRepo {
 }
 
 pub fn open_main(start: &Path) -> Result<MainRepo> {
-    let found = Repository::open_ext(start, RepositoryOpenFlags::empty(), std::iter::empty::<&Path>())
-        .map_err(|e| {
-            if e.code() == git2::ErrorCode::NotFound {
-                Error::usage(format!("{} is not inside a git repository", start.display()))
-                    .hinted("run orch inside a git checkout, or create one with `git init` and a first commit")
-            } else {
-                Error::git("cannot open the git repository", e)
-            }
-        })?;
+    let found = Repository::open_ext(
+        start,
+        RepositoryOpenFlags::empty(),
+        std::iter::empty::<&Path>(),
+    )
+    .map_err(|e| {
+        if e.code() == git2::ErrorCode::NotFound {
+            Error::usage(format!(
+                "{} is not inside a git repository",
+                start.display()
+            ))
+            .hinted(
+                "run orch inside a git checkout, or create one with `git init` and a first commit",
+            )
+        } else {
+            Error::git("cannot open the git repository", e)
+        }
+    })?;
     if found.is_bare() {
-        return Err(Error::usage("orch needs a repository with a working tree; this one is bare")
-            .hinted("clone it (`git clone <bare> work`) and run orch in the clone"));
+        return Err(
+            Error::usage("orch needs a repository with a working tree; this one is bare")
+                .hinted("clone it (`git clone <bare> work`) and run orch in the clone"),
+        );
     }
     let git_dir = found.commondir().to_path_buf();
     // From inside a linked worktree, reopen the main repository.
@@ -51,7 +62,9 @@ pub fn open_main(start: &Path) -> Result<MainRepo> {
     let root = match repo.workdir() {
         Some(w) => w.to_path_buf(),
         None => {
-            return Err(Error::usage("orch needs a repository with a working tree; this one is bare"));
+            return Err(Error::usage(
+                "orch needs a repository with a working tree; this one is bare",
+            ));
         }
     };
     let root = strip_trailing_slash(root);
@@ -73,7 +86,11 @@ fn strip_trailing_slash(p: PathBuf) -> PathBuf {
 
 impl MainRepo {
     pub fn has_commits(&self) -> bool {
-        self.repo.head().ok().and_then(|h| h.peel_to_commit().ok()).is_some()
+        self.repo
+            .head()
+            .ok()
+            .and_then(|h| h.peel_to_commit().ok())
+            .is_some()
     }
 
     pub fn branch_exists(&self, name: &str) -> bool {
@@ -112,7 +129,10 @@ impl MainRepo {
     }
 
     pub fn create_branch_at(&self, name: &str, oid: Oid) -> Result<()> {
-        let commit = self.repo.find_commit(oid).git_context("cannot find the commit")?;
+        let commit = self
+            .repo
+            .find_commit(oid)
+            .git_context("cannot find the commit")?;
         self.repo
             .branch(name, &commit, false)
             .git_context(format!("cannot create the branch {name}"))?;
@@ -122,7 +142,10 @@ impl MainRepo {
     /// Make the orphan branch orch/plan holding `files`.
     pub fn create_plan_branch(&self, files: &[(&str, &[u8])], message: &str) -> Result<Oid> {
         let tree = build_tree(&self.repo, files)?;
-        let tree = self.repo.find_tree(tree).git_context("cannot read the new tree")?;
+        let tree = self
+            .repo
+            .find_tree(tree)
+            .git_context("cannot read the new tree")?;
         let sig = signature(&self.repo);
         let oid = self
             .repo
@@ -156,13 +179,13 @@ impl MainRepo {
 
     /// Forget the worktree `name` if its directory is gone.
     pub fn prune_worktree_named(&self, name: &str) -> Result<()> {
-        if let Ok(wt) = self.repo.find_worktree(name) {
-            if wt.validate().is_err() || !wt.path().exists() {
-                let mut opts = git2::WorktreePruneOptions::new();
-                opts.valid(true).locked(true).working_tree(false);
-                wt.prune(Some(&mut opts))
-                    .git_context(format!("cannot prune the stale worktree {name}"))?;
-            }
+        if let Ok(wt) = self.repo.find_worktree(name)
+            && (wt.validate().is_err() || !wt.path().exists())
+        {
+            let mut opts = git2::WorktreePruneOptions::new();
+            opts.valid(true).locked(true).working_tree(false);
+            wt.prune(Some(&mut opts))
+                .git_context(format!("cannot prune the stale worktree {name}"))?;
         }
         Ok(())
     }
@@ -195,13 +218,13 @@ impl MainRepo {
 
     /// Resolve `base` (a branch or any revision) to a commit.
     pub fn resolve_commit(&self, rev: &str) -> Result<Oid> {
-        let obj = self
-            .repo
-            .revparse_single(rev)
-            .map_err(|e| {
-                Error::usage(format!("the base `{rev}` is not a branch or commit of this repository: {}", e.message()))
-                    .hinted("set `base:` in orch.yaml to an existing branch, e.g. main")
-            })?;
+        let obj = self.repo.revparse_single(rev).map_err(|e| {
+            Error::usage(format!(
+                "the base `{rev}` is not a branch or commit of this repository: {}",
+                e.message()
+            ))
+            .hinted("set `base:` in orch.yaml to an existing branch, e.g. main")
+        })?;
         let commit = obj
             .peel_to_commit()
             .git_context(format!("`{rev}` is not a commit"))?;
@@ -230,7 +253,10 @@ impl MainRepo {
     pub fn exclude_orch_dir(&self) -> Result<bool> {
         let path = self.git_dir.join("info").join("exclude");
         let existing = std::fs::read_to_string(&path).unwrap_or_default();
-        if existing.lines().any(|l| l.trim() == ".orch/" || l.trim() == "/.orch/") {
+        if existing
+            .lines()
+            .any(|l| l.trim() == ".orch/" || l.trim() == "/.orch/")
+        {
             return Ok(false);
         }
         if let Some(dir) = path.parent() {
@@ -296,7 +322,10 @@ fn build_tree(repo: &Repository, files: &[(&str, &[u8])]) -> Result<Oid> {
     for (path, content) in files {
         let blob = repo.blob(content).git_context("cannot write a blob")?;
         let parts: Vec<&str> = path.split('/').collect();
-        let base = root.map(|o| repo.find_tree(o)).transpose().git_context("cannot read a tree")?;
+        let base = root
+            .map(|o| repo.find_tree(o))
+            .transpose()
+            .git_context("cannot read a tree")?;
         root = Some(insert(repo, base.as_ref(), &parts, blob)?);
     }
     match root {
@@ -418,7 +447,10 @@ impl Worktree {
             index.write().git_context("cannot write the index")?;
             return Ok(None);
         }
-        let tree = self.repo.find_tree(tree_id).git_context("cannot read the tree")?;
+        let tree = self
+            .repo
+            .find_tree(tree_id)
+            .git_context("cannot read the tree")?;
         let sig = signature(&self.repo);
         let oid = self
             .repo
@@ -432,10 +464,14 @@ impl Worktree {
     pub fn history(&self, mut visit: impl FnMut(&git2::Commit<'_>) -> bool) -> Result<()> {
         let mut walk = self.repo.revwalk().git_context("cannot walk history")?;
         walk.push_head().git_context("cannot walk history")?;
-        walk.simplify_first_parent().git_context("cannot walk history")?;
+        walk.simplify_first_parent()
+            .git_context("cannot walk history")?;
         for oid in walk {
             let oid = oid.git_context("cannot walk history")?;
-            let commit = self.repo.find_commit(oid).git_context("cannot read a commit")?;
+            let commit = self
+                .repo
+                .find_commit(oid)
+                .git_context("cannot read a commit")?;
             if !visit(&commit) {
                 break;
             }
@@ -469,7 +505,8 @@ mod tests {
 
     #[test]
     fn trailers_of_the_last_paragraph() {
-        let t = trailers("orch: claim x\n\nbody: not a trailer\n\nOrch-Ticket: x\nOrch-Attempt: 2\n");
+        let t =
+            trailers("orch: claim x\n\nbody: not a trailer\n\nOrch-Ticket: x\nOrch-Attempt: 2\n");
         assert_eq!(
             t,
             vec![

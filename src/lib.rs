@@ -10,18 +10,18 @@
 
 pub mod agent;
 pub mod board;
+pub mod cli;
+pub mod commands;
 pub mod config;
 pub mod duration;
 pub mod error;
-pub mod cli;
-pub mod commands;
-pub mod ui;
-pub mod workspace;
 pub mod git;
 pub mod lock;
 pub mod process;
 pub mod summary;
 pub mod tick;
 pub mod ticket;
+pub mod ui;
+pub mod workspace;
 
 pub use error::{Error, Result};

@@ -20,7 +20,11 @@ pub fn group_members(pgid: i32) -> Vec<i32> {
         return out;
     };
     for entry in dir.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+        else {
             continue;
         };
         let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
@@ -32,7 +36,8 @@ pub fn group_members(pgid: i32) -> Vec<i32> {
         };
         let fields: Vec<&str> = rest.split_whitespace().collect();
         // fields[0] = state, fields[1] = ppid, fields[2] = pgrp
-        if fields.len() > 2 && fields[0] != "Z" && fields[0] != "X" && fields[2] == pgid.to_string() {
+        if fields.len() > 2 && fields[0] != "Z" && fields[0] != "X" && fields[2] == pgid.to_string()
+        {
             out.push(pid);
         }
     }
@@ -48,7 +53,11 @@ pub fn processes_with_run_id(run_id: &str) -> Vec<i32> {
     };
     let me = std::process::id() as i32;
     for entry in dir.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+        else {
             continue;
         };
         if pid == me {
@@ -67,7 +76,10 @@ pub fn processes_with_run_id(run_id: &str) -> Vec<i32> {
 fn is_zombie(pid: i32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .ok()
-        .and_then(|s| s.rfind(')').map(|i| s[i + 1..].trim_start().starts_with(['Z', 'X'])))
+        .and_then(|s| {
+            s.rfind(')')
+                .map(|i| s[i + 1..].trim_start().starts_with(['Z', 'X']))
+        })
         .unwrap_or(true)
 }
 

@@ -56,7 +56,11 @@ impl AttemptSummary {
         if !self.commits.is_empty() {
             s.push_str("\n## Commits\n\n");
             for c in self.commits.iter().take(50) {
-                s.push_str(&format!("- {} {}\n", &c.id[..c.id.len().min(12)], one_line(&c.summary)));
+                s.push_str(&format!(
+                    "- {} {}\n",
+                    &c.id[..c.id.len().min(12)],
+                    one_line(&c.summary)
+                ));
             }
             if self.commits.len() > 50 {
                 s.push_str(&format!("- and {} more\n", self.commits.len() - 50));
@@ -85,11 +89,7 @@ impl AttemptSummary {
                 tail.push(l);
             }
             tail.reverse();
-            let longest_ticks = tail
-                .iter()
-                .map(|l| longest_run(l, '`'))
-                .max()
-                .unwrap_or(0);
+            let longest_ticks = tail.iter().map(|l| longest_run(l, '`')).max().unwrap_or(0);
             let fence = "`".repeat((longest_ticks + 1).max(3));
             s.push_str(&format!("\n## Last lines of output\n\n{fence}text\n"));
             for l in tail {

@@ -13,9 +13,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use crate::agent::preset;
 use crate::agent::prompt::{self, PromptVars};
 use crate::agent::supervise::{self, Control, Ended, Report, Spec};
-use crate::agent::preset;
 use crate::board::{self, Board, Change, Layout, Readiness, Session};
 use crate::config::{AgentSpec, Config};
 use crate::error::{Error, Result, render_chain};
@@ -91,12 +91,23 @@ pub struct Effective {
 
 pub fn effective(config: &Config, t: &Ticket) -> Effective {
     Effective {
-        agent: t.front.agent.clone().unwrap_or_else(|| config.agent.clone()),
+        agent: t
+            .front
+            .agent
+            .clone()
+            .unwrap_or_else(|| config.agent.clone()),
         timeout: t.front.timeout.unwrap_or(config.timeout),
-        no_output_timeout: t.front.no_output_timeout.unwrap_or(config.no_output_timeout),
+        no_output_timeout: t
+            .front
+            .no_output_timeout
+            .unwrap_or(config.no_output_timeout),
         kill_grace: config.kill_grace,
         max_attempts: t.front.max_attempts.unwrap_or(config.max_attempts),
-        verify: t.front.verify.clone().unwrap_or_else(|| config.verify.clone()),
+        verify: t
+            .front
+            .verify
+            .clone()
+            .unwrap_or_else(|| config.verify.clone()),
         max_log: config.max_log_size,
         env_remove: config.env_remove.clone(),
     }
@@ -178,7 +189,15 @@ pub fn tick(
                 let interrupt = interrupt.clone();
                 scope.spawn(move || {
                     let id = c.ticket.id.clone();
-                    match run_and_settle(layout, config, base.copied(), c, opts, interrupt, reporter) {
+                    match run_and_settle(
+                        layout,
+                        config,
+                        base.copied(),
+                        c,
+                        opts,
+                        interrupt,
+                        reporter,
+                    ) {
                         Ok(outcome) => (id, outcome),
                         Err(e) => {
                             reporter.problem(&format!("{id}: {}", render_chain(&e)));
@@ -188,10 +207,7 @@ pub fn tick(
                 })
             })
             .collect();
-        handles
-            .into_iter()
-            .filter_map(|h| h.join().ok())
-            .collect()
+        handles.into_iter().filter_map(|h| h.join().ok()).collect()
     });
     result.settled = settled;
     Ok(result)
@@ -209,16 +225,26 @@ fn reconcile(
         let Some(claim) = t.open_claim().cloned() else {
             // In progress without a claim: moved there by hand, or a crash
             // between the move and the claim line. Nothing ran; back to todo.
-            let entry = LogEntry::new("release")
-                .with("reason", "in progress without a claim by orch; returned to todo");
-            let paths = session.move_ticket(&t.id, State::InProgress, State::Todo, &t.text_with_entry(&entry))?;
+            let entry = LogEntry::new("release").with(
+                "reason",
+                "in progress without a claim by orch; returned to todo",
+            );
+            let paths = session.move_ticket(
+                &t.id,
+                State::InProgress,
+                State::Todo,
+                &t.text_with_entry(&entry),
+            )?;
             session.commit(
                 &paths,
                 &Change::new(format!("orch: release {} (no claim)", t.id))
                     .trailer("Orch-Ticket", &t.id)
                     .trailer("Orch-Event", "release"),
             )?;
-            reporter.event(Some(&t.id), "was in progress without a claim: returned to todo");
+            reporter.event(
+                Some(&t.id),
+                "was in progress without a claim: returned to todo",
+            );
             settled.push((t.id.clone(), "released".into()));
             continue;
         };
@@ -255,7 +281,11 @@ fn reconcile(
         let to = settle_dead_run(session, config, t, &claim, ours, &settlement, notes)?;
         reporter.event(
             Some(&t.id),
-            &format!("abandoned (attempt {}): {}; moved to {to}", claim.attempt().unwrap_or(0), settlement.reason),
+            &format!(
+                "abandoned (attempt {}): {}; moved to {to}",
+                claim.attempt().unwrap_or(0),
+                settlement.reason
+            ),
         );
         settled.push((t.id.clone(), "abandoned".into()));
     }
@@ -287,15 +317,20 @@ pub fn settle_dead_run(
         let wt_path = session.layout.worktree(&t.id);
         if wt_path.join(".git").exists()
             && let Ok(wt) = git::Worktree::open(&wt_path)
-            && wt.head_ref().as_deref() == Some(format!("refs/heads/{}", git::ticket_branch(&t.id)).as_str())
+            && wt.head_ref().as_deref()
+                == Some(format!("refs/heads/{}", git::ticket_branch(&t.id)).as_str())
             && let Ok(Some(oid)) = wt.commit_all(&work_message(&t.id, attempt, "abandoned"))
         {
-            notes.push(format!("committed the run's uncommitted work as {}", short(&oid.to_string())));
+            notes.push(format!(
+                "committed the run's uncommitted work as {}",
+                short(&oid.to_string())
+            ));
         }
         workspace::unlock(&main, &t.id);
     }
     let eff = effective(config, t);
-    let used = t.attempts_used() + u32::from(ticket::outcome_counts_as_attempt(&settlement.outcome));
+    let used =
+        t.attempts_used() + u32::from(ticket::outcome_counts_as_attempt(&settlement.outcome));
     let sum = AttemptSummary {
         id: t.id.clone(),
         attempt,
@@ -306,13 +341,24 @@ pub fn settle_dead_run(
         started: claim.at.clone(),
         finished: ticket::now_rfc3339(),
         branch: git::ticket_branch(&t.id),
-        tip: main.branch_tip(&git::ticket_branch(&t.id)).map(|o| o.to_string()),
+        tip: main
+            .branch_tip(&git::ticket_branch(&t.id))
+            .map(|o| o.to_string()),
         notes,
         log: log_field(&session.layout, &t.id, attempt),
         tail: local_tail(&session.layout, &t.id, attempt),
         ..Default::default()
     };
-    let to = record(session, t, attempt, &run, settlement, used, eff.max_attempts, &sum)?;
+    let to = record(
+        session,
+        t,
+        attempt,
+        &run,
+        settlement,
+        used,
+        eff.max_attempts,
+        &sum,
+    )?;
     let _ = std::fs::remove_file(session.layout.abort_request(&t.id));
     let _ = std::fs::remove_file(session.layout.run_info(&t.id));
     Ok(to)
@@ -360,16 +406,25 @@ fn claim(
         );
         return Ok(Vec::new());
     }
-    // A base that does not resolve is a configuration error: claim nothing.
+    // A base or agent that does not resolve is a configuration error:
+    // claim nothing rather than spend every ticket's attempts on it.
     session.main.resolve_commit(&config.base)?;
+    preset::resolve(&config.agent)?;
     let mut claims = Vec::new();
     for t in queue.into_iter().take(room) {
         let Some(run_lock) = RunLock::try_acquire(&session.layout.run_lock(&t.id))? else {
-            reporter.event(Some(&t.id), "skipped: its run lock is held by another process");
+            reporter.event(
+                Some(&t.id),
+                "skipped: its run lock is held by another process",
+            );
             continue;
         };
         let attempt = t.attempts_started() + 1;
         let eff = effective(config, t);
+        if let Err(e) = preset::resolve(&eff.agent) {
+            reporter.problem(&format!("{}: {}", t.rel_path(), render_chain(&e)));
+            continue;
+        }
         let run = run_id(attempt);
         let entry = LogEntry::new("claim")
             .with("attempt", attempt)
@@ -391,7 +446,10 @@ fn claim(
         let mut ticket = t.clone();
         ticket.state = State::InProgress;
         ticket.text = text;
-        reporter.event(Some(&t.id), &format!("claimed (attempt {attempt}): {}", t.title()));
+        reporter.event(
+            Some(&t.id),
+            &format!("claimed (attempt {attempt}): {}", t.title()),
+        );
         claims.push(Claim {
             ticket,
             attempt,
@@ -431,7 +489,8 @@ fn run_and_settle(
     let main = git::open_main(&layout.root)?;
     let facts = run_attempt(layout, &main, &eff, base, &claim, interrupt, reporter);
     let settlement = classify(&facts, &eff);
-    let used = t.attempts_used() + u32::from(ticket::outcome_counts_as_attempt(&settlement.outcome));
+    let used =
+        t.attempts_used() + u32::from(ticket::outcome_counts_as_attempt(&settlement.outcome));
     let report = facts.report.as_ref();
     let sum = AttemptSummary {
         id: t.id.clone(),
@@ -454,28 +513,52 @@ fn run_and_settle(
         notes: facts.notes.clone(),
         log: log_field(layout, &t.id, claim.attempt),
         tail: report.map(|r| r.tail.clone()).unwrap_or_default(),
-        ..Default::default()
     };
 
     // Record under the board lock, if the claim is still ours.
-    let session = Session::open_in(git::open_main(&layout.root)?, layout.clone(), SETTLE_LOCK_WAIT.max(opts.lock_timeout))?;
+    let session = Session::open_in(
+        git::open_main(&layout.root)?,
+        layout.clone(),
+        SETTLE_LOCK_WAIT.max(opts.lock_timeout),
+    )?;
     let path = ticket::path_in(&layout.plan, State::InProgress, &t.id);
-    let current = std::fs::read(&path).ok().map(|bytes| ticket::parse(&t.id, State::InProgress, &bytes).0);
+    let current = std::fs::read(&path)
+        .ok()
+        .map(|bytes| ticket::parse(&t.id, State::InProgress, &bytes).0);
     let still_ours = current
         .as_ref()
         .and_then(|c| c.as_ref())
-        .and_then(|c| c.open_claim().map(|e| e.get("run") == Some(claim.run_id.as_str())))
+        .and_then(|c| {
+            c.open_claim()
+                .map(|e| e.get("run") == Some(claim.run_id.as_str()))
+        })
         .unwrap_or(false);
     let outcome = if still_ours {
         let current = current.flatten().unwrap_or_else(|| t.clone());
-        let to = record(&session, &current, claim.attempt, &claim.run_id, &settlement, used, eff.max_attempts, &sum)?;
+        let to = record(
+            &session,
+            &current,
+            claim.attempt,
+            &claim.run_id,
+            &settlement,
+            used,
+            eff.max_attempts,
+            &sum,
+        )?;
         reporter.event(
             Some(&t.id),
-            &format!("{} (attempt {}): {}; moved to {to}", settlement.outcome, claim.attempt, settlement.reason),
+            &format!(
+                "{} (attempt {}): {}; moved to {to}",
+                settlement.outcome, claim.attempt, settlement.reason
+            ),
         );
         if to == State::Done {
             if let Err(e) = workspace::remove(&main, layout, &t.id) {
-                reporter.problem(&format!("{}: cannot remove the worktree: {}", t.id, render_chain(&e)));
+                reporter.problem(&format!(
+                    "{}: cannot remove the worktree: {}",
+                    t.id,
+                    render_chain(&e)
+                ));
             }
         } else {
             workspace::unlock(&main, &t.id);
@@ -486,17 +569,25 @@ fn run_and_settle(
         // work stays on the branch; the result is only recorded.
         let rel = format!("runs/{}/{}.stale.md", t.id, claim.attempt);
         let mut stale = sum.clone();
-        stale.notes.push("refused: the claim was no longer this run's when it finished".into());
+        stale
+            .notes
+            .push("refused: the claim was no longer this run's when it finished".into());
         board::write_atomic(&layout.plan.join(&rel), stale.render().as_bytes())?;
         session.commit(
             &[rel],
-            &Change::new(format!("orch: refuse stale result of {} (attempt {})", t.id, claim.attempt))
-                .trailer("Orch-Ticket", &t.id)
-                .trailer("Orch-Attempt", claim.attempt)
-                .trailer("Orch-Outcome", "stale")
-                .trailer("Orch-Run", &claim.run_id),
+            &Change::new(format!(
+                "orch: refuse stale result of {} (attempt {})",
+                t.id, claim.attempt
+            ))
+            .trailer("Orch-Ticket", &t.id)
+            .trailer("Orch-Attempt", claim.attempt)
+            .trailer("Orch-Outcome", "stale")
+            .trailer("Orch-Run", &claim.run_id),
         )?;
-        reporter.event(Some(&t.id), "result refused: the ticket was settled by another tick meanwhile");
+        reporter.event(
+            Some(&t.id),
+            "result refused: the ticket was settled by another tick meanwhile",
+        );
         "stale".into()
     };
     drop(session);
@@ -612,6 +703,17 @@ fn run_attempt(
     reporter.started(&t.id, &control);
     let report = supervise::run(&spec, &control);
     reporter.stopped(&t.id);
+    if report.ended == Ended::SpawnFailed && prepared.created_branch {
+        // Nothing ran: leave no half-made worktree or branch behind.
+        if let Err(e) = workspace::discard(main, layout, &t.id) {
+            facts.notes.push(format!(
+                "cannot remove the unused worktree: {}",
+                render_chain(&e)
+            ));
+        }
+        facts.report = Some(report);
+        return facts;
+    }
     if report.leftovers_stopped > 0 {
         facts.notes.push(format!(
             "stopped {} process(es) the agent left running",
@@ -642,11 +744,16 @@ fn run_attempt(
     let tip = main.branch_tip(&prepared.branch);
     facts.tip = tip.map(|o| o.to_string());
     if let Some(tip) = tip {
-        facts.commits = main.commits_between(Some(prepared.start), tip).unwrap_or_default();
+        facts.commits = main
+            .commits_between(Some(prepared.start), tip)
+            .unwrap_or_default();
     }
 
     let clean_exit = report.success()
-        && !matches!(facts.result_file.as_ref().map(|r| r.0.as_str()), Some("blocked" | "failed"));
+        && !matches!(
+            facts.result_file.as_ref().map(|r| r.0.as_str()),
+            Some("blocked" | "failed")
+        );
     if clean_exit && !facts.commits.is_empty() && !eff.verify.is_empty() && prepared.path.exists() {
         for cmd in &eff.verify {
             let vspec = Spec {
@@ -689,7 +796,12 @@ fn classify(f: &RunFacts, eff: &Effective) -> Settlement {
         to,
     };
     if f.interrupted_early {
-        return s("interrupted", "orch was stopped before the agent started".into(), true, Some(State::Todo));
+        return s(
+            "interrupted",
+            "orch was stopped before the agent started".into(),
+            true,
+            Some(State::Todo),
+        );
     }
     if let Some(e) = &f.setup_error {
         return s("failed", e.clone(), true, None);
@@ -700,7 +812,9 @@ fn classify(f: &RunFacts, eff: &Effective) -> Settlement {
     let said = f.result_file.as_ref().map(|(s, _)| s.as_str());
     let message = f.result_file.as_ref().and_then(|(_, m)| m.clone());
     let with_message = |base: String| match &message {
-        Some(m) if !m.trim().is_empty() => format!("{base}: {}", m.lines().next().unwrap_or("").trim()),
+        Some(m) if !m.trim().is_empty() => {
+            format!("{base}: {}", m.lines().next().unwrap_or("").trim())
+        }
         _ => base,
     };
     let ended = match (r.ended, f.verify_ended) {
@@ -708,31 +822,81 @@ fn classify(f: &RunFacts, eff: &Effective) -> Settlement {
         (e, _) => e,
     };
     match ended {
-        Ended::Interrupted => return s("interrupted", "orch was stopped by a signal".into(), true, Some(State::Todo)),
-        Ended::Aborted => return s("aborted", "stopped by `orch abort`".into(), false, Some(State::Blocked)),
+        Ended::Interrupted => {
+            return s(
+                "interrupted",
+                "orch was stopped by a signal".into(),
+                true,
+                Some(State::Todo),
+            );
+        }
+        Ended::Aborted => {
+            return s(
+                "aborted",
+                "stopped by `orch abort`".into(),
+                false,
+                Some(State::Blocked),
+            );
+        }
         Ended::Timeout => {
-            return s("timeout", format!("still running after the hard timeout of {}", crate::duration::display(eff.timeout)), true, None);
+            return s(
+                "timeout",
+                format!(
+                    "still running after the hard timeout of {}",
+                    crate::duration::display(eff.timeout)
+                ),
+                true,
+                None,
+            );
         }
         Ended::Stalled => {
-            return s("stalled", format!("no output for {}", crate::duration::display(eff.no_output_timeout)), true, None);
+            return s(
+                "stalled",
+                format!(
+                    "no output for {}",
+                    crate::duration::display(eff.no_output_timeout)
+                ),
+                true,
+                None,
+            );
         }
         Ended::SpawnFailed => return s("failed", r.exit_text(), true, None),
         Ended::Exited => {}
     }
     if said == Some("blocked") {
-        return s("blocked", with_message("the agent asked for a person".into()), false, Some(State::Blocked));
+        return s(
+            "blocked",
+            with_message("the agent asked for a person".into()),
+            false,
+            Some(State::Blocked),
+        );
     }
     if said == Some("failed") {
-        return s("failed", with_message(format!("the agent reported failure ({})", r.exit_text())), true, None);
+        return s(
+            "failed",
+            with_message(format!("the agent reported failure ({})", r.exit_text())),
+            true,
+            None,
+        );
     }
     if !r.success() {
         return s("failed", with_message(r.exit_text()), true, None);
     }
     if f.commits.is_empty() {
         if said == Some("done") {
-            return s("success", with_message("the agent reported done with no changes needed".into()), false, Some(State::Done));
+            return s(
+                "success",
+                with_message("the agent reported done with no changes needed".into()),
+                false,
+                Some(State::Done),
+            );
         }
-        return s("no-changes", "the agent exited 0 without changing anything".into(), true, None);
+        return s(
+            "no-changes",
+            "the agent exited 0 without changing anything".into(),
+            true,
+            None,
+        );
     }
     if let Some(v) = &f.verify_failed {
         return s("verify-failed", v.clone(), true, None);
@@ -740,7 +904,10 @@ fn classify(f: &RunFacts, eff: &Effective) -> Settlement {
     let n = f.commits.len();
     s(
         "success",
-        with_message(format!("{n} commit{} on the ticket branch", if n == 1 { "" } else { "s" })),
+        with_message(format!(
+            "{n} commit{} on the ticket branch",
+            if n == 1 { "" } else { "s" }
+        )),
         false,
         Some(State::Done),
     )
@@ -781,14 +948,18 @@ fn record(
         sum.notes.push(format!("moved to blocked: {reason}"));
     }
     board::write_atomic(&session.layout.plan.join(&rel), sum.render().as_bytes())?;
-    let mut paths = session.move_ticket(&t.id, State::InProgress, to, &t.text_with_entry(&entry))?;
+    let mut paths =
+        session.move_ticket(&t.id, State::InProgress, to, &t.text_with_entry(&entry))?;
     paths.push(rel);
-    let mut change = Change::new(format!("orch: {} {} (attempt {attempt})", settlement.outcome, t.id))
-        .line(truncate(&reason, 300))
-        .trailer("Orch-Ticket", &t.id)
-        .trailer("Orch-Attempt", attempt)
-        .trailer("Orch-Outcome", &settlement.outcome)
-        .trailer("Orch-State", to);
+    let mut change = Change::new(format!(
+        "orch: {} {} (attempt {attempt})",
+        settlement.outcome, t.id
+    ))
+    .line(truncate(&reason, 300))
+    .trailer("Orch-Ticket", &t.id)
+    .trailer("Orch-Attempt", attempt)
+    .trailer("Orch-Outcome", &settlement.outcome)
+    .trailer("Orch-State", to);
     if !run.is_empty() {
         change = change.trailer("Orch-Run", run);
     }
@@ -805,7 +976,9 @@ fn render_prompt(layout: &Layout, t: &Ticket, attempt: u32, eff: &Effective) -> 
         format!(
             "{}{}",
             r.get("outcome").unwrap_or("unknown"),
-            r.get("reason").map(|x| format!(" ({x})")).unwrap_or_default()
+            r.get("reason")
+                .map(|x| format!(" ({x})"))
+                .unwrap_or_default()
         )
     });
     let previous_tail = match last.and_then(LogEntry::attempt) {
@@ -858,7 +1031,11 @@ fn local_tail(layout: &Layout, id: &str, attempt: u32) -> Vec<String> {
 fn log_field(layout: &Layout, id: &str, attempt: u32) -> String {
     let path = layout.log_path(id, attempt);
     match std::fs::metadata(&path) {
-        Ok(m) => format!(".orch/logs/{id}/{attempt}.log ({} bytes, on host {})", m.len(), board::host_name()),
+        Ok(m) => format!(
+            ".orch/logs/{id}/{attempt}.log ({} bytes, on host {})",
+            m.len(),
+            board::host_name()
+        ),
         Err(_) => String::new(),
     }
 }
@@ -867,7 +1044,10 @@ fn read_result_file(path: &Path) -> Option<(String, Option<String>)> {
     let text = std::fs::read_to_string(path).ok()?;
     let v: serde_json::Value = serde_json::from_str(&text).ok()?;
     let status = v.get("status")?.as_str()?.to_string();
-    let message = v.get("message").and_then(|m| m.as_str()).map(str::to_string);
+    let message = v
+        .get("message")
+        .and_then(|m| m.as_str())
+        .map(str::to_string);
     Some((status, message))
 }
 
@@ -926,7 +1106,10 @@ pub fn explain(layout: &Layout, opts: &Options) -> Result<Vec<(String, String, S
             Some(c) if c.get("host").is_none_or(|h| h == host) => {
                 if RunLock::is_held(&layout.run_lock(&t.id))? {
                     running += 1;
-                    format!("running (attempt {}), supervised by a live orch", c.attempt().unwrap_or(0))
+                    format!(
+                        "running (attempt {}), supervised by a live orch",
+                        c.attempt().unwrap_or(0)
+                    )
                 } else {
                     "would settle as abandoned: its supervising orch is gone".to_string()
                 }
@@ -945,9 +1128,16 @@ pub fn explain(layout: &Layout, opts: &Options) -> Result<Vec<(String, String, S
         let why = if opts.only.as_ref().is_some_and(|o| o != &t.id) {
             "ready, but --ticket names another".to_string()
         } else if i < room {
-            format!("would claim: ready, priority {}, attempt {}", t.front.priority, t.attempts_started() + 1)
+            format!(
+                "would claim: ready, priority {}, attempt {}",
+                t.front.priority,
+                t.attempts_started() + 1
+            )
         } else if cap == 0 {
-            format!("ready, not claimed: over the cap (max_in_progress {})", config.max_in_progress)
+            format!(
+                "ready, not claimed: over the cap (max_in_progress {})",
+                config.max_in_progress
+            )
         } else {
             format!("ready, not claimed: this tick runs {room} (--jobs / max_in_progress)")
         };
@@ -956,8 +1146,16 @@ pub fn explain(layout: &Layout, opts: &Options) -> Result<Vec<(String, String, S
     for t in board.in_state(State::Todo) {
         match board.readiness(t) {
             Readiness::Ready => {}
-            Readiness::Waiting(on) => out.push((t.id.clone(), "todo".into(), format!("waiting on {}", on.join(", ")))),
-            Readiness::Invalid(why) => out.push((t.id.clone(), "todo".into(), format!("skipped, invalid: {why}"))),
+            Readiness::Waiting(on) => out.push((
+                t.id.clone(),
+                "todo".into(),
+                format!("waiting on {}", on.join(", ")),
+            )),
+            Readiness::Invalid(why) => out.push((
+                t.id.clone(),
+                "todo".into(),
+                format!("skipped, invalid: {why}"),
+            )),
         }
     }
     for t in board.in_state(State::Blocked) {

@@ -116,7 +116,10 @@ impl<'de> Deserialize<'de> for OneOrMany {
             fn visit_none<E: serde::de::Error>(self) -> Result<OneOrMany, E> {
                 Ok(OneOrMany(Vec::new()))
             }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<OneOrMany, A::Error> {
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<OneOrMany, A::Error> {
                 let mut out = Vec::new();
                 while let Some(item) = seq.next_element::<String>()? {
                     out.push(item);
@@ -363,7 +366,10 @@ pub fn check_id(id: &str) -> Option<String> {
         return Some("the ticket id (file name without .md) is empty".into());
     }
     if id.len() > 64 {
-        return Some(format!("the ticket id is {} bytes; at most 64 are allowed", id.len()));
+        return Some(format!(
+            "the ticket id is {} bytes; at most 64 are allowed",
+            id.len()
+        ));
     }
     let mut chars = id.chars();
     if !chars.next().is_some_and(|c| c.is_ascii_alphanumeric()) {
@@ -404,7 +410,10 @@ fn split_front_matter(text: &str) -> Option<(&str, &str, u64)> {
     let yaml_start = first_end + 1;
     let mut pos = yaml_start;
     while pos <= text.len() {
-        let end = text[pos..].find('\n').map(|i| pos + i).unwrap_or(text.len());
+        let end = text[pos..]
+            .find('\n')
+            .map(|i| pos + i)
+            .unwrap_or(text.len());
         let line = text[pos..end].trim_end();
         if line == "---" || line == "..." {
             let body_start = (end + 1).min(text.len());
@@ -438,7 +447,11 @@ pub fn parse(id: &str, state: State, bytes: &[u8]) -> (Option<Ticket>, Vec<Probl
     let text = match std::str::from_utf8(bytes) {
         Ok(t) => t,
         Err(e) => {
-            let line = bytes[..e.valid_up_to()].iter().filter(|&&b| b == b'\n').count() as u64 + 1;
+            let line = bytes[..e.valid_up_to()]
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count() as u64
+                + 1;
             problems.push(error(
                 Some(line),
                 "the file is not valid UTF-8".into(),
@@ -567,7 +580,8 @@ pub fn render_new(title: &str, priority: Option<i64>, depends_on: &[String], bod
 /// A YAML double-quoted scalar when plain would be misread.
 fn yaml_string(s: &str) -> String {
     let plain = !s.is_empty()
-        && s.chars().all(|c| c.is_alphanumeric() || " .,_-()/'".contains(c))
+        && s.chars()
+            .all(|c| c.is_alphanumeric() || " .,_-()/'".contains(c))
         && !s.starts_with(['-', ' ', '\''])
         && !s.ends_with(' ');
     if plain {
@@ -664,7 +678,9 @@ mod tests {
     #[test]
     fn ids() {
         assert!(check_id("0001-retry.uploads_2").is_none());
-        for bad in ["", "-x", ".x", "a b", "a/b", "plan", "a..b", "x.lock", "x.", "é"] {
+        for bad in [
+            "", "-x", ".x", "a b", "a/b", "plan", "a..b", "x.lock", "x.", "é",
+        ] {
             assert!(check_id(bad).is_some(), "{bad}");
         }
         assert!(check_id(&"a".repeat(65)).is_some());
@@ -700,7 +716,12 @@ mod tests {
 
     #[test]
     fn new_ticket_parses_back() {
-        for title in ["Plain title", "Colon: in it", "- leading dash", "quote \" mark"] {
+        for title in [
+            "Plain title",
+            "Colon: in it",
+            "- leading dash",
+            "quote \" mark",
+        ] {
             let text = render_new(title, Some(2), &["0001-a".into()], "");
             let t = parse_ok(&text);
             assert_eq!(t.front.title, title);

@@ -18,6 +18,8 @@ pub struct Prepared {
     pub branch: String,
     /// The branch tip before the agent ran.
     pub start: Oid,
+    /// Whether this attempt created the branch (a first attempt).
+    pub created_branch: bool,
     /// Something orch had to repair, for the attempt summary.
     pub notes: Vec<String>,
 }
@@ -65,7 +67,8 @@ pub fn prepare(main: &MainRepo, layout: &Layout, id: &str, base: Oid) -> Result<
         Ok(())
     })();
     if let Err(e) = result {
-        if created_branch && let Ok(mut b) = main.repo.find_branch(&branch, git2::BranchType::Local) {
+        if created_branch && let Ok(mut b) = main.repo.find_branch(&branch, git2::BranchType::Local)
+        {
             let _ = b.delete();
         }
         let _ = main.remove_worktree(&name, &path);
@@ -79,6 +82,7 @@ pub fn prepare(main: &MainRepo, layout: &Layout, id: &str, base: Oid) -> Result<
         path,
         branch,
         start,
+        created_branch,
         notes,
     })
 }
@@ -90,4 +94,18 @@ pub fn remove(main: &MainRepo, layout: &Layout, id: &str) -> Result<()> {
 
 pub fn unlock(main: &MainRepo, id: &str) {
     main.unlock_worktree(&Layout::worktree_name(id));
+}
+
+/// Undo [`prepare`] of a first attempt that never ran: no worktree and no
+/// branch are left behind when they hold nothing but the base.
+pub fn discard(main: &MainRepo, layout: &Layout, id: &str) -> Result<()> {
+    main.remove_worktree(&Layout::worktree_name(id), &layout.worktree(id))?;
+    if let Ok(mut b) = main
+        .repo
+        .find_branch(&git::ticket_branch(id), git2::BranchType::Local)
+    {
+        b.delete()
+            .git_context("cannot delete the unused ticket branch")?;
+    }
+    Ok(())
 }

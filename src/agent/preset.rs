@@ -34,7 +34,12 @@ pub const PRESETS: &[Preset] = &[
     },
     Preset {
         name: "claude",
-        argv: &["claude", "--print", "--permission-mode", "bypassPermissions"],
+        argv: &[
+            "claude",
+            "--print",
+            "--permission-mode",
+            "bypassPermissions",
+        ],
         stdin: true,
     },
     Preset {
@@ -81,7 +86,11 @@ pub fn resolve(spec: &AgentSpec) -> Result<(Vec<String>, BTreeMap<String, String
                 message: format!("unknown agent preset `{name}`"),
                 hint: Some(format!(
                     "use one of {}, or give a command: `agent: {{command: [\"my-agent\", \"{{prompt_file}}\"]}}`",
-                    PRESETS.iter().map(|p| p.name).collect::<Vec<_>>().join(", ")
+                    PRESETS
+                        .iter()
+                        .map(|p| p.name)
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 )),
             }),
         },
@@ -115,7 +124,10 @@ mod tests {
             .iter()
             .map(|s| s.to_string())
             .collect();
-        assert_eq!(expand(&argv, &vars), ["a", "/p", "x{prompt_file}", "{nope}"]);
+        assert_eq!(
+            expand(&argv, &vars),
+            ["a", "/p", "x{prompt_file}", "{nope}"]
+        );
     }
 
     #[test]

@@ -145,7 +145,8 @@ impl Tail {
 
     fn finish(mut self) -> Vec<String> {
         if !self.partial.is_empty() {
-            self.lines.push_back(String::from_utf8_lossy(&self.partial).into_owned());
+            self.lines
+                .push_back(String::from_utf8_lossy(&self.partial).into_owned());
             if self.lines.len() > TAIL_LINES {
                 self.lines.pop_front();
             }
@@ -256,7 +257,11 @@ pub fn run(spec: &Spec, control: &Control) -> Report {
     cmd.args(args)
         .current_dir(&spec.cwd)
         .process_group(0)
-        .stdin(if spec.stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdin(if spec.stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     for k in &spec.env_remove {
@@ -446,7 +451,10 @@ mod tests {
     #[test]
     fn exit_codes_and_tail() {
         let dir = tempfile::tempdir().unwrap();
-        let r = run(&spec(dir.path(), "echo one; echo two >&2; exit 3"), &Control::default());
+        let r = run(
+            &spec(dir.path(), "echo one; echo two >&2; exit 3"),
+            &Control::default(),
+        );
         assert_eq!(r.ended, Ended::Exited);
         assert_eq!(r.exit_text(), "exit status 3");
         assert!(r.tail.contains(&"one".to_string()) && r.tail.contains(&"two".to_string()));
@@ -466,7 +474,10 @@ mod tests {
     #[test]
     fn log_is_capped_but_output_drained() {
         let dir = tempfile::tempdir().unwrap();
-        let mut s = spec(dir.path(), "head -c 3000000 /dev/zero | tr '\\0' x; echo; echo end");
+        let mut s = spec(
+            dir.path(),
+            "head -c 3000000 /dev/zero | tr '\\0' x; echo; echo end",
+        );
         s.max_log = 1000;
         let r = run(&s, &Control::default());
         assert!(r.success());

@@ -41,7 +41,10 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
         }
         let board = Board::load(&layout);
         let state = board.seen.get(id).and_then(|s| s.first().copied());
-        println!("{id}: now in {}", state.map(|s| s.to_string()).unwrap_or_else(|| "?".into()));
+        println!(
+            "{id}: now in {}",
+            state.map(|s| s.to_string()).unwrap_or_else(|| "?".into())
+        );
         return Ok(0);
     }
     let session = Session::open_in(main, layout, ctx.lock_timeout)?;
@@ -54,7 +57,9 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
         State::InProgress => {
             let config = board.config()?.clone();
             let Some(_lock) = RunLock::try_acquire(&run_lock)? else {
-                return Err(Error::other(format!("{id} started running meanwhile; run `orch abort {id}` again")));
+                return Err(Error::other(format!(
+                    "{id} started running meanwhile; run `orch abort {id}` again"
+                )));
             };
             let settlement = Settlement {
                 outcome: "aborted".into(),
@@ -65,14 +70,34 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
             match t.open_claim().cloned() {
                 Some(claim) => {
                     let ours = claim.get("host").is_none_or(|h| h == session.host);
-                    tick::settle_dead_run(&session, &config, t, &claim, ours, &settlement, Vec::new())?;
+                    tick::settle_dead_run(
+                        &session,
+                        &config,
+                        t,
+                        &claim,
+                        ours,
+                        &settlement,
+                        Vec::new(),
+                    )?;
                 }
-                None => block(&session, t.id.as_str(), State::InProgress, &t.text_with_entry(&abort_entry()))?,
+                None => block(
+                    &session,
+                    t.id.as_str(),
+                    State::InProgress,
+                    &t.text_with_entry(&abort_entry()),
+                )?,
             }
         }
-        State::Todo => block(&session, id, State::Todo, &t.text_with_entry(&abort_entry()))?,
+        State::Todo => block(
+            &session,
+            id,
+            State::Todo,
+            &t.text_with_entry(&abort_entry()),
+        )?,
         other => {
-            return Err(Error::usage(format!("{id} is in {other}; there is nothing to abort")));
+            return Err(Error::usage(format!(
+                "{id} is in {other}; there is nothing to abort"
+            )));
         }
     }
     println!("{id}: aborted; moved to blocked");

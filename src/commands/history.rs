@@ -72,7 +72,11 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
     }
     let st = Style::stdout();
     for e in &entries {
-        let outcome = e.outcome.as_deref().map(|o| format!("  [{o}]")).unwrap_or_default();
+        let outcome = e
+            .outcome
+            .as_deref()
+            .map(|o| format!("  [{o}]"))
+            .unwrap_or_default();
         println!(
             "{}  {}  {}{}",
             st.yellow(&e.commit[..10.min(e.commit.len())]),

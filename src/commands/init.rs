@@ -51,7 +51,9 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
     if existed {
         report.push("branch orch/plan exists".into());
         if args.base.is_some() {
-            crate::ui::warn("--base is ignored: orch/plan exists; edit `base:` in .orch/plan/orch.yaml instead");
+            crate::ui::warn(
+                "--base is ignored: orch/plan exists; edit `base:` in .orch/plan/orch.yaml instead",
+            );
         }
     } else if let Some((remote, oid)) = main.remote_plan_tip() {
         main.create_branch_at(git::PLAN_BRANCH, oid)?;
@@ -62,7 +64,10 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
         for s in State::ALL {
             files.push((format!("{}/.gitkeep", s.rel_dir()), Vec::new()));
         }
-        let refs: Vec<(&str, &[u8])> = files.iter().map(|(p, c)| (p.as_str(), c.as_slice())).collect();
+        let refs: Vec<(&str, &[u8])> = files
+            .iter()
+            .map(|(p, c)| (p.as_str(), c.as_slice()))
+            .collect();
         let msg = Change::new("orch: init board")
             .trailer("Orch-Base", &base)
             .message(&board::host_name());
@@ -71,9 +76,15 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
     }
 
     if board::ensure_plan_worktree(&main, &layout)? {
-        report.push(format!("checked out orch/plan at {}", rel(&layout, &layout.plan)));
+        report.push(format!(
+            "checked out orch/plan at {}",
+            rel(&layout, &layout.plan)
+        ));
     } else {
-        report.push(format!("plan worktree exists at {}", rel(&layout, &layout.plan)));
+        report.push(format!(
+            "plan worktree exists at {}",
+            rel(&layout, &layout.plan)
+        ));
     }
 
     // Repair ticket directories a person or a bad merge removed.
@@ -92,7 +103,11 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
     if !missing.is_empty() {
         let msg = Change::new("orch: repair ticket directories").message(&board::host_name());
         plan.commit_paths(&missing, &msg)?;
-        report.push(format!("recreated {} missing ticket director{}", missing.len(), if missing.len() == 1 { "y" } else { "ies" }));
+        report.push(format!(
+            "recreated {} missing ticket director{}",
+            missing.len(),
+            if missing.len() == 1 { "y" } else { "ies" }
+        ));
     }
 
     for line in &report {
@@ -100,7 +115,9 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
     }
     if !existed {
         println!();
-        println!("Next: add a ticket with `orch new \"What to do\"` or a file in .orch/plan/tickets/todo/,");
+        println!(
+            "Next: add a ticket with `orch new \"What to do\"` or a file in .orch/plan/tickets/todo/,"
+        );
         println!("      set the agent in .orch/plan/orch.yaml, then run `orch tick`.");
     }
     Ok(0)

@@ -45,13 +45,14 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
             })?,
     };
     let path = layout.log_path(&args.id, attempt);
-    let mut file = std::fs::File::open(&path).map_err(|e| {
-        Error::io("cannot open the log", &path, e)
-    })?;
+    let mut file =
+        std::fs::File::open(&path).map_err(|e| Error::io("cannot open the log", &path, e))?;
     let mut out = std::io::stdout().lock();
     let mut buf = vec![0u8; 64 * 1024];
     loop {
-        let n = file.read(&mut buf).map_err(|e| Error::io("cannot read the log", &path, e))?;
+        let n = file
+            .read(&mut buf)
+            .map_err(|e| Error::io("cannot read the log", &path, e))?;
         if n > 0 {
             if out.write_all(&buf[..n]).is_err() {
                 return Ok(0); // closed pipe: the reader has what it wanted

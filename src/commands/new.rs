@@ -36,8 +36,10 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
         let board = session.load();
         for dep in &args.depends_on {
             if !board.seen.contains_key(dep) {
-                return Err(Error::usage(format!("--depends-on {dep}: there is no such ticket"))
-                    .hinted("`orch status` lists the tickets"));
+                return Err(
+                    Error::usage(format!("--depends-on {dep}: there is no such ticket"))
+                        .hinted("`orch status` lists the tickets"),
+                );
             }
         }
         let number = board.highest_number() + 1;

@@ -61,7 +61,11 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
     let problems: Vec<Problem> = board
         .problems
         .iter()
-        .filter(|p| states.iter().any(|s| p.path == ticket::rel_path(*s, &args.id)))
+        .filter(|p| {
+            states
+                .iter()
+                .any(|s| p.path == ticket::rel_path(*s, &args.id))
+        })
         .cloned()
         .collect();
     let t = board.tickets.get(&args.id);
@@ -139,7 +143,11 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
 
 fn print_text(s: &ShowJson) {
     let st = Style::stdout();
-    println!("{}  {}", st.bold(&s.id), s.title.as_deref().unwrap_or("(no title)"));
+    println!(
+        "{}  {}",
+        st.bold(&s.id),
+        s.title.as_deref().unwrap_or("(no title)")
+    );
     println!("state     {}", s.state);
     println!("file      .orch/plan/{}", s.path);
     if let Some(p) = s.priority {
@@ -163,7 +171,11 @@ fn print_text(s: &ShowJson) {
         println!("\n{}", st.bold("attempts"));
         for a in &s.attempts {
             let outcome = a.outcome.as_deref().unwrap_or("running");
-            let reason = a.reason.as_deref().map(|r| format!("  {r}")).unwrap_or_default();
+            let reason = a
+                .reason
+                .as_deref()
+                .map(|r| format!("  {r}"))
+                .unwrap_or_default();
             println!(
                 "  #{}  {}  {}  host {}{reason}",
                 a.attempt,

@@ -168,7 +168,14 @@ pub fn collect(layout: &Layout, board: &Board) -> StatusJson {
         done,
         invalid: board.errors().cloned().collect(),
         warnings,
-        config_error: board.config.as_ref().err().cloned(),
+        config_error: board
+            .config
+            .as_ref()
+            .err()
+            .map(|(line, message)| match line {
+                Some(l) => format!("orch.yaml:{l}: {message}"),
+                None => format!("orch.yaml: {message}"),
+            }),
     }
 }
 
@@ -185,7 +192,9 @@ pub fn running_entry(layout: &Layout, t: &Ticket, host: &str) -> RunningEntry {
         title: t.title().to_string(),
         attempt: claim.and_then(|c| c.attempt()),
         host: claim_host,
-        pid: claim.and_then(|c| c.get("pid")).and_then(|p| p.parse().ok()),
+        pid: claim
+            .and_then(|c| c.get("pid"))
+            .and_then(|p| p.parse().ok()),
         claimed_at: claim.map(|c| c.at.clone()),
         elapsed_secs: claim.and_then(|c| seconds_since(&c.at)),
         supervised,
@@ -209,7 +218,11 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
     let (main, layout) = board::discover(&ctx.cwd)?;
     if !layout.plan.join(".git").exists() {
         // The worktree is missing (fresh clone, deleted): repair under the lock.
-        drop(board::Session::open_in(main, layout.clone(), ctx.lock_timeout)?);
+        drop(board::Session::open_in(
+            main,
+            layout.clone(),
+            ctx.lock_timeout,
+        )?);
     }
     let board = Board::load(&layout);
     let status = collect(&layout, &board);
@@ -240,23 +253,40 @@ fn print_text(s: &StatusJson) {
         println!("\n{}", st.bold("ready (in the order a tick takes them)"));
         for (i, t) in s.ready.iter().enumerate() {
             let tries = if t.attempts_used > 0 {
-                format!("  {}", st.dim(&format!("{} attempt(s) used", t.attempts_used)))
+                format!(
+                    "  {}",
+                    st.dim(&format!("{} attempt(s) used", t.attempts_used))
+                )
             } else {
                 String::new()
             };
-            println!("  {:>3}. {}  p{}  {}{tries}", i + 1, st.cyan(&t.id), t.priority, t.title);
+            println!(
+                "  {:>3}. {}  p{}  {}{tries}",
+                i + 1,
+                st.cyan(&t.id),
+                t.priority,
+                t.title
+            );
         }
     }
     if !s.waiting.is_empty() {
         println!("\n{}", st.bold("waiting on dependencies"));
         for t in &s.waiting {
-            println!("  {}  {}  {}", st.cyan(&t.id), t.title, st.dim(&format!("waits on {}", t.waiting_on.join(", "))));
+            println!(
+                "  {}  {}  {}",
+                st.cyan(&t.id),
+                t.title,
+                st.dim(&format!("waits on {}", t.waiting_on.join(", ")))
+            );
         }
     }
     if !s.in_progress.is_empty() {
         println!("\n{}", st.bold("in progress"));
         for t in &s.in_progress {
-            let attempt = t.attempt.map(|a| format!("attempt {a}")).unwrap_or_else(|| "no claim".into());
+            let attempt = t
+                .attempt
+                .map(|a| format!("attempt {a}"))
+                .unwrap_or_else(|| "no claim".into());
             let host = t.host.as_deref().unwrap_or("?");
             let pid = t.pid.map(|p| p.to_string()).unwrap_or_else(|| "?".into());
             let elapsed = t.elapsed_secs.map(human_secs).unwrap_or_else(|| "?".into());
@@ -265,17 +295,29 @@ fn print_text(s: &StatusJson) {
             } else {
                 String::new()
             };
-            println!("  {}  {attempt}  host {host}  pid {pid}  {elapsed}  {}{orphan}", st.cyan(&t.id), t.title);
+            println!(
+                "  {}  {attempt}  host {host}  pid {pid}  {elapsed}  {}{orphan}",
+                st.cyan(&t.id),
+                t.title
+            );
         }
     }
     if !s.blocked.is_empty() {
         println!("\n{}", st.bold("blocked (needs a person)"));
         for t in &s.blocked {
-            println!("  {}  {}  {}", st.cyan(&t.id), t.title, st.yellow(&t.reason));
+            println!(
+                "  {}  {}  {}",
+                st.cyan(&t.id),
+                t.title,
+                st.yellow(&t.reason)
+            );
         }
     }
     if !s.invalid.is_empty() {
-        println!("\n{}", st.bold("invalid (skipped by every tick until fixed)"));
+        println!(
+            "\n{}",
+            st.bold("invalid (skipped by every tick until fixed)")
+        );
         for p in &s.invalid {
             println!("  {}", st.red(&p.to_string()));
         }
@@ -286,7 +328,12 @@ fn print_text(s: &StatusJson) {
             println!("  {}", st.yellow(&p.to_string()));
         }
     }
-    if s.ready.is_empty() && s.in_progress.is_empty() && c.todo == 0 && c.blocked == 0 && c.done == 0 {
+    if s.ready.is_empty()
+        && s.in_progress.is_empty()
+        && c.todo == 0
+        && c.blocked == 0
+        && c.done == 0
+    {
         println!("\nno tickets yet: `orch new \"What to do\"` adds one");
     }
 }

@@ -45,8 +45,10 @@ pub fn run(_ctx: &Ctx, args: Args) -> Result<i32> {
 /// Write the result file named by $ORCH_RESULT_FILE.
 pub fn write(status: SubmitStatus, message: Option<&str>) -> Result<()> {
     let Some(path) = std::env::var_os("ORCH_RESULT_FILE") else {
-        return Err(Error::usage("ORCH_RESULT_FILE is not set: `orch submit` is for agents that `orch tick` runs")
-            .hinted("to change a ticket by hand, move its file in .orch/plan/tickets/"));
+        return Err(Error::usage(
+            "ORCH_RESULT_FILE is not set: `orch submit` is for agents that `orch tick` runs",
+        )
+        .hinted("to change a ticket by hand, move its file in .orch/plan/tickets/"));
     };
     let body = serde_json::json!({ "status": status.as_str(), "message": message });
     crate::board::write_atomic(std::path::Path::new(&path), body.to_string().as_bytes())

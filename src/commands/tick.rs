@@ -60,7 +60,11 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
         }
         let width = rows.iter().map(|r| r.0.len()).max().unwrap_or(0);
         for (id, state, why) in rows {
-            println!("{}  {:<11}  {why}", st.cyan(&format!("{id:<width$}")), state);
+            println!(
+                "{}  {:<11}  {why}",
+                st.cyan(&format!("{id:<width$}")),
+                state
+            );
         }
         return Ok(0);
     }
@@ -78,7 +82,8 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
     let result = tick::tick(&main.root, &opts, interrupt.clone(), reporter.as_ref());
     drop(reporter);
     let result = result?;
-    if std::io::stdout().is_terminal() && result.claimed.is_empty() && result.reconciled.is_empty() {
+    if std::io::stdout().is_terminal() && result.claimed.is_empty() && result.reconciled.is_empty()
+    {
         println!("nothing to do (see `orch tick --explain` for why)");
     }
     if interrupt.load(Ordering::SeqCst) {
@@ -139,11 +144,22 @@ impl LiveState {
     fn draw(&mut self, out: &mut impl Write, st: &Style) {
         for (id, (since, control)) in &self.running {
             let elapsed = crate::duration::display(Duration::from_secs(since.elapsed().as_secs()));
-            let mut last = control.last_line.lock().map(|l| l.clone()).unwrap_or_default();
+            let mut last = control
+                .last_line
+                .lock()
+                .map(|l| l.clone())
+                .unwrap_or_default();
             if last.chars().count() > 70 {
                 last = last.chars().take(70).collect::<String>() + "…";
             }
-            let _ = writeln!(out, "  {} {} {}  {}", st.cyan("▸"), st.bold(id), st.dim(&elapsed), last);
+            let _ = writeln!(
+                out,
+                "  {} {} {}  {}",
+                st.cyan("▸"),
+                st.bold(id),
+                st.dim(&elapsed),
+                last
+            );
             self.drawn += 1;
         }
         let _ = out.flush();
@@ -214,7 +230,8 @@ impl Reporter for Live {
     }
     fn started(&self, ticket: &str, control: &Control) {
         if let Ok(mut s) = self.state.lock() {
-            s.running.insert(ticket.to_string(), (Instant::now(), control.clone()));
+            s.running
+                .insert(ticket.to_string(), (Instant::now(), control.clone()));
         }
     }
     fn stopped(&self, ticket: &str) {

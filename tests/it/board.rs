@@ -15,13 +15,18 @@ fn init_creates_the_plan_branch_and_worktree_without_touching_the_checkout() {
         .arg("init")
         .assert()
         .success()
-        .stdout(predicate::str::contains("created branch orch/plan (base: main)"));
+        .stdout(predicate::str::contains(
+            "created branch orch/plan (base: main)",
+        ));
     for dir in ["todo", "in-progress", "done", "blocked"] {
         assert!(env.plan().join("tickets").join(dir).is_dir(), "{dir}");
     }
     let yaml = std::fs::read_to_string(env.plan().join("orch.yaml")).unwrap();
     assert!(yaml.contains("\nbase: main\n"));
-    assert!(yaml.contains("# Hard limit"), "the template's comments are kept");
+    assert!(
+        yaml.contains("# Hard limit"),
+        "the template's comments are kept"
+    );
     // The user's checkout: same HEAD, the same unstaged edit, nothing staged.
     assert_eq!(env.git(&["rev-parse", "HEAD"]), head_before);
     assert_eq!(env.git(&["status", "--porcelain"]), " M README.md\n");
@@ -62,15 +67,27 @@ fn init_in_a_fresh_clone_checks_out_the_remote_plan() {
     let clone = env.dir.path().join("clone");
     env.git_in(
         env.dir.path(),
-        &["clone", "-q", "--no-single-branch", env.repo.to_str().unwrap(), clone.to_str().unwrap()],
+        &[
+            "clone",
+            "-q",
+            "--no-single-branch",
+            env.repo.to_str().unwrap(),
+            clone.to_str().unwrap(),
+        ],
     );
     let mut cmd = env.orch();
     cmd.current_dir(&clone)
         .arg("init")
         .assert()
         .success()
-        .stdout(predicate::str::contains("created branch orch/plan from refs/remotes/origin/orch/plan"));
-    assert!(clone.join(".orch/plan/tickets/todo/0001-carried-over.md").exists());
+        .stdout(predicate::str::contains(
+            "created branch orch/plan from refs/remotes/origin/orch/plan",
+        ));
+    assert!(
+        clone
+            .join(".orch/plan/tickets/todo/0001-carried-over.md")
+            .exists()
+    );
 }
 
 #[test]
@@ -87,7 +104,10 @@ fn init_refuses_places_it_cannot_work() {
         .stderr(predicate::str::contains("hint:"));
 
     let bare = env.dir.path().join("bare.git");
-    env.git_in(env.dir.path(), &["init", "-q", "--bare", bare.to_str().unwrap()]);
+    env.git_in(
+        env.dir.path(),
+        &["init", "-q", "--bare", bare.to_str().unwrap()],
+    );
     env.orch()
         .current_dir(&bare)
         .arg("init")
@@ -122,7 +142,14 @@ fn new_writes_numbered_tickets_and_commits_them() {
     env.init();
     let out = env
         .orch()
-        .args(["new", "Retry failed uploads!", "--priority", "1", "--body", "Retry on 5xx."])
+        .args([
+            "new",
+            "Retry failed uploads!",
+            "--priority",
+            "1",
+            "--body",
+            "Retry on 5xx.",
+        ])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
@@ -132,8 +159,12 @@ fn new_writes_numbered_tickets_and_commits_them() {
         .assert()
         .success()
         .stdout(predicate::str::starts_with("0002-use-it\n"));
-    let text = std::fs::read_to_string(env.ticket_path("todo", "0001-retry-failed-uploads")).unwrap();
-    assert_eq!(text, "---\ntitle: \"Retry failed uploads!\"\npriority: 1\n---\nRetry on 5xx.\n");
+    let text =
+        std::fs::read_to_string(env.ticket_path("todo", "0001-retry-failed-uploads")).unwrap();
+    assert_eq!(
+        text,
+        "---\ntitle: \"Retry failed uploads!\"\npriority: 1\n---\nRetry on 5xx.\n"
+    );
     let text = std::fs::read_to_string(env.ticket_path("todo", "0002-use-it")).unwrap();
     assert!(text.contains("depends_on: [0001-retry-failed-uploads]"));
     assert_eq!(env.plan_dirt(), "");
@@ -145,7 +176,9 @@ fn new_writes_numbered_tickets_and_commits_them() {
         .args(["new", "x", "--depends-on", "nope"])
         .assert()
         .code(2)
-        .stderr(predicate::str::contains("--depends-on nope: there is no such ticket"));
+        .stderr(predicate::str::contains(
+            "--depends-on nope: there is no such ticket",
+        ));
 }
 
 #[test]
@@ -173,7 +206,8 @@ fn ten_concurrent_new_make_ten_distinct_tickets() {
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), 10, "{ids:?}");
-    let numbers: std::collections::BTreeSet<String> = ids.iter().map(|i| i[..4].to_string()).collect();
+    let numbers: std::collections::BTreeSet<String> =
+        ids.iter().map(|i| i[..4].to_string()).collect();
     assert_eq!(numbers.len(), 10, "numbers collide: {ids:?}");
     let status = env.status();
     assert_eq!(status["counts"]["todo"], 10);
@@ -223,11 +257,19 @@ fn bad_tickets_are_named_and_skipped() {
     env.write_ticket("todo", "-dash", "---\ntitle: D\n---\n");
     env.write_ticket("todo", "twice", "---\ntitle: T\n---\n");
     env.write_ticket("done", "twice", "---\ntitle: T\n---\n");
-    env.write_ticket("todo", "orphan", "---\ntitle: O\ndepends_on: [ghost]\n---\n");
+    env.write_ticket(
+        "todo",
+        "orphan",
+        "---\ntitle: O\ndepends_on: [ghost]\n---\n",
+    );
     env.write_ticket("todo", "x", "---\ntitle: X\ndepends_on: [y]\n---\n");
     env.write_ticket("todo", "y", "---\ntitle: Y\ndepends_on: [x]\n---\n");
     env.write_ticket("todo", "open", "---\ntitle: never closes\n");
-    std::fs::write(env.ticket_path("todo", "binary"), b"---\ntitle: \xff\xfe\n---\n").unwrap();
+    std::fs::write(
+        env.ticket_path("todo", "binary"),
+        b"---\ntitle: \xff\xfe\n---\n",
+    )
+    .unwrap();
 
     let status = env.status();
     assert_eq!(env.ids(&status, "ready"), ["good", "unknown"]);
@@ -245,7 +287,10 @@ fn bad_tickets_are_named_and_skipped() {
         })
         .collect();
     let has = |needle: &str| {
-        assert!(invalid.iter().any(|l| l.contains(needle)), "missing {needle:?} in {invalid:#?}")
+        assert!(
+            invalid.iter().any(|l| l.contains(needle)),
+            "missing {needle:?} in {invalid:#?}"
+        )
     };
     has("tickets/todo/yaml.md:3: invalid front matter");
     has("tickets/todo/notitle.md:2: the ticket has no title");
@@ -260,11 +305,17 @@ fn bad_tickets_are_named_and_skipped() {
         assert!(p["hint"].is_string(), "every error has a hint: {p}");
     }
     let warnings = status["warnings"].to_string();
-    assert!(warnings.contains("unknown key `prio` is ignored"), "{warnings}");
+    assert!(
+        warnings.contains("unknown key `prio` is ignored"),
+        "{warnings}"
+    );
     assert!(warnings.contains("\"line\":3"), "{warnings}");
 
     let text = stdout(&env.orch().arg("status").output().unwrap());
-    assert!(text.contains("tickets/todo/yaml.md:3: invalid front matter"), "{text}");
+    assert!(
+        text.contains("tickets/todo/yaml.md:3: invalid front matter"),
+        "{text}"
+    );
     assert!(text.contains("(hint: "), "{text}");
 }
 
@@ -274,7 +325,11 @@ fn hand_edits_are_adopted_in_a_commit_of_their_own() {
     env.init();
     env.write_ticket("todo", "by-hand", "---\ntitle: By hand\n---\n");
     let yaml = std::fs::read_to_string(env.plan().join("orch.yaml")).unwrap();
-    std::fs::write(env.plan().join("orch.yaml"), yaml.replace("max_attempts: 3", "max_attempts: 5")).unwrap();
+    std::fs::write(
+        env.plan().join("orch.yaml"),
+        yaml.replace("max_attempts: 3", "max_attempts: 5"),
+    )
+    .unwrap();
     env.orch().args(["new", "By orch"]).assert().success();
     let log = env.plan_log();
     assert_eq!(log[0], "orch: new 0001-by-orch");
@@ -298,10 +353,17 @@ fn hand_edits_are_adopted_in_a_commit_of_their_own() {
 fn show_and_history() {
     let env = TestEnv::new();
     env.init();
-    env.orch().args(["new", "First", "--body", "Do the first thing."]).assert().success();
+    env.orch()
+        .args(["new", "First", "--body", "Do the first thing."])
+        .assert()
+        .success();
     env.orch().args(["new", "Second"]).assert().success();
 
-    let out = env.orch().args(["show", "0001-first", "--json"]).output().unwrap();
+    let out = env
+        .orch()
+        .args(["show", "0001-first", "--json"])
+        .output()
+        .unwrap();
     let show: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(show["state"], "todo");
     assert_eq!(show["title"], "First");
@@ -327,17 +389,31 @@ fn show_and_history() {
         .iter()
         .map(|e| e["summary"].as_str().unwrap())
         .collect();
-    assert_eq!(summaries, ["orch: new 0002-second", "orch: new 0001-first", "orch: init board"]);
+    assert_eq!(
+        summaries,
+        [
+            "orch: new 0002-second",
+            "orch: new 0001-first",
+            "orch: init board"
+        ]
+    );
     assert_eq!(history[0]["ticket"], "0002-second");
     assert_eq!(history[0]["host"], "test-host");
-    let out = env.orch().args(["history", "0001-first", "--json"]).output().unwrap();
+    let out = env
+        .orch()
+        .args(["history", "0001-first", "--json"])
+        .output()
+        .unwrap();
     let history: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(history.as_array().unwrap().len(), 1);
     env.orch()
         .args(["history", "-n", "1"])
         .assert()
         .success()
-        .stdout(predicate::str::contains("orch: new 0002-second").and(predicate::str::contains("0001").not()));
+        .stdout(
+            predicate::str::contains("orch: new 0002-second")
+                .and(predicate::str::contains("0001").not()),
+        );
 }
 
 #[test]
@@ -356,14 +432,21 @@ fn a_busy_board_lock_exits_75() {
         .code(75)
         .stderr(predicate::str::contains("board lock"));
     drop(lock);
-    env.orch().args(["new", "goes", "--lock-timeout", "100ms"]).assert().success();
+    env.orch()
+        .args(["new", "goes", "--lock-timeout", "100ms"])
+        .assert()
+        .success();
 }
 
 #[test]
 fn a_broken_orch_yaml_is_reported_by_status() {
     let env = TestEnv::new();
     env.init();
-    std::fs::write(env.plan().join("orch.yaml"), "max_attempts: lots\nspeed: 3\n").unwrap();
+    std::fs::write(
+        env.plan().join("orch.yaml"),
+        "max_attempts: lots\nspeed: 3\n",
+    )
+    .unwrap();
     let status = env.status();
     let err = status["config_error"].as_str().unwrap();
     assert!(err.contains("orch.yaml:1"), "{err}");

@@ -100,7 +100,10 @@ impl TestEnv {
     }
 
     pub fn ticket_path(&self, state: &str, id: &str) -> PathBuf {
-        self.plan().join("tickets").join(state).join(format!("{id}.md"))
+        self.plan()
+            .join("tickets")
+            .join(state)
+            .join(format!("{id}.md"))
     }
 
     pub fn write_ticket(&self, state: &str, id: &str, text: &str) {
@@ -117,7 +120,11 @@ impl TestEnv {
 
     /// `orch status --json`, parsed.
     pub fn status(&self) -> serde_json::Value {
-        let out = self.orch().args(["status", "--json"]).output().expect("runs");
+        let out = self
+            .orch()
+            .args(["status", "--json"])
+            .output()
+            .expect("runs");
         assert!(
             out.status.success(),
             "status failed: {}",
@@ -158,4 +165,116 @@ pub fn stdout(out: &std::process::Output) -> String {
 
 pub fn stderr(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+impl TestEnv {
+    /// Write an executable fake agent: a real shell script.
+    pub fn agent(&self, name: &str, body: &str) -> PathBuf {
+        let path = self.dir.path().join(format!("{name}.sh"));
+        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).expect("write agent");
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        path
+    }
+
+    /// orch.yaml with this agent and test-sized limits; `extra` lines
+    /// (`key: value`) replace the defaults of the same key.
+    pub fn configure(&self, agent: &Path, extra: &str) {
+        let mut keys: Vec<(String, String)> = vec![
+            ("base".into(), "main".into()),
+            (
+                "agent".into(),
+                format!("{{command: [\"{}\"]}}", agent.display()),
+            ),
+            ("timeout".into(), "20s".into()),
+            ("no_output_timeout".into(), "10s".into()),
+            ("kill_grace".into(), "200ms".into()),
+            ("max_attempts".into(), "3".into()),
+            ("max_in_progress".into(), "4".into()),
+        ];
+        for line in extra.lines().filter(|l| !l.trim().is_empty()) {
+            let (k, v) = line.split_once(':').expect("key: value");
+            match keys.iter_mut().find(|(key, _)| key == k.trim()) {
+                Some(slot) => slot.1 = v.trim().to_string(),
+                None => keys.push((k.trim().to_string(), v.trim().to_string())),
+            }
+        }
+        let yaml: String = keys.iter().map(|(k, v)| format!("{k}: {v}\n")).collect();
+        std::fs::write(self.plan().join("orch.yaml"), yaml).expect("write orch.yaml");
+    }
+
+    /// A path inside the test directory that a fake agent can touch.
+    pub fn flag(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Live processes started by orch for this test's repository: they carry
+    /// ORCH_WORKTREE pointing into it.
+    pub fn agent_processes(&self) -> Vec<i32> {
+        let needle = format!(
+            "ORCH_WORKTREE={}",
+            self.repo.join(".orch/worktrees").display()
+        );
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<i32>().ok())
+            else {
+                continue;
+            };
+            let Ok(environ) = std::fs::read(format!("/proc/{pid}/environ")) else {
+                continue;
+            };
+            let hit = environ
+                .split(|b| *b == 0)
+                .any(|kv| kv.starts_with(needle.as_bytes()));
+            let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .map(|s| {
+                    s.rfind(')')
+                        .is_some_and(|i| s[i + 1..].trim_start().starts_with(['Z', 'X']))
+                })
+                .unwrap_or(true);
+            if hit && !zombie {
+                out.push(pid);
+            }
+        }
+        out
+    }
+
+    pub fn state_of(&self, id: &str) -> String {
+        for s in ["todo", "in-progress", "done", "blocked"] {
+            if self.ticket_path(s, id).exists() {
+                return s.to_string();
+            }
+        }
+        "missing".into()
+    }
+
+    /// Full commit messages on orch/plan, newest first.
+    pub fn plan_messages(&self) -> Vec<String> {
+        self.git(&["log", "--format=%B%x00", "orch/plan"])
+            .split('\0')
+            .map(|m| m.trim().to_string())
+            .filter(|m| !m.is_empty())
+            .collect()
+    }
+
+    pub fn tick(&self) -> std::process::Output {
+        self.orch().arg("tick").output().expect("tick runs")
+    }
+}
+
+/// Wait for a file to appear (an event), failing after a generous bound.
+pub fn wait_for(path: &Path) {
+    let start = std::time::Instant::now();
+    while !path.exists() {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(30),
+            "{} never appeared",
+            path.display()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
 }

@@ -1,0 +1,640 @@
+//! `orch tick` with fake agents that really misbehave.
+
+use std::process::Stdio;
+
+use predicates::prelude::*;
+
+use crate::env::{TestEnv, stderr, stdout, wait_for};
+
+fn ready(env: &TestEnv, agent_body: &str, extra: &str) {
+    env.init();
+    let agent = env.agent("agent", agent_body);
+    env.configure(&agent, extra);
+}
+
+fn tick_ok(env: &TestEnv) -> String {
+    let out = env.tick();
+    assert!(
+        out.status.success(),
+        "tick failed: {}\n{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    stdout(&out)
+}
+
+fn no_agent_left(env: &TestEnv) {
+    let left = env.agent_processes();
+    assert!(left.is_empty(), "agent processes left running: {left:?}");
+}
+
+#[test]
+fn success_commits_the_work_and_removes_the_worktree() {
+    let env = TestEnv::new();
+    ready(
+        &env,
+        "echo \"working on $ORCH_TICKET\"\necho hello > hello.txt",
+        "",
+    );
+    env.orch().args(["new", "Say hello"]).assert().success();
+    let out = tick_ok(&env);
+    assert!(out.contains("0001-say-hello: success (attempt 1)"), "{out}");
+    assert_eq!(env.state_of("0001-say-hello"), "done");
+    assert_eq!(
+        env.git(&["show", "orch/0001-say-hello:hello.txt"]),
+        "hello\n"
+    );
+    assert!(!env.repo.join(".orch/worktrees/0001-say-hello").exists());
+    assert!(!env.git(&["worktree", "list"]).contains("0001-say-hello"));
+    let summary = std::fs::read_to_string(env.plan().join("runs/0001-say-hello/1.md")).unwrap();
+    assert!(summary.contains("- outcome: success"), "{summary}");
+    assert!(summary.contains("working on 0001-say-hello"), "{summary}");
+    let msg = &env.plan_messages()[0];
+    assert!(
+        msg.starts_with("orch: success 0001-say-hello (attempt 1)"),
+        "{msg}"
+    );
+    assert!(msg.contains("Orch-Outcome: success"), "{msg}");
+    assert!(msg.contains("Orch-State: done"), "{msg}");
+    let ticket = std::fs::read_to_string(env.ticket_path("done", "0001-say-hello")).unwrap();
+    assert!(
+        ticket.contains("result attempt=1") && ticket.contains("outcome=success"),
+        "{ticket}"
+    );
+    // The user's checkout never sees the work.
+    assert!(!env.repo.join("hello.txt").exists());
+    assert_eq!(env.git(&["status", "--porcelain"]), "");
+    assert_eq!(env.plan_dirt(), "");
+    no_agent_left(&env);
+}
+
+#[test]
+fn the_agent_gets_its_contract() {
+    let env = TestEnv::new();
+    ready(
+        &env,
+        "env | grep '^ORCH_' | sort > \"$ORCH_WORKTREE/../../../env.txt\"\ncat > stdin.txt\ncp \"$ORCH_PROMPT_FILE\" prompt.txt\npwd > pwd.txt\necho \"$SECRET_TOKEN\" > secret.txt",
+        "env_remove: [SECRET_TOKEN]\n",
+    );
+    env.write_ticket(
+        "todo",
+        "contract",
+        "---\ntitle: Check the contract\n---\nThe body; $(rm -rf /) stays text.\n",
+    );
+    let out = env
+        .orch()
+        .arg("tick")
+        .env("SECRET_TOKEN", "hunter2")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let show = |f: &str| env.git(&["show", &format!("orch/contract:{f}")]);
+    assert!(show("stdin.txt").contains("The body; $(rm -rf /) stays text."));
+    assert_eq!(show("stdin.txt"), show("prompt.txt"));
+    assert!(show("pwd.txt").trim().ends_with(".orch/worktrees/contract"));
+    assert_eq!(
+        show("secret.txt"),
+        "\n",
+        "env_remove keeps the token from the agent"
+    );
+    let vars = std::fs::read_to_string(env.repo.join("env.txt")).unwrap();
+    for v in [
+        "ORCH_ATTEMPT=1",
+        "ORCH_BRANCH=orch/contract",
+        "ORCH_PROMPT_FILE=",
+        "ORCH_RESULT_FILE=",
+        "ORCH_TICKET=contract",
+        "ORCH_WORKTREE=",
+    ] {
+        assert!(vars.contains(v), "{v} missing in {vars}");
+    }
+}
+
+#[test]
+fn a_failed_attempt_is_retried_from_the_branch_tip() {
+    let env = TestEnv::new();
+    ready(
+        &env,
+        "if [ \"$ORCH_ATTEMPT\" = 1 ]; then echo partial > part1.txt; echo 'error: tests broke' >&2; exit 3; fi\ntest -f part1.txt && echo 'continued' > part2.txt",
+        "",
+    );
+    env.write_ticket("todo", "retry", "---\ntitle: Retry me\n---\n");
+    let out = tick_ok(&env);
+    assert!(
+        out.contains("retry: failed (attempt 1): exit status 3; moved to todo"),
+        "{out}"
+    );
+    let summary = std::fs::read_to_string(env.plan().join("runs/retry/1.md")).unwrap();
+    assert!(summary.contains("error: tests broke"), "{summary}");
+    // The retry prompt carries the previous outcome and output.
+    let out = tick_ok(&env);
+    assert!(out.contains("retry: success (attempt 2)"), "{out}");
+    let prompt = std::fs::read_to_string(env.repo.join(".orch/state/retry/prompt-2.md")).unwrap();
+    assert!(
+        prompt.contains("It ended as: failed (exit status 3)"),
+        "{prompt}"
+    );
+    assert!(prompt.contains("error: tests broke"), "{prompt}");
+    assert_eq!(env.git(&["show", "orch/retry:part1.txt"]), "partial\n");
+    assert_eq!(env.git(&["show", "orch/retry:part2.txt"]), "continued\n");
+}
+
+#[test]
+fn attempts_used_up_moves_the_ticket_to_blocked() {
+    let env = TestEnv::new();
+    ready(&env, "exit 1", "");
+    env.write_ticket(
+        "todo",
+        "doomed",
+        "---\ntitle: Doomed\nmax_attempts: 2\n---\n",
+    );
+    tick_ok(&env);
+    assert_eq!(env.state_of("doomed"), "todo");
+    tick_ok(&env);
+    assert_eq!(env.state_of("doomed"), "blocked");
+    let status = env.status();
+    let reason = status["blocked"][0]["reason"].as_str().unwrap();
+    assert!(reason.contains("attempts used up (2 of 2)"), "{reason}");
+    let out = tick_ok(&env);
+    assert!(
+        !out.contains("claimed"),
+        "a blocked ticket is not claimed again: {out}"
+    );
+}
+
+#[test]
+fn exit_zero_without_changes_is_no_changes() {
+    let env = TestEnv::new();
+    ready(&env, "echo looked around", "");
+    env.write_ticket("todo", "idle", "---\ntitle: Idle\n---\n");
+    let out = tick_ok(&env);
+    assert!(out.contains("idle: no-changes (attempt 1)"), "{out}");
+    assert_eq!(env.state_of("idle"), "todo");
+}
+
+#[test]
+fn submit_blocked_and_done_are_honoured() {
+    let env = TestEnv::new();
+    ready(
+        &env,
+        "case \"$ORCH_TICKET\" in\n  ask) orch submit blocked -m 'Which license?' ;;\n  check) orch submit done -m 'already correct' ;;\nesac",
+        "",
+    );
+    env.write_ticket("todo", "ask", "---\ntitle: Ask\n---\n");
+    env.write_ticket("todo", "check", "---\ntitle: Check\n---\n");
+    tick_ok(&env);
+    assert_eq!(env.state_of("ask"), "blocked");
+    assert_eq!(env.state_of("check"), "done");
+    let status = env.status();
+    assert!(
+        status["blocked"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("Which license?")
+    );
+    env.orch()
+        .args(["submit", "done"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("ORCH_RESULT_FILE is not set"));
+}
+
+#[test]
+fn an_agent_that_commits_by_itself_succeeds() {
+    let env = TestEnv::new();
+    ready(
+        &env,
+        "echo a > a.txt && git add a.txt && git -c user.name=Agent -c user.email=agent@example.com commit -q -m 'agent: add a'",
+        "",
+    );
+    env.write_ticket("todo", "selfcommit", "---\ntitle: Commit yourself\n---\n");
+    tick_ok(&env);
+    assert_eq!(env.state_of("selfcommit"), "done");
+    let log = env.git(&["log", "--format=%s", "orch/selfcommit"]);
+    assert!(log.starts_with("agent: add a\n"), "{log}");
+}
+
+#[test]
+fn verify_failure_and_success() {
+    let env = TestEnv::new();
+    ready(&env, "echo \"$ORCH_ATTEMPT\" > attempt.txt", "");
+    env.write_ticket(
+        "todo",
+        "checked",
+        "---\ntitle: Checked\nverify: [\"grep -q 2 attempt.txt\"]\n---\n",
+    );
+    let out = tick_ok(&env);
+    assert!(out.contains("checked: verify-failed (attempt 1)"), "{out}");
+    let summary = std::fs::read_to_string(env.plan().join("runs/checked/1.md")).unwrap();
+    assert!(
+        summary.contains("`grep -q 2 attempt.txt`: failed (exit status 1)"),
+        "{summary}"
+    );
+    let out = tick_ok(&env);
+    assert!(out.contains("checked: success (attempt 2)"), "{out}");
+}
+
+#[test]
+fn a_silent_hang_is_stalled_and_killed() {
+    let env = TestEnv::new();
+    ready(
+        &env,
+        "echo started\nexec sleep 300",
+        "no_output_timeout: 300ms\n",
+    );
+    env.write_ticket("todo", "hang", "---\ntitle: Hang\n---\n");
+    let out = tick_ok(&env);
+    assert!(
+        out.contains("hang: stalled (attempt 1): no output for 300ms"),
+        "{out}"
+    );
+    assert_eq!(env.state_of("hang"), "todo");
+    no_agent_left(&env);
+}
+
+#[test]
+fn chatter_past_the_hard_timeout_is_timeout() {
+    let env = TestEnv::new();
+    ready(
+        &env,
+        "while true; do echo still busy; sleep 0.05; done",
+        "timeout: 500ms\n",
+    );
+    env.write_ticket("todo", "busy", "---\ntitle: Busy\n---\n");
+    let out = tick_ok(&env);
+    assert!(out.contains("busy: timeout (attempt 1)"), "{out}");
+    no_agent_left(&env);
+}
+
+#[test]
+fn ignoring_sigterm_and_forking_a_grandchild_is_survived() {
+    let env = TestEnv::new();
+    // The grandchild keeps stdout open and ignores SIGTERM too.
+    ready(
+        &env,
+        "trap '' TERM\n(trap '' TERM; while true; do sleep 1; done) &\necho forked\nwhile true; do sleep 1; done",
+        "no_output_timeout: 300ms\n",
+    );
+    env.write_ticket("todo", "stubborn", "---\ntitle: Stubborn\n---\n");
+    let out = tick_ok(&env);
+    assert!(out.contains("stubborn: stalled"), "{out}");
+    let log = std::fs::read_to_string(env.repo.join(".orch/logs/stubborn/1.log")).unwrap();
+    assert!(log.contains("forked"), "{log}");
+    no_agent_left(&env);
+}
+
+#[test]
+fn a_grandchild_left_behind_after_a_clean_exit_is_stopped() {
+    let env = TestEnv::new();
+    ready(
+        &env,
+        "echo x > x.txt\n(setsid sleep 300 >/dev/null 2>&1 &)\nsleep 300 >/dev/null 2>&1 &\nexit 0",
+        "",
+    );
+    env.write_ticket("todo", "leaky", "---\ntitle: Leaky\n---\n");
+    tick_ok(&env);
+    assert_eq!(env.state_of("leaky"), "done");
+    let summary = std::fs::read_to_string(env.plan().join("runs/leaky/1.md")).unwrap();
+    assert!(summary.contains("the agent left running"), "{summary}");
+    no_agent_left(&env);
+}
+
+#[test]
+fn a_flood_of_output_is_drained_and_the_log_capped() {
+    let env = TestEnv::new();
+    ready(
+        &env,
+        "head -c 20000000 /dev/zero | tr '\\0' 'y'\necho\necho done flooding\necho f > f.txt",
+        "max_log_size: 1MiB\n",
+    );
+    env.write_ticket("todo", "flood", "---\ntitle: Flood\n---\n");
+    tick_ok(&env);
+    assert_eq!(env.state_of("flood"), "done");
+    let len = std::fs::metadata(env.repo.join(".orch/logs/flood/1.log"))
+        .unwrap()
+        .len();
+    assert!(len < 1_100_000, "log is {len} bytes");
+    let summary = std::fs::read_to_string(env.plan().join("runs/flood/1.md")).unwrap();
+    assert!(
+        summary.contains("done flooding"),
+        "the tail is kept past the cap"
+    );
+    assert!(
+        summary.len() < 16 * 1024,
+        "summary is bounded: {}",
+        summary.len()
+    );
+}
+
+#[test]
+fn a_command_that_cannot_start_leaves_no_worktree_or_branch() {
+    let env = TestEnv::new();
+    env.init();
+    env.configure(&env.dir.path().join("no-such-agent"), "");
+    env.write_ticket("todo", "nostart", "---\ntitle: No start\n---\n");
+    let out = tick_ok(&env);
+    assert!(
+        out.contains("nostart: failed (attempt 1): could not start"),
+        "{out}"
+    );
+    assert!(!env.repo.join(".orch/worktrees/nostart").exists());
+    assert!(
+        !env.git(&["branch", "--list", "orch/nostart"])
+            .contains("nostart")
+    );
+    assert!(!env.git(&["worktree", "list"]).contains("nostart"));
+}
+
+#[test]
+fn an_unknown_preset_claims_nothing() {
+    let env = TestEnv::new();
+    env.init();
+    std::fs::write(env.plan().join("orch.yaml"), "agent: nosuchagent\n").unwrap();
+    env.write_ticket("todo", "t", "---\ntitle: T\n---\n");
+    env.orch()
+        .arg("tick")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "unknown agent preset `nosuchagent`",
+        ));
+    assert_eq!(env.state_of("t"), "todo");
+}
+
+#[test]
+fn explain_says_why_and_changes_nothing() {
+    let env = TestEnv::new();
+    ready(&env, "true", "max_in_progress: 1\n");
+    env.write_ticket("todo", "a", "---\ntitle: A\npriority: 1\n---\n");
+    env.write_ticket("todo", "b", "---\ntitle: B\n---\n");
+    env.write_ticket("todo", "c", "---\ntitle: C\ndepends_on: [a]\n---\n");
+    env.write_ticket("todo", "bad", "---\ntitle: [\n---\n");
+    let before = env.git(&["rev-parse", "orch/plan"]);
+    let out = env.orch().args(["tick", "--explain"]).output().unwrap();
+    let text = stdout(&out);
+    assert!(text.contains("would claim: ready, priority 1"), "{text}");
+    assert!(
+        text.contains("ready, not claimed: this tick runs 1"),
+        "{text}"
+    );
+    assert!(text.contains("waiting on a"), "{text}");
+    assert!(
+        text.contains("skipped: tickets/todo/bad.md:2: invalid front matter"),
+        "{text}"
+    );
+    assert_eq!(env.git(&["rev-parse", "orch/plan"]), before);
+}
+
+#[test]
+fn every_tick_names_the_invalid_tickets_it_skips() {
+    let env = TestEnv::new();
+    ready(&env, "true", "");
+    env.write_ticket("todo", "x", "---\ntitle: X\ndepends_on: [y]\n---\n");
+    env.write_ticket("todo", "y", "---\ntitle: Y\ndepends_on: [x]\n---\n");
+    let out = tick_ok(&env);
+    assert!(
+        out.contains("skipped: tickets/todo/x.md:3: dependency cycle: x -> y -> x"),
+        "{out}"
+    );
+}
+
+#[test]
+fn max_in_progress_caps_claims() {
+    let env = TestEnv::new();
+    ready(&env, "echo > \"f-$ORCH_TICKET\"", "max_in_progress: 2\n");
+    for id in ["a", "b", "c"] {
+        env.write_ticket("todo", id, &format!("---\ntitle: {id}\n---\n"));
+    }
+    let out = tick_ok(&env);
+    assert_eq!(out.matches("claimed").count(), 2, "{out}");
+    assert_eq!(env.state_of("c"), "todo");
+}
+
+fn spawn_tick(env: &TestEnv) -> std::process::Child {
+    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin!("orch"));
+    env.apply_env(&mut cmd);
+    cmd.current_dir(&env.repo)
+        .arg("tick")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// An agent that announces itself, then waits for the test's go-ahead.
+fn waiting_agent(env: &TestEnv) -> String {
+    format!(
+        "touch \"{dir}/started-$ORCH_TICKET\" \"{dir}/started-$ORCH_TICKET-$ORCH_ATTEMPT\"\necho \"work of $ORCH_TICKET\" > \"work-$ORCH_ATTEMPT.txt\"\nwhile [ ! -f \"{dir}/go\" ]; do sleep 0.02; done\necho finished",
+        dir = env.dir.path().display()
+    )
+}
+
+#[test]
+fn sigterm_to_a_tick_settles_its_tickets_as_interrupted() {
+    let env = TestEnv::new();
+    ready(&env, &format!("trap '' TERM\n{}", waiting_agent(&env)), "");
+    env.write_ticket("todo", "long", "---\ntitle: Long\n---\n");
+    let child = spawn_tick(&env);
+    wait_for(&env.flag("started-long"));
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(child.id() as i32).unwrap(),
+        rustix::process::Signal::TERM,
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("long: interrupted (attempt 1)"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(env.state_of("long"), "todo");
+    assert_eq!(
+        env.git(&["show", "orch/long:work-1.txt"]),
+        "work of long\n",
+        "work kept"
+    );
+    no_agent_left(&env);
+    // Interrupted attempts do not count: the next one is attempt 2 of 3 with 0 used.
+    let status = env.status();
+    assert_eq!(status["ready"][0]["attempts_used"], 0);
+}
+
+#[test]
+fn a_killed_tick_is_reconciled_as_abandoned_by_the_next() {
+    let env = TestEnv::new();
+    ready(&env, &waiting_agent(&env), "");
+    env.write_ticket("todo", "orphan", "---\ntitle: Orphan\n---\n");
+    let mut child = spawn_tick(&env);
+    wait_for(&env.flag("started-orphan"));
+    child.kill().unwrap(); // SIGKILL: no chance to clean up
+    child.wait().unwrap();
+    assert_eq!(env.state_of("orphan"), "in-progress");
+    assert!(
+        !env.agent_processes().is_empty(),
+        "the agent outlived its supervisor"
+    );
+    let status = env.status();
+    assert_eq!(status["in_progress"][0]["supervised"], false);
+
+    // The next tick finds the run lock free while the orphan still runs.
+    let next = spawn_tick(&env);
+    wait_for(&env.flag("started-orphan-2"));
+    std::fs::write(env.flag("go"), "").unwrap();
+    let out = next.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = stdout(&out);
+    assert!(out.contains("orphan: abandoned (attempt 1)"), "{out}");
+    // It settled, killed the leftover, kept the work, then retried.
+    assert!(out.contains("orphan: success (attempt 2)"), "{out}");
+    assert_eq!(
+        env.git(&["show", "orch/orphan:work-1.txt"]),
+        "work of orphan\n"
+    );
+    assert_eq!(
+        env.git(&["show", "orch/orphan:work-2.txt"]),
+        "work of orphan\n"
+    );
+    let summary = std::fs::read_to_string(env.plan().join("runs/orphan/1.md")).unwrap();
+    assert!(
+        summary.contains("leftover process(es) of the run"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("committed the run's uncommitted work"),
+        "{summary}"
+    );
+    no_agent_left(&env);
+}
+
+#[test]
+fn overlapping_ticks_claim_different_tickets() {
+    let env = TestEnv::new();
+    ready(&env, &waiting_agent(&env), "max_in_progress: 4\n");
+    for id in ["t1", "t2", "t3", "t4"] {
+        env.write_ticket("todo", id, &format!("---\ntitle: {id}\n---\n"));
+    }
+    let cmd = |jobs: &str| {
+        let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin!("orch"));
+        env.apply_env(&mut c);
+        c.current_dir(&env.repo)
+            .args(["tick", "--jobs", jobs])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let a = cmd("2");
+    let b = cmd("2");
+    for id in ["t1", "t2", "t3", "t4"] {
+        wait_for(&env.flag(&format!("started-{id}")));
+    }
+    std::fs::write(env.flag("go"), "").unwrap();
+    for c in [a, b] {
+        let out = c.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    let claims: Vec<String> = env
+        .plan_messages()
+        .into_iter()
+        .filter(|m| m.contains("Orch-Event: claim"))
+        .collect();
+    assert_eq!(claims.len(), 4, "each ticket claimed exactly once");
+    for id in ["t1", "t2", "t3", "t4"] {
+        assert_eq!(env.state_of(id), "done");
+    }
+    no_agent_left(&env);
+}
+
+#[test]
+fn abort_from_another_shell_stops_the_agent() {
+    let env = TestEnv::new();
+    ready(&env, &waiting_agent(&env), "");
+    env.write_ticket("todo", "stopme", "---\ntitle: Stop me\n---\n");
+    let child = spawn_tick(&env);
+    wait_for(&env.flag("started-stopme"));
+    env.orch()
+        .args(["abort", "stopme"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("now in blocked"));
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        stdout(&out).contains("stopme: aborted (attempt 1)"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(env.state_of("stopme"), "blocked");
+    no_agent_left(&env);
+    // A todo ticket can be aborted too; done ones cannot.
+    env.write_ticket("todo", "later", "---\ntitle: Later\n---\n");
+    env.orch().args(["abort", "later"]).assert().success();
+    assert_eq!(env.state_of("later"), "blocked");
+}
+
+#[test]
+fn a_result_for_a_ticket_moved_meanwhile_is_refused() {
+    let env = TestEnv::new();
+    ready(&env, &waiting_agent(&env), "");
+    env.write_ticket("todo", "moved", "---\ntitle: Moved\n---\n");
+    let child = spawn_tick(&env);
+    wait_for(&env.flag("started-moved"));
+    // A person pulls the ticket back while the agent runs.
+    std::fs::rename(
+        env.ticket_path("in-progress", "moved"),
+        env.ticket_path("todo", "moved"),
+    )
+    .unwrap();
+    std::fs::write(env.flag("go"), "").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(stdout(&out).contains("result refused"), "{}", stdout(&out));
+    assert_eq!(env.state_of("moved"), "todo");
+    assert!(env.plan().join("runs/moved/1.stale.md").exists());
+    assert_eq!(
+        env.git(&["show", "orch/moved:work-1.txt"]),
+        "work of moved\n",
+        "work kept"
+    );
+}
+
+#[test]
+fn orch_log_prints_the_attempt_output() {
+    let env = TestEnv::new();
+    ready(&env, "echo line one\necho line two >&2\nexit 1", "");
+    env.write_ticket("todo", "logged", "---\ntitle: Logged\n---\n");
+    tick_ok(&env);
+    env.orch()
+        .args(["log", "logged"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("line one").and(predicate::str::contains("line two")));
+    env.orch().args(["log", "nothing"]).assert().code(2);
+    let out = env
+        .orch()
+        .args(["show", "logged", "--json"])
+        .output()
+        .unwrap();
+    let show: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(show["attempts"][0]["outcome"], "failed");
+    assert_eq!(show["attempts"][0]["summary"], "runs/logged/1.md");
+}
+
+#[test]
+fn the_plan_branch_can_override_the_prompt_template() {
+    let env = TestEnv::new();
+    ready(&env, "cat > prompt.txt", "");
+    env.write_plan_file(
+        "templates/prompt.md",
+        "Custom prompt for {{id}} ({{title}}), attempt {{attempt}}.\n{{body}}\n",
+    );
+    env.write_ticket(
+        "todo",
+        "custom",
+        "---\ntitle: Custom\n---\nDo the custom thing.\n",
+    );
+    tick_ok(&env);
+    assert_eq!(
+        env.git(&["show", "orch/custom:prompt.txt"]),
+        "Custom prompt for custom (Custom), attempt 1.\nDo the custom thing.\n"
+    );
+}
