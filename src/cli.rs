@@ -34,6 +34,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    Demo(commands::demo::Args),
     Init(commands::init::Args),
     New(commands::new::Args),
     Status(commands::status::Args),
@@ -43,6 +44,8 @@ pub enum Command {
     Submit(commands::submit::Args),
     Log(commands::log::Args),
     Abort(commands::abort::Args),
+    #[command(hide = true)]
+    DemoAgent(commands::demo_agent::Args),
 }
 
 pub fn parse_duration(text: &str) -> Result<Duration, String> {

@@ -8,6 +8,8 @@ use crate::cli::{Cli, Command};
 use crate::error::{Error, Result};
 
 pub mod abort;
+pub mod demo;
+pub mod demo_agent;
 pub mod history;
 pub mod init;
 pub mod log;
@@ -44,6 +46,8 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Submit(a) => submit::run(&ctx, a),
         Command::Log(a) => log::run(&ctx, a),
         Command::Abort(a) => abort::run(&ctx, a),
+        Command::Demo(a) => demo::run(&ctx, a),
+        Command::DemoAgent(a) => demo_agent::run(&ctx, a),
     }
 }
 

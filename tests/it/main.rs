@@ -2,5 +2,6 @@
 //! temporary directories, with fake agents that are real processes.
 
 mod board;
+mod demo;
 mod env;
 mod tick;
