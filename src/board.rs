@@ -367,9 +367,7 @@ impl Board {
             Err(Error::Config { line, message, .. }) => board.config = Err((line, message)),
             Err(e) => board.config = Err((None, crate::error::render_chain(&e))),
         }
-        for state in State::ALL {
-            board.read_dir(layout, state);
-        }
+        board.read_tickets(layout);
         board.check_duplicates();
         board.check_dependencies();
         board
@@ -385,86 +383,59 @@ impl Board {
         });
     }
 
-    fn read_dir(&mut self, layout: &Layout, state: State) {
-        let dir = layout.plan.join(state.rel_dir());
-        let entries = match std::fs::read_dir(&dir) {
-            Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
-            Err(e) => {
-                self.problem(
-                    state.rel_dir(),
-                    None,
-                    format!("cannot read the directory: {e}"),
-                    None,
-                );
-                return;
-            }
-        };
-        let mut names: Vec<_> = entries.flatten().collect();
-        names.sort_by_key(|e| e.file_name());
-        for entry in names {
-            let name = entry.file_name();
-            let name = name.to_string_lossy();
-            let rel = format!("{}/{name}", state.rel_dir());
-            if name.starts_with('.') {
-                continue; // .gitkeep, editor swap files, orch's own temp files
-            }
-            let Some(id) = name.strip_suffix(".md") else {
-                self.problems.push(Problem {
-                    path: rel,
-                    line: None,
-                    severity: Severity::Warning,
-                    message: "not a ticket: ticket files end in .md".into(),
-                    hint: Some("rename it to <id>.md or move it out of tickets/".into()),
-                });
-                continue;
-            };
-            let meta = match std::fs::symlink_metadata(entry.path()) {
-                Ok(m) => m,
+    /// List the four ticket directories, then read and parse the files on
+    /// a few threads. Results merge in (state, name) order, so the board is
+    /// the same whatever the scheduling.
+    fn read_tickets(&mut self, layout: &Layout) {
+        let mut files: Vec<(State, String, std::fs::DirEntry)> = Vec::new();
+        for state in State::ALL {
+            let dir = layout.plan.join(state.rel_dir());
+            let entries = match std::fs::read_dir(&dir) {
+                Ok(e) => e,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
                 Err(e) => {
-                    self.problem(rel, None, format!("cannot read: {e}"), None);
+                    self.problem(
+                        state.rel_dir(),
+                        None,
+                        format!("cannot read the directory: {e}"),
+                        None,
+                    );
                     continue;
                 }
             };
-            self.seen.entry(id.to_string()).or_default().push(state);
-            if meta.file_type().is_symlink() || !meta.is_file() {
-                self.invalid.insert(id.to_string());
-                self.problem(
-                    rel,
-                    None,
-                    "not a regular file (symlinks and directories are not followed)".into(),
-                    Some("replace it with a plain file"),
-                );
-                continue;
-            }
-            if meta.len() > ticket::MAX_TICKET_BYTES {
-                self.invalid.insert(id.to_string());
-                self.problem(
-                    rel,
-                    None,
-                    format!(
-                        "the file is {} bytes; tickets are limited to {} bytes",
-                        meta.len(),
-                        ticket::MAX_TICKET_BYTES
-                    ),
-                    Some("move long material into the repository and refer to it from the ticket"),
-                );
-                continue;
-            }
-            let bytes = match std::fs::read(entry.path()) {
-                Ok(b) => b,
-                Err(e) => {
-                    self.invalid.insert(id.to_string());
-                    self.problem(rel, None, format!("cannot read: {e}"), None);
-                    continue;
+            let mut names: Vec<(String, std::fs::DirEntry)> = entries
+                .flatten()
+                .map(|e| (e.file_name().to_string_lossy().into_owned(), e))
+                .collect();
+            names.sort_by(|a, b| a.0.cmp(&b.0));
+            files.extend(names.into_iter().map(|(n, e)| (state, n, e)));
+        }
+        let threads = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .clamp(1, 4);
+        let chunk = files.len().div_ceil(threads).max(256);
+        let results: Vec<Vec<FileResult>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = files
+                .chunks(chunk)
+                .map(|part| {
+                    scope.spawn(move || part.iter().map(|(s, n, e)| read_one(*s, n, e)).collect())
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_default())
+                .collect()
+        });
+        for r in results.into_iter().flatten() {
+            if let Some((id, state)) = r.seen {
+                self.seen.entry(id.clone()).or_default().push(state);
+                if r.invalid {
+                    self.invalid.insert(id);
                 }
-            };
-            let (parsed, problems) = ticket::parse(id, state, &bytes);
-            if problems.iter().any(|p| p.severity == Severity::Error) || parsed.is_none() {
-                self.invalid.insert(id.to_string());
             }
-            self.problems.extend(problems);
-            if let Some(t) = parsed {
+            self.problems.extend(r.problems);
+            if let Some(t) = r.ticket {
                 // A duplicate keeps the first copy read; both are reported.
                 self.tickets.entry(t.id.clone()).or_insert(t);
             }
@@ -663,6 +634,76 @@ impl Board {
             .max()
             .unwrap_or(0)
     }
+}
+
+/// What reading one directory entry gave.
+#[derive(Default)]
+struct FileResult {
+    seen: Option<(String, State)>,
+    invalid: bool,
+    ticket: Option<Ticket>,
+    problems: Vec<Problem>,
+}
+
+fn read_one(state: State, name: &str, entry: &std::fs::DirEntry) -> FileResult {
+    use std::io::Read;
+    let mut r = FileResult::default();
+    let rel = format!("{}/{name}", state.rel_dir());
+    let error = |message: String, hint: &str| Problem {
+        path: rel.clone(),
+        line: None,
+        severity: Severity::Error,
+        message,
+        hint: (!hint.is_empty()).then(|| hint.to_string()),
+    };
+    if name.starts_with('.') {
+        return r; // .gitkeep, editor swap files, orch's own temp files
+    }
+    let Some(id) = name.strip_suffix(".md") else {
+        r.problems.push(Problem {
+            path: rel,
+            line: None,
+            severity: Severity::Warning,
+            message: "not a ticket: ticket files end in .md".into(),
+            hint: Some("rename it to <id>.md or move it out of tickets/".into()),
+        });
+        return r;
+    };
+    r.seen = Some((id.to_string(), state));
+    // The directory entry's type needs no stat, and is not followed.
+    let is_file = entry.file_type().map(|t| t.is_file()).unwrap_or(false);
+    if !is_file {
+        r.invalid = true;
+        r.problems.push(error(
+            "not a regular file (symlinks and directories are not followed)".into(),
+            "replace it with a plain file",
+        ));
+        return r;
+    }
+    let mut bytes = Vec::new();
+    let read = std::fs::File::open(entry.path())
+        .and_then(|f| f.take(ticket::MAX_TICKET_BYTES + 1).read_to_end(&mut bytes));
+    if let Err(e) = read {
+        r.invalid = true;
+        r.problems.push(error(format!("cannot read: {e}"), ""));
+        return r;
+    }
+    if bytes.len() as u64 > ticket::MAX_TICKET_BYTES {
+        r.invalid = true;
+        r.problems.push(error(
+            format!(
+                "the file is larger than {} bytes, the limit for a ticket",
+                ticket::MAX_TICKET_BYTES
+            ),
+            "move long material into the repository and refer to it from the ticket",
+        ));
+        return r;
+    }
+    let (parsed, problems) = ticket::parse(id, state, &bytes);
+    r.invalid = parsed.is_none() || problems.iter().any(|p| p.severity == Severity::Error);
+    r.problems = problems;
+    r.ticket = parsed;
+    r
 }
 
 fn dep_line(t: &Ticket, dep: &str) -> Option<u64> {

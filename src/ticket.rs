@@ -498,17 +498,24 @@ pub fn parse(id: &str, state: State, bytes: &[u8]) -> (Option<Ticket>, Vec<Probl
             }
         }
     };
-    if let Ok(keys) = serde_saphyr::from_str::<BTreeMap<String, serde::de::IgnoredAny>>(yaml) {
-        for key in keys.keys() {
-            if !KNOWN_KEYS.contains(&key.as_str()) {
-                problems.push(Problem {
-                    path: path.clone(),
-                    line: key_line(yaml, key).map(|l| l + first_line - 1),
-                    severity: Severity::Warning,
-                    message: format!("unknown key `{key}` is ignored"),
-                    hint: Some(format!("known keys: {}", KNOWN_KEYS.join(", "))),
-                });
-            }
+    // Top-level keys start in the first column; scanning for them costs far
+    // less than a second YAML parse of every ticket.
+    for (i, line) in yaml.lines().enumerate() {
+        if line.starts_with([' ', '\t', '#', '-']) {
+            continue;
+        }
+        let Some((key, _)) = line.split_once(':') else {
+            continue;
+        };
+        let key = key.trim().trim_matches(['"', '\'']);
+        if !key.is_empty() && !KNOWN_KEYS.contains(&key) {
+            problems.push(Problem {
+                path: path.clone(),
+                line: Some(i as u64 + first_line),
+                severity: Severity::Warning,
+                message: format!("unknown key `{key}` is ignored"),
+                hint: Some(format!("known keys: {}", KNOWN_KEYS.join(", "))),
+            });
         }
     }
     let title = match raw.title.as_deref().map(str::trim) {

@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Board speed: `orch status --json` and a no-op board change (`orch tick`
+# with nothing ready: lock, adopt, read, reconcile, release) on a board of
+# 10,000 tickets, beside `git -C .orch/plan status` in the same run.
+#
+# Two boards hold the same 10,000 tickets: one with 10,000 commits on
+# orch/plan, one with a single commit. Reading the board must not grow with
+# history, so their figures should match.
+#
+# Usage: scripts/bench-board.sh [TICKETS] [COMMITS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+TICKETS=${1:-10000}
+COMMITS=${2:-10000}
+
+command -v hyperfine >/dev/null || { apt-get update -qq && apt-get install -y -qq hyperfine; }
+cargo build --release --quiet
+ORCH=$PWD/target/release/orch
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/orch-bench-board.XXXXXX")
+trap 'rm -rf "$WORK"' EXIT
+export GIT_CONFIG_GLOBAL=/dev/null GIT_CONFIG_NOSYSTEM=1 NO_COLOR=1
+export GIT_AUTHOR_NAME=bench GIT_AUTHOR_EMAIL=bench@example.com
+export GIT_COMMITTER_NAME=bench GIT_COMMITTER_EMAIL=bench@example.com
+
+make_board() { # DIR COMMITS
+  local dir=$1 commits=$2
+  git init -q -b main "$dir"
+  git -C "$dir" commit -q --allow-empty -m init
+  "$ORCH" -C "$dir" init >/dev/null
+  # History: COMMITS commits, each adding one ticket (round-robin over
+  # TICKETS ids, so later commits rewrite earlier tickets), by fast-import.
+  python3 - "$TICKETS" "$commits" > "$WORK/import" <<'PY'
+import sys
+tickets, commits = int(sys.argv[1]), int(sys.argv[2])
+out = sys.stdout
+def ticket(i, rev):
+    state = "done" if i % 10 else "blocked"
+    return f"tickets/{state}/{i:05d}-ticket.md", f"---\ntitle: Ticket {i}\npriority: {i % 7}\n---\nRevision {rev} of ticket {i}.\n"
+out.write("reset refs/heads/orch/plan\nfrom refs/heads/orch/plan^0\n")
+t = 1700000000
+for c in range(commits):
+    i = c % tickets
+    path, body = ticket(i, c)
+    data = body.encode()
+    msg = f"orch: bench {i}\n\nOrch-Ticket: {i:05d}-ticket\n".encode()
+    out.write(f"commit refs/heads/orch/plan\ncommitter bench <bench@example.com> {t + c} +0000\ndata {len(msg)}\n")
+    out.flush(); sys.stdout.buffer.write(msg); out.write("\n")
+    out.write(f"M 100644 inline {path}\ndata {len(data)}\n"); out.flush(); sys.stdout.buffer.write(data); out.write("\n")
+# Make sure every ticket exists even when COMMITS < TICKETS.
+if commits < tickets:
+    msg = b"orch: bench rest\n"
+    out.write(f"commit refs/heads/orch/plan\ncommitter bench <bench@example.com> {t + commits} +0000\ndata {len(msg)}\n")
+    out.flush(); sys.stdout.buffer.write(msg); out.write("\n")
+    for i in range(commits, tickets):
+        path, body = ticket(i, 0)
+        data = body.encode()
+        out.write(f"M 100644 inline {path}\ndata {len(data)}\n"); out.flush(); sys.stdout.buffer.write(data); out.write("\n")
+PY
+  git -C "$dir" fast-import --quiet < "$WORK/import"
+  git -C "$dir/.orch/plan" reset -q --hard orch/plan
+  # Agent config that would never be used: nothing is ready.
+  git -C "$dir/.orch/plan" status --porcelain | head -1
+}
+
+echo "== building boards of $TICKETS tickets ($COMMITS commits, and 1-2 commits)"
+make_board "$WORK/long" "$COMMITS"
+make_board "$WORK/short" 0
+echo "orch/plan commits: long $(git -C "$WORK/long" rev-list --count orch/plan), short $(git -C "$WORK/short" rev-list --count orch/plan)"
+"$ORCH" -C "$WORK/long" status --json | python3 -c 'import json,sys; print("counts:", json.load(sys.stdin)["counts"])'
+
+hyperfine --warmup 2 --runs 15 --export-json "$WORK/result.json" \
+  -n "git status (long history)" "git -C $WORK/long/.orch/plan status --porcelain" \
+  -n "orch status --json (long history)" "$ORCH -C $WORK/long status --json" \
+  -n "orch status --json (short history)" "$ORCH -C $WORK/short status --json" \
+  -n "orch tick, nothing ready (long history)" "$ORCH -C $WORK/long tick" \
+  -n "orch tick, nothing ready (short history)" "$ORCH -C $WORK/short tick"
+
+python3 - "$WORK/result.json" <<'PY'
+import json, sys
+r = {x["command"]: x for x in json.load(open(sys.argv[1]))["results"]}
+base = r["git status (long history)"]["mean"]
+print()
+print(f"{'command':45} {'mean':>9} {'ratio to git status':>20}")
+for name, x in r.items():
+    print(f"{name:45} {x['mean']*1000:7.1f}ms {x['mean']/base:19.2f}x")
+long_s, short_s = r["orch status --json (long history)"]["mean"], r["orch status --json (short history)"]["mean"]
+print(f"\nhistory effect on status: long/short = {long_s/short_s:.2f}x")
+PY
