@@ -660,6 +660,7 @@ fn run_attempt(
     vars.insert("ticket", t.id.clone());
     vars.insert("attempt", claim.attempt.to_string());
     vars.insert("branch", prepared.branch.clone());
+    vars.insert("state_dir", layout.state_dir(&t.id).display().to_string());
     let argv = preset::expand(&argv, &vars);
     let mut env: Vec<(String, String)> = vec![
         ("ORCH_TICKET".into(), t.id.clone()),

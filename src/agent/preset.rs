@@ -19,7 +19,13 @@ pub struct Preset {
     pub stdin: bool,
 }
 
+/// Checked against codex-cli 0.169.0, claude-code 2.1.197, aider-chat
+/// 0.86.2, opencode-ai 1.18.33 and gemini-cli 0.61.0: each argv passed the
+/// CLI's own argument parser and reached a model endpoint. docs/AGENTS.md
+/// has the details.
 pub const PRESETS: &[Preset] = &[
+    // `--full-auto` is rejected by codex 0.169; `exec` never asks for
+    // approval, and workspace-write lets it edit the worktree.
     Preset {
         name: "codex",
         argv: &[
@@ -28,10 +34,14 @@ pub const PRESETS: &[Preset] = &[
             "--sandbox",
             "workspace-write",
             "--skip-git-repo-check",
+            "--color",
+            "never",
             "-",
         ],
         stdin: true,
     },
+    // As root, claude refuses bypassPermissions unless IS_SANDBOX=1 is in
+    // its environment (set it with `agent: {command: [...], env: ...}`).
     Preset {
         name: "claude",
         argv: &[
@@ -42,27 +52,44 @@ pub const PRESETS: &[Preset] = &[
         ],
         stdin: true,
     },
+    // aider cannot take the prompt on stdin (`--message-file -` falls into
+    // interactive chat), and keeps its history out of the worktree only
+    // when told where to put it.
     Preset {
         name: "aider",
         argv: &[
             "aider",
-            "--yes-always",
-            "--no-gitignore",
-            "--no-check-update",
-            "--no-show-model-warnings",
             "--message-file",
             "{prompt_file}",
+            "--yes-always",
+            "--no-check-update",
+            "--no-show-release-notes",
+            "--no-show-model-warnings",
+            "--analytics-disable",
+            "--no-pretty",
+            "--no-stream",
+            "--no-fancy-input",
+            "--no-detect-urls",
+            "--no-suggest-shell-commands",
+            "--no-gitignore",
+            "--no-restore-chat-history",
+            "--chat-history-file",
+            "{state_dir}/aider.chat.history.md",
+            "--input-history-file",
+            "{state_dir}/aider.input.history",
         ],
         stdin: false,
     },
     Preset {
         name: "opencode",
-        argv: &["opencode", "run"],
+        argv: &["opencode", "run", "--auto"],
         stdin: true,
     },
+    // Without --skip-trust, gemini downgrades yolo in an untrusted folder
+    // (every fresh worktree) and exits 55.
     Preset {
         name: "gemini",
-        argv: &["gemini", "--yolo"],
+        argv: &["gemini", "--approval-mode", "yolo", "--skip-trust"],
         stdin: true,
     },
 ];

@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# Per-ticket overhead of `orch tick` with an agent that does (almost)
+# nothing, on a repository of 20,000 files, beside a plain shell script that
+# does the same steps with flock and the git CLI: lock, git mv, commit,
+# git worktree add, run, commit, move, commit, git worktree remove.
+#
+# Each measured run settles one ticket; hyperfine's --prepare adds the next
+# ticket outside the timing.
+#
+# Usage: scripts/bench-tick.sh [FILES] [RUNS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+FILES=${1:-20000}
+RUNS=${2:-15}
+
+command -v hyperfine >/dev/null || { apt-get update -qq && apt-get install -y -qq hyperfine; }
+cargo build --release --quiet
+ORCH=$PWD/target/release/orch
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/orch-bench-tick.XXXXXX")
+trap 'rm -rf "$WORK"' EXIT
+export GIT_CONFIG_GLOBAL=/dev/null GIT_CONFIG_NOSYSTEM=1 NO_COLOR=1
+export GIT_AUTHOR_NAME=bench GIT_AUTHOR_EMAIL=bench@example.com
+export GIT_COMMITTER_NAME=bench GIT_COMMITTER_EMAIL=bench@example.com
+
+make_repo() { # DIR
+  git init -q -b main "$1"
+  python3 - "$1" "$FILES" <<'PY'
+import os, sys
+root, n = sys.argv[1], int(sys.argv[2])
+for i in range(n):
+    d = os.path.join(root, "src", f"m{i // 500:03d}")
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, f"f{i:05d}.txt"), "w") as f:
+        f.write(f"file {i}\n")
+PY
+  git -C "$1" add -A
+  git -C "$1" commit -q -m "20k files"
+}
+
+# The agent: one small edit, so the attempt succeeds and its worktree goes.
+AGENT='echo "$ORCH_TICKET" > bench-note.txt'
+
+echo "== orch on a $FILES-file repository"
+make_repo "$WORK/orch"
+"$ORCH" -C "$WORK/orch" init >/dev/null
+cat > "$WORK/orch/.orch/plan/orch.yaml" <<YAML
+base: main
+agent: {command: [sh, -c, '$AGENT']}
+max_in_progress: 1
+YAML
+"$ORCH" -C "$WORK/orch" status >/dev/null  # adopt the config outside the timing
+
+echo "== the shell baseline on an identical repository"
+make_repo "$WORK/sh"
+git -C "$WORK/sh" worktree add -q --orphan -b plan "$WORK/sh-plan"
+mkdir -p "$WORK/sh-plan/todo" "$WORK/sh-plan/doing" "$WORK/sh-plan/done"
+touch "$WORK/sh-plan/todo/.keep" "$WORK/sh-plan/doing/.keep" "$WORK/sh-plan/done/.keep"
+git -C "$WORK/sh-plan" add -A && git -C "$WORK/sh-plan" commit -q -m "plan"
+cat > "$WORK/baseline.sh" <<'SH'
+#!/usr/bin/env bash
+# The same steps as one orch tick for one ticket, with flock and git.
+set -euo pipefail
+repo=$1 plan=$2 agent=$3
+exec 9>"$plan/../sh.lock"
+flock 9
+id=$(ls "$plan/todo" | grep -v '^\.keep$' | head -1); id=${id%.md}
+git -C "$plan" mv "todo/$id.md" "doing/$id.md"
+git -C "$plan" commit -q -m "claim $id"
+flock -u 9
+wt="$repo/../sh-wt-$id"
+git -C "$repo" worktree add -q -b "t/$id" "$wt" main
+(cd "$wt" && ORCH_TICKET=$id sh -c "$agent") > "$repo/../sh-$id.log" 2>&1
+git -C "$wt" add -A && git -C "$wt" commit -q -m "work on $id"
+flock 9
+git -C "$plan" mv "doing/$id.md" "done/$id.md"
+git -C "$plan" commit -q -m "done $id"
+flock -u 9
+git -C "$repo" worktree remove "$wt"
+SH
+chmod +x "$WORK/baseline.sh"
+
+n=0
+cat > "$WORK/prep-orch.sh" <<SH
+#!/bin/sh
+"$ORCH" -C "$WORK/orch" new "bench ticket" >/dev/null
+SH
+cat > "$WORK/prep-sh.sh" <<SH
+#!/bin/sh
+id=\$(date +%s%N)
+printf -- '---\ntitle: bench\n---\n' > "$WORK/sh-plan/todo/\$id.md"
+git -C "$WORK/sh-plan" add -A && git -C "$WORK/sh-plan" commit -q -m "new \$id"
+SH
+chmod +x "$WORK/prep-orch.sh" "$WORK/prep-sh.sh"
+
+hyperfine --warmup 1 --runs "$RUNS" --export-json "$WORK/result.json" \
+  -n "shell + git CLI, one ticket" --prepare "$WORK/prep-sh.sh" "$WORK/baseline.sh $WORK/sh $WORK/sh-plan '$AGENT'" \
+  -n "orch tick, one ticket" --prepare "$WORK/prep-orch.sh" "$ORCH -C $WORK/orch tick"
+
+echo
+echo "done tickets: orch $(ls "$WORK/orch/.orch/plan/tickets/done" | grep -c '\.md$'), baseline $(ls "$WORK/sh-plan/done" | grep -c '\.md$')"
+python3 - "$WORK/result.json" <<'PY'
+import json, sys
+r = {x["command"]: x for x in json.load(open(sys.argv[1]))["results"]}
+base = r["shell + git CLI, one ticket"]["mean"]
+orch = r["orch tick, one ticket"]["mean"]
+print(f"shell + git CLI: {base*1000:.0f} ms per ticket")
+print(f"orch tick:       {orch*1000:.0f} ms per ticket")
+print(f"ratio orch/shell: {orch/base:.2f}x")
+PY
