@@ -461,3 +461,19 @@ fn status_recreates_a_deleted_plan_worktree() {
     let status = env.status();
     assert_eq!(env.ids(&status, "ready"), ["0001-kept"]);
 }
+
+#[test]
+fn new_edit_opens_the_editor_and_commits_the_edit() {
+    let env = TestEnv::new();
+    env.init();
+    let editor = env.agent("editor", "printf 'Edited in the editor.\\n' >> \"$1\"");
+    env.orch()
+        .args(["new", "Edit me", "--edit"])
+        .env("VISUAL", &editor)
+        .assert()
+        .success();
+    let text = std::fs::read_to_string(env.ticket_path("todo", "0001-edit-me")).unwrap();
+    assert!(text.ends_with("Edited in the editor.\n"), "{text}");
+    assert_eq!(env.plan_dirt(), "", "the edit is committed");
+    assert_eq!(env.plan_log()[0], "orch: adopt edits to 1 file");
+}

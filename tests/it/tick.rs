@@ -638,3 +638,83 @@ fn the_plan_branch_can_override_the_prompt_template() {
         "Custom prompt for custom (Custom), attempt 1.\nDo the custom thing.\n"
     );
 }
+
+#[test]
+fn tick_ticket_runs_only_that_ticket_or_says_why_not() {
+    let env = TestEnv::new();
+    ready(&env, "echo > \"f-$ORCH_TICKET\"", "");
+    env.write_ticket("todo", "first", "---\ntitle: First\npriority: 1\n---\n");
+    env.write_ticket("todo", "second", "---\ntitle: Second\n---\n");
+    env.write_ticket(
+        "todo",
+        "third",
+        "---\ntitle: Third\ndepends_on: [first]\n---\n",
+    );
+    let out = stdout(
+        &env.orch()
+            .args(["tick", "--ticket", "second"])
+            .output()
+            .unwrap(),
+    );
+    assert!(out.contains("second: success"), "{out}");
+    assert_eq!(env.state_of("first"), "todo");
+    let out = stdout(
+        &env.orch()
+            .args(["tick", "--ticket", "third"])
+            .output()
+            .unwrap(),
+    );
+    assert!(
+        out.contains("third: not claimed: it waits on first"),
+        "{out}"
+    );
+    env.orch()
+        .args(["tick", "--ticket", "nope"])
+        .assert()
+        .code(2);
+}
+
+#[test]
+fn files_the_agent_deletes_are_deleted_on_the_branch() {
+    let env = TestEnv::new();
+    ready(&env, "rm README.md", "");
+    env.write_ticket("todo", "cleanup", "---\ntitle: Remove the README\n---\n");
+    tick_ok(&env);
+    assert_eq!(env.state_of("cleanup"), "done");
+    let files = env.git(&["ls-tree", "--name-only", "orch/cleanup"]);
+    assert!(!files.contains("README.md"), "{files}");
+    assert!(
+        env.repo.join("README.md").exists(),
+        "the user's checkout keeps it"
+    );
+}
+
+#[test]
+fn log_follow_streams_until_the_run_ends() {
+    let env = TestEnv::new();
+    ready(
+        &env,
+        &format!("echo first line\n{}", waiting_agent(&env)),
+        "",
+    );
+    env.write_ticket("todo", "followed", "---\ntitle: Followed\n---\n");
+    let tick = spawn_tick(&env);
+    wait_for(&env.flag("started-followed"));
+    let mut follow = std::process::Command::new(assert_cmd::cargo::cargo_bin!("orch"));
+    env.apply_env(&mut follow);
+    let follow = follow
+        .current_dir(&env.repo)
+        .args(["log", "followed", "--follow"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::fs::write(env.flag("go"), "").unwrap();
+    let out = follow.wait_with_output().unwrap();
+    let text = stdout(&out);
+    assert!(text.contains("first line"), "{text}");
+    assert!(
+        text.contains("finished"),
+        "the whole log, through the end of the run: {text}"
+    );
+    tick.wait_with_output().unwrap();
+}
