@@ -15,6 +15,7 @@ pub mod commands;
 pub mod config;
 pub mod duration;
 pub mod error;
+pub mod failpoint;
 pub mod git;
 pub mod lock;
 pub mod process;

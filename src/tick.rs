@@ -19,6 +19,7 @@ use crate::agent::supervise::{self, Control, Ended, Report, Spec};
 use crate::board::{self, Board, Change, Layout, Readiness, Session};
 use crate::config::{AgentSpec, Config};
 use crate::error::{Error, Result, render_chain};
+use crate::failpoint;
 use crate::git::{self, CommitInfo, MainRepo};
 use crate::lock::RunLock;
 use crate::process;
@@ -58,6 +59,8 @@ pub struct Settlement {
     /// Where the ticket goes when attempts remain (blocked when they don't).
     pub retry: bool,
     pub to: Option<State>,
+    /// Whether this attempt uses up one of the ticket's attempts.
+    pub counts: bool,
 }
 
 #[derive(Debug, Default)]
@@ -277,19 +280,44 @@ fn reconcile(
             reason,
             retry: true,
             to: None,
+            counts: true,
         };
-        let to = settle_dead_run(session, config, t, &claim, ours, &settlement, notes)?;
+        let (to, reason) = settle_dead_run(session, config, t, &claim, ours, &settlement, notes)?;
         reporter.event(
             Some(&t.id),
             &format!(
                 "abandoned (attempt {}): {}; moved to {to}",
                 claim.attempt().unwrap_or(0),
-                settlement.reason
+                reason
             ),
         );
         settled.push((t.id.clone(), "abandoned".into()));
     }
+    sweep_done_worktrees(session, board, reporter);
     Ok(settled)
+}
+
+/// Remove worktrees of done tickets that no run holds: a crash between
+/// recording a success and removing its worktree leaves one behind.
+fn sweep_done_worktrees(session: &Session, board: &Board, reporter: &dyn Reporter) {
+    let Ok(entries) = std::fs::read_dir(session.layout.orch.join("worktrees")) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let id = entry.file_name().to_string_lossy().into_owned();
+        if board.seen.get(&id).is_none_or(|s| s != &[State::Done]) {
+            continue;
+        }
+        let Ok(Some(_lock)) = RunLock::try_acquire(&session.layout.run_lock(&id)) else {
+            continue;
+        };
+        if workspace::remove(&session.main, &session.layout, &id).is_ok() {
+            reporter.event(
+                Some(&id),
+                "removed the worktree of a done ticket left by an earlier tick",
+            );
+        }
+    }
 }
 
 /// Settle a run whose supervisor is gone: kill what is left of it, keep its
@@ -303,7 +331,7 @@ pub fn settle_dead_run(
     ours: bool,
     settlement: &Settlement,
     mut notes: Vec<String>,
-) -> Result<State> {
+) -> Result<(State, String)> {
     let attempt = claim.attempt().unwrap_or(0);
     let run = claim.get("run").unwrap_or("").to_string();
     if ours && !run.is_empty() {
@@ -312,6 +340,7 @@ pub fn settle_dead_run(
             notes.push(format!("killed {killed} leftover process(es) of the run"));
         }
     }
+    failpoint::hit("reconcile-after-kill");
     let main = git::open_main(&session.layout.root)?;
     if ours {
         let wt_path = session.layout.worktree(&t.id);
@@ -329,8 +358,18 @@ pub fn settle_dead_run(
         workspace::unlock(&main, &t.id);
     }
     let eff = effective(config, t);
-    let used =
-        t.attempts_used() + u32::from(ticket::outcome_counts_as_attempt(&settlement.outcome));
+    // A run whose orch died before the agent started (it has no log) was
+    // never given a chance: it does not use up an attempt.
+    let mut settlement = settlement.clone();
+    if ours
+        && settlement.outcome == "abandoned"
+        && !session.layout.log_path(&t.id, attempt).exists()
+    {
+        settlement.counts = false;
+        settlement.reason = "its orch died before the agent started".into();
+    }
+    let settlement = &settlement;
+    let used = t.attempts_used() + u32::from(settlement.counts);
     let sum = AttemptSummary {
         id: t.id.clone(),
         attempt,
@@ -361,7 +400,7 @@ pub fn settle_dead_run(
     )?;
     let _ = std::fs::remove_file(session.layout.abort_request(&t.id));
     let _ = std::fs::remove_file(session.layout.run_info(&t.id));
-    Ok(to)
+    Ok((to, settlement.reason.clone()))
 }
 
 fn claim(
@@ -434,6 +473,7 @@ fn claim(
             .with("lease", lease(&eff));
         let text = t.text_with_entry(&entry);
         let paths = session.move_ticket(&t.id, State::Todo, State::InProgress, &text)?;
+        failpoint::hit("claim-after-move");
         session.commit(
             &paths,
             &Change::new(format!("orch: claim {} (attempt {attempt})", t.id))
@@ -443,6 +483,7 @@ fn claim(
                 .trailer("Orch-Run", &run)
                 .trailer("Orch-Agent", eff.agent.label()),
         )?;
+        failpoint::hit("claim-after-commit");
         let mut ticket = t.clone();
         ticket.state = State::InProgress;
         ticket.text = text;
@@ -489,8 +530,7 @@ fn run_and_settle(
     let main = git::open_main(&layout.root)?;
     let facts = run_attempt(layout, &main, &eff, base, &claim, interrupt, reporter);
     let settlement = classify(&facts, &eff);
-    let used =
-        t.attempts_used() + u32::from(ticket::outcome_counts_as_attempt(&settlement.outcome));
+    let used = t.attempts_used() + u32::from(settlement.counts);
     let report = facts.report.as_ref();
     let sum = AttemptSummary {
         id: t.id.clone(),
@@ -742,6 +782,7 @@ fn run_attempt(
         }
         Err(_) => facts.notes.push("the agent deleted its worktree".into()),
     }
+    failpoint::hit("settle-after-work-commit");
     let tip = main.branch_tip(&prepared.branch);
     facts.tip = tip.map(|o| o.to_string());
     if let Some(tip) = tip {
@@ -795,6 +836,7 @@ fn classify(f: &RunFacts, eff: &Effective) -> Settlement {
         reason,
         retry,
         to,
+        counts: ticket::outcome_counts_as_attempt(outcome),
     };
     if f.interrupted_early {
         return s(
@@ -937,10 +979,13 @@ fn record(
             ),
         ),
     };
-    let entry = LogEntry::new("result")
+    let mut entry = LogEntry::new("result")
         .with("attempt", attempt)
         .with("outcome", &settlement.outcome)
         .with("reason", truncate(&reason, 300));
+    if !settlement.counts {
+        entry = entry.with("counted", "no");
+    }
     // The summary first: a crash after it leaves the ticket in progress,
     // which the next tick settles, rather than a moved ticket without one.
     let rel = format!("runs/{}/{attempt}.md", t.id);
@@ -949,8 +994,10 @@ fn record(
         sum.notes.push(format!("moved to blocked: {reason}"));
     }
     board::write_atomic(&session.layout.plan.join(&rel), sum.render().as_bytes())?;
+    failpoint::hit("settle-after-summary");
     let mut paths =
         session.move_ticket(&t.id, State::InProgress, to, &t.text_with_entry(&entry))?;
+    failpoint::hit("settle-after-move");
     paths.push(rel);
     let mut change = Change::new(format!(
         "orch: {} {} (attempt {attempt})",

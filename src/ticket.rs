@@ -303,7 +303,9 @@ impl Ticket {
         self.log
             .iter()
             .filter(|e| {
-                e.event == "result" && e.get("outcome").is_some_and(outcome_counts_as_attempt)
+                e.event == "result"
+                    && e.get("counted") != Some("no")
+                    && e.get("outcome").is_some_and(outcome_counts_as_attempt)
             })
             .count() as u32
     }

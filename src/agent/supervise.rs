@@ -283,6 +283,7 @@ pub fn run(spec: &Spec, control: &Control) -> Report {
     };
     let pgid = child.id() as i32;
     report.pgid = Some(pgid);
+    crate::failpoint::hit("run-after-spawn");
 
     if let (Some(mut stdin), Some(bytes)) = (child.stdin.take(), spec.stdin.clone()) {
         // A separate thread: an agent that never reads stdin must not block orch.

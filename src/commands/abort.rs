@@ -66,6 +66,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
                 reason: "stopped by `orch abort`".into(),
                 retry: false,
                 to: Some(State::Blocked),
+                counts: true,
             };
             match t.open_claim().cloned() {
                 Some(claim) => {

@@ -1,0 +1,203 @@
+//! Crash consistency: orch is killed (SIGKILL, through a test-only
+//! failpoint) between the steps of each board transition, and the next
+//! tick must repair the board without losing the attempt's work or
+//! mistaking the repair for a second claim.
+
+use crate::env::{TestEnv, stderr, stdout};
+
+fn setup(env: &TestEnv) {
+    env.init();
+    let agent = env.agent(
+        "agent",
+        "echo \"attempt $ORCH_ATTEMPT\" > \"work-$ORCH_ATTEMPT.txt\"\necho done",
+    );
+    env.configure(&agent, "");
+    env.write_ticket("todo", "t", "---\ntitle: Crash me\n---\n");
+}
+
+fn crash_at(env: &TestEnv, point: &str) {
+    let out = env
+        .orch()
+        .arg("tick")
+        .env("ORCH_FAILPOINT", point)
+        .output()
+        .unwrap();
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&out.status),
+        Some(9),
+        "orch should have died at {point}: {}\n{}",
+        stdout(&out),
+        stderr(&out)
+    );
+}
+
+fn tick(env: &TestEnv) -> String {
+    let out = env.tick();
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    stdout(&out)
+}
+
+/// The board after repair: one file per ticket, nothing in progress, the
+/// plan worktree clean, no process left, the ticket done.
+fn assert_repaired(env: &TestEnv) {
+    let states: Vec<&str> = ["todo", "in-progress", "done", "blocked"]
+        .into_iter()
+        .filter(|s| env.ticket_path(s, "t").exists())
+        .collect();
+    assert_eq!(states, ["done"]);
+    assert_eq!(env.plan_dirt(), "");
+    assert!(env.agent_processes().is_empty());
+    assert!(
+        !env.repo.join(".orch/worktrees/t").exists(),
+        "done ticket's worktree removed"
+    );
+    assert!(!env.git(&["worktree", "list"]).contains("orch/t]"));
+    let fsck = std::process::Command::new("git")
+        .args(["fsck", "--no-progress"])
+        .current_dir(&env.repo)
+        .output()
+        .unwrap();
+    assert!(fsck.status.success(), "{}", stderr(&fsck));
+}
+
+fn result_lines(env: &TestEnv) -> Vec<String> {
+    std::fs::read_to_string(env.ticket_path("done", "t"))
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains(" result "))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn crash_after_claim_move_before_commit() {
+    let env = TestEnv::new();
+    setup(&env);
+    crash_at(&env, "claim-after-move");
+    assert_eq!(env.state_of("t"), "in-progress", "moved, not committed");
+    let out = tick(&env);
+    assert!(
+        out.contains("t: abandoned (attempt 1): its orch died before the agent started"),
+        "{out}"
+    );
+    assert!(out.contains("t: success (attempt 2)"), "{out}");
+    assert_repaired(&env);
+    let results = result_lines(&env);
+    assert!(
+        results[0].contains("counted=no"),
+        "the agent never ran: {results:?}"
+    );
+}
+
+#[test]
+fn crash_after_claim_commit_before_worktree() {
+    let env = TestEnv::new();
+    setup(&env);
+    crash_at(&env, "claim-after-commit");
+    assert!(!env.repo.join(".orch/worktrees/t").exists());
+    let out = tick(&env);
+    assert!(
+        out.contains("its orch died before the agent started"),
+        "{out}"
+    );
+    assert!(out.contains("t: success (attempt 2)"), "{out}");
+    assert_repaired(&env);
+    // One claim per attempt, never two for one attempt.
+    let claims = env
+        .plan_messages()
+        .iter()
+        .filter(|m| m.contains("Orch-Event: claim"))
+        .count();
+    assert_eq!(claims, 2);
+}
+
+#[test]
+fn crash_while_the_agent_runs_keeps_its_work() {
+    let env = TestEnv::new();
+    setup(&env);
+    crash_at(&env, "run-after-spawn");
+    let out = tick(&env);
+    assert!(out.contains("t: abandoned (attempt 1)"), "{out}");
+    assert!(out.contains("t: success (attempt 2)"), "{out}");
+    assert_repaired(&env);
+    assert_eq!(env.git(&["show", "orch/t:work-1.txt"]), "attempt 1\n");
+    assert_eq!(env.git(&["show", "orch/t:work-2.txt"]), "attempt 2\n");
+}
+
+#[test]
+fn crash_after_the_work_commit_before_settling() {
+    let env = TestEnv::new();
+    setup(&env);
+    crash_at(&env, "settle-after-work-commit");
+    assert!(
+        env.git(&["log", "--format=%s", "orch/t"])
+            .contains("attempt 1")
+    );
+    let out = tick(&env);
+    assert!(out.contains("t: abandoned (attempt 1)"), "{out}");
+    assert_repaired(&env);
+    assert_eq!(env.git(&["show", "orch/t:work-1.txt"]), "attempt 1\n");
+}
+
+#[test]
+fn crash_after_the_summary_before_the_move() {
+    let env = TestEnv::new();
+    setup(&env);
+    crash_at(&env, "settle-after-summary");
+    let out = tick(&env);
+    assert!(out.contains("t: abandoned (attempt 1)"), "{out}");
+    assert_repaired(&env);
+    assert_eq!(env.git(&["show", "orch/t:work-1.txt"]), "attempt 1\n");
+}
+
+#[test]
+fn crash_after_the_move_before_the_commit() {
+    let env = TestEnv::new();
+    setup(&env);
+    crash_at(&env, "settle-after-move");
+    assert_eq!(env.state_of("t"), "done", "moved, not committed");
+    let out = tick(&env);
+    assert!(out.contains("adopted uncommitted edits"), "{out}");
+    assert!(
+        out.contains("removed the worktree of a done ticket"),
+        "{out}"
+    );
+    assert_repaired(&env);
+    assert_eq!(
+        result_lines(&env).len(),
+        1,
+        "settled once: {:?}",
+        result_lines(&env)
+    );
+}
+
+#[test]
+fn crash_while_reconciling_is_reconciled_again() {
+    let env = TestEnv::new();
+    setup(&env);
+    crash_at(&env, "run-after-spawn");
+    crash_at(&env, "reconcile-after-kill");
+    assert_eq!(env.state_of("t"), "in-progress");
+    let out = tick(&env);
+    assert!(out.contains("t: abandoned (attempt 1)"), "{out}");
+    assert_repaired(&env);
+}
+
+#[test]
+fn a_stale_index_lock_in_the_plan_worktree_is_cleared() {
+    let env = TestEnv::new();
+    setup(&env);
+    let lock = env.repo.join(".git/worktrees/orch-plan/index.lock");
+    std::fs::write(&lock, "").unwrap();
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(120);
+    std::fs::File::options()
+        .write(true)
+        .open(&lock)
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+    let out = tick(&env);
+    assert!(out.contains("removed a stale"), "{out}");
+    assert!(out.contains("t: success (attempt 1)"), "{out}");
+    assert!(!lock.exists());
+}
