@@ -249,6 +249,41 @@ impl MainRepo {
         Ok(out)
     }
 
+    /// Whether `descendant` contains `ancestor` in its history (or is it).
+    pub fn contains(&self, descendant: Oid, ancestor: Oid) -> bool {
+        descendant == ancestor
+            || self
+                .repo
+                .graph_descendant_of(descendant, ancestor)
+                .unwrap_or(false)
+    }
+
+    /// Point `name` (a full ref name) at `oid`, so the commits stay
+    /// reachable whatever happens to branches.
+    pub fn keep(&self, name: &str, oid: Oid, why: &str) -> Result<()> {
+        self.repo
+            .reference(name, oid, true, why)
+            .git_context(format!("cannot create {name}"))?;
+        Ok(())
+    }
+
+    /// Paths that differ from HEAD in the main checkout (for noticing an
+    /// agent that writes outside its worktree).
+    pub fn checkout_changes(&self) -> Vec<String> {
+        let mut opts = StatusOptions::new();
+        opts.include_untracked(true)
+            .recurse_untracked_dirs(false)
+            .exclude_submodules(true);
+        self.repo
+            .statuses(Some(&mut opts))
+            .map(|st| {
+                st.iter()
+                    .filter_map(|e| e.path().ok().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// Append `.orch/` to the repository's info/exclude once.
     pub fn exclude_orch_dir(&self) -> Result<bool> {
         let path = self.git_dir.join("info").join("exclude");

@@ -741,6 +741,10 @@ fn run_attempt(
         layout.run_info(&t.id),
         serde_json::json!({"run": claim.run_id, "attempt": claim.attempt, "orch_pid": std::process::id()}).to_string(),
     );
+    // What is already changed outside the worktree, to tell afterwards what
+    // the agent touched there.
+    let plan_before = plan_changes(layout);
+    let checkout_before = main.checkout_changes();
     reporter.started(&t.id, &control);
     let report = supervise::run(&spec, &control);
     reporter.stopped(&t.id);
@@ -783,9 +787,42 @@ fn run_attempt(
         Err(_) => facts.notes.push("the agent deleted its worktree".into()),
     }
     failpoint::hit("settle-after-work-commit");
+    for (place, before, after) in [
+        (
+            "the plan worktree (.orch/plan)",
+            plan_before,
+            plan_changes(layout),
+        ),
+        ("your checkout", checkout_before, main.checkout_changes()),
+    ] {
+        let new: Vec<&String> = after.iter().filter(|p| !before.contains(p)).collect();
+        if !new.is_empty() {
+            let list: Vec<&str> = new.iter().take(10).map(|s| s.as_str()).collect();
+            let text = format!(
+                "while the agent ran, {} path(s) changed in {place}, outside its worktree: {}; they are not part of the ticket's work",
+                new.len(),
+                list.join(", ")
+            );
+            reporter.event(Some(&t.id), &text);
+            facts.notes.push(text);
+        }
+    }
     let tip = main.branch_tip(&prepared.branch);
     facts.tip = tip.map(|o| o.to_string());
     if let Some(tip) = tip {
+        if !main.contains(tip, prepared.start) {
+            // The agent rewound or rewrote its branch (reset --hard, rebase):
+            // keep the earlier tip reachable, so no attempt's work is lost.
+            let kept = format!("refs/orch/kept/{}/{}", t.id, claim.attempt);
+            match main.keep(&kept, prepared.start, "orch: the agent rewound its branch") {
+                Ok(()) => facts.notes.push(format!(
+                    "the agent rewound {} from {}; that commit is kept as {kept}",
+                    prepared.branch,
+                    short(&prepared.start.to_string())
+                )),
+                Err(e) => facts.notes.push(render_chain(&e)),
+            }
+        }
         facts.commits = main
             .commits_between(Some(prepared.start), tip)
             .unwrap_or_default();
@@ -1055,6 +1092,12 @@ fn render_prompt(layout: &Layout, t: &Ticket, attempt: u32, eff: &Effective) -> 
         previous_tail: previous_tail[n.saturating_sub(20)..].to_vec(),
     };
     prompt::render(&prompt::template(&layout.plan), &vars)
+}
+
+fn plan_changes(layout: &Layout) -> Vec<String> {
+    git::Worktree::open(&layout.plan)
+        .and_then(|w| w.changed_paths())
+        .unwrap_or_default()
 }
 
 /// The last lines of an attempt's local log, if this host has it.

@@ -373,18 +373,17 @@ pub fn check_id(id: &str) -> Option<String> {
             id.len()
         ));
     }
-    let mut chars = id.chars();
-    if !chars.next().is_some_and(|c| c.is_ascii_alphanumeric()) {
-        return Some(format!(
-            "the ticket id `{id}` must start with a letter or digit"
-        ));
-    }
     if let Some(bad) = id
         .chars()
         .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
     {
         return Some(format!(
-            "the ticket id `{id}` contains {bad:?}; ids use only letters, digits, '.', '_' and '-'"
+            "the ticket id `{id}` contains {bad:?}; ids use only ASCII letters, digits, '.', '_' and '-'"
+        ));
+    }
+    if !id.chars().next().is_some_and(|c| c.is_ascii_alphanumeric()) {
+        return Some(format!(
+            "the ticket id `{id}` must start with a letter or digit"
         ));
     }
     // The id names the branch orch/<id>: keep it a valid git ref that cannot
@@ -396,6 +395,9 @@ pub fn check_id(id: &str) -> Option<String> {
         return Some(format!(
             "the ticket id `{id}` cannot name a git branch (no '..', no trailing '.' or '.lock')"
         ));
+    }
+    if !git2::Reference::is_valid_name(&format!("refs/heads/orch/{id}")) {
+        return Some(format!("the ticket id `{id}` cannot name a git branch"));
     }
     None
 }
@@ -693,6 +695,34 @@ mod tests {
             assert!(check_id(bad).is_some(), "{bad}");
         }
         assert!(check_id(&"a".repeat(65)).is_some());
+    }
+
+    /// Every id the rules accept names a valid branch, whatever its shape.
+    #[test]
+    fn accepted_ids_are_valid_branch_names() {
+        const ALPHABET: &[u8] = b"aZ09._-";
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut accepted = 0;
+        for _ in 0..20_000 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let len = 1 + (seed % 12) as usize;
+            let id: String = (0..len)
+                .map(|i| ALPHABET[((seed >> (i * 5)) % ALPHABET.len() as u64) as usize] as char)
+                .collect();
+            if check_id(&id).is_none() {
+                accepted += 1;
+                assert!(
+                    git2::Reference::is_valid_name(&format!("refs/heads/orch/{id}")),
+                    "{id}"
+                );
+            }
+        }
+        assert!(
+            accepted > 1000,
+            "the generator found too few valid ids: {accepted}"
+        );
     }
 
     #[test]

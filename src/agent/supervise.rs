@@ -104,6 +104,7 @@ impl Report {
 
 pub const TAIL_LINES: usize = 40;
 const TAIL_LINE_BYTES: usize = 400;
+const TAIL_WINDOW: usize = TAIL_LINES * TAIL_LINE_BYTES;
 const POLL: Duration = Duration::from_millis(25);
 /// After the group is gone, how long to wait for pipes held by escaped
 /// processes before giving up on them.
@@ -121,7 +122,14 @@ struct Tail {
 }
 
 impl Tail {
-    fn push(&mut self, data: &[u8]) {
+    fn push(&mut self, mut data: &[u8]) {
+        // Only the end of a large chunk can reach the tail; skipping the rest
+        // keeps a flood of output cheap to drain.
+        if data.len() > TAIL_WINDOW {
+            data = &data[data.len() - TAIL_WINDOW..];
+            self.partial.clear();
+            self.lines.clear();
+        }
         for &b in data {
             if b == b'\n' {
                 let line = String::from_utf8_lossy(&self.partial).into_owned();

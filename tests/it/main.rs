@@ -5,4 +5,6 @@ mod board;
 mod crash;
 mod demo;
 mod env;
+mod hostile;
+mod misbehave;
 mod tick;
