@@ -404,6 +404,15 @@ pub fn check_id(id: &str) -> Option<String> {
 
 pub const ID_HINT: &str = "rename the file to something like 0007-retry-uploads.md";
 
+/// An id given on the command line: it must follow the same rules as a
+/// file name, so it can never reach a path outside `.orch`.
+pub fn require_id(id: &str) -> crate::Result<()> {
+    match check_id(id) {
+        None => Ok(()),
+        Some(why) => Err(crate::Error::usage(why).hinted("`orch status` lists the tickets")),
+    }
+}
+
 /// Split `---\n<yaml>---\n<body>`: (yaml, body, line number of the first yaml line).
 fn split_front_matter(text: &str) -> Option<(&str, &str, u64)> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);

@@ -25,6 +25,7 @@ pub struct Args {
 }
 
 pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
+    crate::ticket::require_id(&args.id)?;
     let (main, layout) = board::discover(&ctx.cwd)?;
     let id = args.id.as_str();
     let run_lock = layout.run_lock(id);

@@ -23,6 +23,7 @@ pub struct Args {
 }
 
 pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
+    crate::ticket::require_id(&args.id)?;
     let (_main, layout) = board::discover(&ctx.cwd)?;
     let dir = layout.log_dir(&args.id);
     let attempt = match args.attempt {

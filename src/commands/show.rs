@@ -50,6 +50,7 @@ pub struct Attempt {
 }
 
 pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
+    crate::ticket::require_id(&args.id)?;
     let (_main, layout) = board::discover(&ctx.cwd)?;
     let board = Board::load(&layout);
     let Some(states) = board.seen.get(&args.id) else {

@@ -43,6 +43,9 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
     if args.jobs == Some(0) {
         return Err(Error::usage("--jobs must be at least 1"));
     }
+    if let Some(id) = &args.ticket {
+        crate::ticket::require_id(id)?;
+    }
     let opts = Options {
         jobs: args.jobs,
         only: args.ticket.clone(),

@@ -317,3 +317,36 @@ fn a_full_disk_under_the_logs_does_not_stop_a_run() {
         "the tail survives a full disk: {summary}"
     );
 }
+
+#[test]
+fn ticket_text_never_reaches_a_shell_and_ids_never_leave_orch() {
+    let env = TestEnv::new();
+    env.init();
+    let marker = env.dir.path().join("pwned");
+    let agent = env.agent("agent", "cat > prompt.txt");
+    env.configure(&agent, "");
+    let evil = format!(
+        "$(touch {m}) `touch {m}` ; touch {m} | touch {m}",
+        m = marker.display()
+    );
+    let out = env
+        .orch()
+        .args(["new", &evil, "--body", &evil])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let id = stdout(&out).lines().next().unwrap().to_string();
+    let out = env.tick();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!marker.exists(), "ticket text was run by a shell");
+    let prompt = env.git(&["show", &format!("orch/{id}:prompt.txt")]);
+    assert!(prompt.contains(&evil), "{prompt}");
+    for args in [
+        vec!["log", "../../../etc"],
+        vec!["show", "../x"],
+        vec!["abort", "../../x"],
+        vec!["tick", "--ticket", "../x"],
+    ] {
+        env.orch().args(&args).assert().code(2);
+    }
+}

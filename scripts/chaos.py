@@ -1,0 +1,349 @@
+#!/usr/bin/env python3
+"""Fault injection for orch: evidence that a crash at any instant, racing
+ticks or misbehaving agents never lose a ticket, never run one twice at
+once, never leave a process behind and never corrupt a repository.
+
+Chaos mode (default): each run makes a fresh repository with tickets whose
+fake agents behave in mixed ways (succeed, fail, stall, ignore SIGTERM and
+leave a grandchild, commit by themselves, flood output). It starts ticks,
+sometimes two at once, and kills them with SIGKILL at random moments, some
+at random delays and some at named failpoints (while claiming, while the
+agent runs, while committing the result, while reconciling). Then it lets
+ticks run undisturbed until the board is settled, and checks:
+
+  - each ticket file is in exactly one state directory (else: lost);
+  - no ticket is in progress without a live run;
+  - no two live runs ever held one ticket (sampled during the chaos);
+  - no agent process is left once the board is settled (else: orphan);
+  - git fsck is clean and the plan worktree is clean;
+  - every commit an agent made is still reachable from its ticket branch
+    (or from refs/orch/kept/).
+
+Stress mode (--stress): 200 tickets with fast agents, 8 ticks started at
+once, again and again, until every ticket is done; then every ticket must
+be done exactly once (one claim in the trailers), and no lock held.
+"""
+
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+ORCH = os.environ.get("ORCH_BIN", "orch")
+FAILPOINTS = [
+    "reconcile-after-kill",
+    "claim-after-move",
+    "claim-after-commit",
+    "run-after-spawn",
+    "settle-after-work-commit",
+    "settle-after-summary",
+    "settle-after-move",
+]
+
+ENV = dict(os.environ)
+ENV.update(
+    GIT_CONFIG_GLOBAL="/dev/null",
+    GIT_CONFIG_NOSYSTEM="1",
+    GIT_AUTHOR_NAME="chaos",
+    GIT_AUTHOR_EMAIL="chaos@example.com",
+    GIT_COMMITTER_NAME="chaos",
+    GIT_COMMITTER_EMAIL="chaos@example.com",
+    NO_COLOR="1",
+    ORCH_HOST="chaos-host",
+)
+ENV.pop("ORCH_FAILPOINT", None)
+
+AGENT = r"""#!/bin/sh
+# A fake agent whose behaviour depends on the ticket and the attempt.
+kind=${ORCH_TICKET%%-*}
+commit() {
+  git add -A >/dev/null 2>&1
+  if git -c user.name=agent -c user.email=agent@example.com commit -q -m "agent: $1 ($ORCH_TICKET attempt $ORCH_ATTEMPT)" >/dev/null 2>&1; then
+    echo "$ORCH_TICKET $(git rev-parse HEAD)" >> "$CHAOS_DIR/agent-commits.log"
+  fi
+}
+echo "agent $ORCH_TICKET attempt $ORCH_ATTEMPT"
+case $kind in
+  ok)     echo "$ORCH_ATTEMPT" > "ok-$ORCH_ATTEMPT.txt"; commit ok ;;
+  slow)   sleep 0.$(( $(date +%N | cut -c1-2) % 5 + 1 )); echo s > "slow-$ORCH_ATTEMPT.txt"; commit slow ;;
+  flaky)  echo f > "flaky-$ORCH_ATTEMPT.txt"; commit flaky; [ "$ORCH_ATTEMPT" -ge 2 ] || exit 3 ;;
+  stall)  echo p > "stall-$ORCH_ATTEMPT.txt"; commit stall; [ "$ORCH_ATTEMPT" -ge 2 ] || exec sleep 60 ;;
+  stubborn)
+          trap '' TERM
+          echo t > "stubborn-$ORCH_TICKET-$ORCH_ATTEMPT.txt"; commit stubborn
+          (trap '' TERM; sleep 60) &
+          [ "$ORCH_ATTEMPT" -ge 2 ] || while true; do sleep 1; done ;;
+  flood)  head -c 3000000 /dev/zero | tr '\0' 'x'; echo; echo w > "flood-$ORCH_ATTEMPT.txt"; commit flood ;;
+  leave)  echo l > "leave-$ORCH_ATTEMPT.txt" ;;
+esac
+exit 0
+"""
+
+KINDS = ["ok", "slow", "flaky", "stall", "stubborn", "flood", "leave"]
+
+
+def run(cmd, cwd=None, check=True, **kw):
+    r = subprocess.run(cmd, cwd=cwd, env=ENV, capture_output=True, text=True, **kw)
+    if check and r.returncode != 0:
+        raise RuntimeError(f"{cmd} failed ({r.returncode}): {r.stderr}")
+    return r
+
+
+def make_board(root, tickets, config):
+    repo = os.path.join(root, "repo")
+    os.makedirs(repo)
+    run(["git", "init", "-q", "-b", "main"], cwd=repo)
+    with open(os.path.join(repo, "README.md"), "w") as f:
+        f.write("chaos\n")
+    run(["git", "add", "."], cwd=repo)
+    run(["git", "commit", "-q", "-m", "init"], cwd=repo)
+    run([ORCH, "init"], cwd=repo)
+    agent = os.path.join(root, "agent.sh")
+    with open(agent, "w") as f:
+        f.write(AGENT)
+    os.chmod(agent, 0o755)
+    plan = os.path.join(repo, ".orch", "plan")
+    with open(os.path.join(plan, "orch.yaml"), "w") as f:
+        f.write(f"base: main\nagent: {{command: [\"{agent}\"], env: {{CHAOS_DIR: \"{root}\"}}}}\n{config}")
+    for t in tickets:
+        with open(os.path.join(plan, "tickets", "todo", f"{t}.md"), "w") as f:
+            f.write(f"---\ntitle: {t}\n---\nChaos ticket.\n")
+    run([ORCH, "status"], cwd=repo)  # a board change: adopts the files above
+    return repo
+
+
+def board_files(repo):
+    """{ticket: [states]} from the plan worktree."""
+    out = {}
+    base = os.path.join(repo, ".orch", "plan", "tickets")
+    for state in ["todo", "in-progress", "done", "blocked"]:
+        d = os.path.join(base, state)
+        for name in os.listdir(d) if os.path.isdir(d) else []:
+            if name.endswith(".md") and not name.startswith("."):
+                out.setdefault(name[:-3], []).append(state)
+    return out
+
+
+def agent_processes(repo):
+    """[(pid, ticket, run_id)] of live processes started for this repo."""
+    needle = ("ORCH_WORKTREE=" + os.path.join(repo, ".orch", "worktrees")).encode()
+    found = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                env = f.read().split(b"\0")
+            with open(f"/proc/{pid}/stat") as f:
+                state = f.read().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state in ("Z", "X") or not any(e.startswith(needle) for e in env):
+            continue
+        vals = dict(e.split(b"=", 1) for e in env if b"=" in e)
+        found.append((int(pid), vals.get(b"ORCH_TICKET", b"").decode(), vals.get(b"ORCH_RUN_ID", b"").decode()))
+    return found
+
+
+def double_runs(repo):
+    """Tickets that more than one live run holds right now."""
+    runs = {}
+    for _, ticket, run_id in agent_processes(repo):
+        runs.setdefault(ticket, set()).add(run_id.replace("-verify", ""))
+    return [t for t, ids in runs.items() if len(ids) > 1]
+
+
+def start_tick(repo, failpoint=None):
+    env = dict(ENV)
+    if failpoint:
+        env["ORCH_FAILPOINT"] = failpoint
+    return subprocess.Popen([ORCH, "tick"], cwd=repo, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def settled(repo):
+    files = board_files(repo)
+    return all(s in (["done"], ["blocked"]) for s in files.values())
+
+
+def chaos_run(rng, root, stats):
+    tickets = [f"{rng.choice(KINDS)}-{i}" for i in range(6)]
+    repo = make_board(
+        root,
+        tickets,
+        "timeout: 3s\nno_output_timeout: 400ms\nkill_grace: 100ms\nmax_attempts: 4\nmax_in_progress: 3\n",
+    )
+    doubles = set()
+    for _ in range(rng.randint(3, 6)):
+        procs = []
+        for _ in range(rng.choice([1, 1, 2])):
+            fp = rng.choice(FAILPOINTS) if rng.random() < 0.4 else None
+            procs.append((start_tick(repo, fp), fp))
+        deadline = time.time() + rng.uniform(0.0, 1.5)
+        while time.time() < deadline:
+            doubles.update(double_runs(repo))
+            time.sleep(0.02)
+        for p, fp in procs:
+            killed_here = False
+            if p.poll() is None and rng.random() < 0.8:
+                p.send_signal(signal.SIGKILL)
+                stats["kills"] += 1
+                killed_here = True
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+                stats["kills"] += 1
+            if p.returncode == -signal.SIGKILL and fp and not killed_here:
+                stats["failpoint_kills"] += 1
+                stats["kills"] += 1
+            doubles.update(double_runs(repo))
+    # Settle: undisturbed ticks until every ticket is done or blocked.
+    for _ in range(40):
+        if settled(repo):
+            break
+        r = run([ORCH, "tick"], cwd=repo, check=False)
+        if r.returncode != 0:
+            stats["tick_errors"] += 1
+            print(f"  tick failed ({r.returncode}): {r.stderr.strip()[:300]}", file=sys.stderr)
+    check_invariants(repo, root, stats, doubles)
+
+
+def check_invariants(repo, root, stats, doubles):
+    files = board_files(repo)
+    problems = []
+    expected = {t for t in files}
+    stats["tickets"] += len(expected)
+    lost = [t for t, s in files.items() if len(s) != 1]
+    stats["lost"] += len(lost)
+    if lost:
+        problems.append(f"in more than one state: {lost}")
+    stuck = [t for t, s in files.items() if s == ["in-progress"]]
+    stats["stuck"] += len(stuck)
+    if stuck:
+        problems.append(f"in progress without a live run: {stuck}")
+    stats["settled"] += sum(1 for s in files.values() if s in (["done"], ["blocked"]))
+    stats["double_runs"] += len(doubles)
+    if doubles:
+        problems.append(f"two live runs of one ticket: {sorted(doubles)}")
+    time.sleep(0.1)
+    left = agent_processes(repo)
+    stats["orphans"] += len(left)
+    if left:
+        problems.append(f"agent processes left: {left}")
+        for pid, _, _ in left:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+    fsck = run(["git", "fsck", "--no-progress", "--strict"], cwd=repo, check=False)
+    if fsck.returncode != 0:
+        stats["fsck_failures"] += 1
+        problems.append(f"git fsck: {fsck.stdout}{fsck.stderr}")
+    dirt = run(["git", "status", "--porcelain"], cwd=os.path.join(repo, ".orch", "plan")).stdout
+    if dirt.strip():
+        stats["dirty_plans"] += 1
+        problems.append(f"plan worktree dirty: {dirt}")
+    log = os.path.join(root, "agent-commits.log")
+    kept = run(["git", "for-each-ref", "--format=%(refname)", "refs/orch/kept/"], cwd=repo).stdout.split()
+    for line in open(log).read().splitlines() if os.path.exists(log) else []:
+        ticket, sha = line.split()
+        stats["agent_commits"] += 1
+        reachable = any(
+            run(["git", "merge-base", "--is-ancestor", sha, ref], cwd=repo, check=False).returncode == 0
+            for ref in [f"refs/heads/orch/{ticket}"] + kept
+        )
+        if not reachable:
+            stats["lost_commits"] += 1
+            problems.append(f"commit {sha} of {ticket} is no longer on its branch")
+    return problems and print("  " + "\n  ".join(problems), file=sys.stderr)
+
+
+def lock_free(path):
+    return subprocess.run(["flock", "-n", path, "true"]).returncode == 0
+
+
+def stress(rounds_limit, tickets=200, ticks=8):
+    root = tempfile.mkdtemp(prefix="orch-stress-")
+    try:
+        ids = [f"ok-{i:03d}" for i in range(tickets)]
+        repo = make_board(root, ids, "timeout: 20s\nno_output_timeout: 10s\nkill_grace: 100ms\nmax_in_progress: 16\n")
+        rounds = 0
+        start = time.time()
+        while not settled(repo) and rounds < rounds_limit:
+            rounds += 1
+            procs = [subprocess.Popen([ORCH, "tick", "--jobs", "2"], cwd=repo, env=ENV,
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for _ in range(ticks)]
+            for p in procs:
+                _, err = p.communicate()
+                if p.returncode != 0:
+                    print(f"  tick exited {p.returncode}: {err.decode().strip()[:200]}", file=sys.stderr)
+        elapsed = time.time() - start
+        files = board_files(repo)
+        log = run(["git", "log", "--format=%B%x00", "orch/plan"], cwd=repo).stdout.split("\0")
+        claims, successes = {}, {}
+        for m in log:
+            trailers = dict(l.split(": ", 1) for l in m.strip().splitlines() if l.startswith("Orch-") and ": " in l)
+            t = trailers.get("Orch-Ticket")
+            if trailers.get("Orch-Event") == "claim":
+                claims[t] = claims.get(t, 0) + 1
+            if trailers.get("Orch-Outcome") == "success":
+                successes[t] = successes.get(t, 0) + 1
+        done = sum(1 for s in files.values() if s == ["done"])
+        once = sum(1 for t in ids if claims.get(t) == 1 and successes.get(t) == 1)
+        locks = [os.path.join(repo, ".orch", "lock")] + [
+            os.path.join(repo, ".orch", "state", t, "run.lock") for t in ids
+            if os.path.exists(os.path.join(repo, ".orch", "state", t, "run.lock"))]
+        held = [l for l in locks if not lock_free(l)]
+        left = agent_processes(repo)
+        print(f"stress: tickets {tickets}, ticks at once {ticks}, rounds {rounds}, seconds {elapsed:.1f}, "
+              f"done {done}, done exactly once {once}, claims {sum(claims.values())}, "
+              f"locks held {len(held)}, orphans {len(left)}")
+        ok = done == tickets and once == tickets and not held and not left
+        return 0 if ok else 1
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def main():
+    args = sys.argv[1:]
+    if args and args[0] == "--stress":
+        rounds = int(args[1]) if len(args) > 1 else 100
+        sys.exit(stress(rounds))
+    runs = int(args[0]) if args else 20
+    seed = int(os.environ.get("CHAOS_SEED", str(random.randrange(1 << 30))))
+    rng = random.Random(seed)
+    stats = {k: 0 for k in ["kills", "failpoint_kills", "tickets", "settled", "lost", "stuck", "double_runs",
+                            "orphans", "fsck_failures", "dirty_plans", "agent_commits", "lost_commits", "tick_errors"]}
+    start = time.time()
+    for i in range(runs):
+        root = tempfile.mkdtemp(prefix="orch-chaos-")
+        try:
+            chaos_run(rng, root, stats)
+        finally:
+            for pid, _, _ in agent_processes(os.path.join(root, "repo")):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+            shutil.rmtree(root, ignore_errors=True)
+        if (i + 1) % 10 == 0:
+            print(f"  {i + 1}/{runs} runs, {time.time() - start:.0f}s", file=sys.stderr)
+    s = stats
+    print(f"chaos: seed {seed}, runs {runs}, kills {s['kills']} ({s['failpoint_kills']} at failpoints), "
+          f"tickets settled {s['settled']}/{s['tickets']}, tickets lost {s['lost']}, stuck {s['stuck']}, "
+          f"double runs {s['double_runs']}, orphans {s['orphans']}, fsck failures {s['fsck_failures']}, "
+          f"dirty plans {s['dirty_plans']}, agent commits {s['agent_commits']}, lost commits {s['lost_commits']}, "
+          f"tick errors {s['tick_errors']}, seconds {time.time() - start:.0f}")
+    bad = s["lost"] + s["stuck"] + s["double_runs"] + s["orphans"] + s["fsck_failures"] + s["dirty_plans"] + \
+        s["lost_commits"] + s["tick_errors"] + (s["tickets"] - s["settled"])
+    sys.exit(1 if bad else 0)
+
+
+if __name__ == "__main__":
+    main()
