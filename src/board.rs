@@ -116,6 +116,32 @@ pub fn discover(start: &Path) -> Result<(MainRepo, Layout)> {
     Ok((main, layout))
 }
 
+/// For commands that only read: the board as it is, or an error that says
+/// how to get one. They never create a lock, a branch or a worktree.
+pub fn open_read(start: &Path) -> Result<(MainRepo, Layout)> {
+    let (main, layout) = discover(start)?;
+    if !main.branch_exists(git::PLAN_BRANCH) {
+        let hint = if main.remote_plan_tip().is_some() {
+            "the board is on the remote: run `orch init` to check it out here"
+        } else {
+            "run `orch init` to create one"
+        };
+        return Err(Error::usage(format!(
+            "{} has no board (no branch orch/plan)",
+            main.root.display()
+        ))
+        .hinted(hint));
+    }
+    if !layout.plan.join(".git").exists() {
+        return Err(Error::usage(format!(
+            "the plan worktree {} is missing",
+            layout.plan.display()
+        ))
+        .hinted("run `orch init` to check out orch/plan there again"));
+    }
+    Ok((main, layout))
+}
+
 /// Make sure the plan worktree exists; recreate it from orch/plan if it was
 /// deleted. Returns true when it had to be created.
 pub fn ensure_plan_worktree(main: &MainRepo, layout: &Layout) -> Result<bool> {
@@ -147,6 +173,7 @@ pub fn ensure_plan_worktree(main: &MainRepo, layout: &Layout) -> Result<bool> {
         }
         std::fs::remove_dir(&layout.plan).context_path("cannot remove", &layout.plan)?;
     }
+    main.exclude_orch_dir()?;
     main.add_worktree(PLAN_WORKTREE_NAME, &layout.plan, git::PLAN_BRANCH)?;
     Ok(true)
 }
@@ -214,6 +241,14 @@ impl Session {
     }
 
     pub fn open_in(main: MainRepo, layout: Layout, lock_timeout: Duration) -> Result<Session> {
+        if !main.branch_exists(git::PLAN_BRANCH) && main.remote_plan_tip().is_none() {
+            // Nothing to lock: say so before creating .orch/ in the checkout.
+            return Err(Error::usage(format!(
+                "{} has no board: the branch orch/plan does not exist",
+                main.root.display()
+            ))
+            .hinted("run `orch init` in this repository first"));
+        }
         let lock = BoardLock::acquire(&layout.lock_path(), lock_timeout)?;
         let mut notes = Vec::new();
         if ensure_plan_worktree(&main, &layout)? {
@@ -236,14 +271,17 @@ impl Session {
         Ok(session)
     }
 
+    /// Under the board lock no orch writes the plan's index, so an
+    /// `index.lock` there belongs to a person's git command, which finishes
+    /// in moments, or to a process that was killed. Wait briefly for the
+    /// first; remove the second, or every later command would fail on it.
     fn clear_stale_index_lock(&mut self) {
         let lock = self.plan.repo.path().join("index.lock");
-        let stale = std::fs::metadata(&lock)
-            .and_then(|m| m.modified())
-            .ok()
-            .and_then(|t| t.elapsed().ok())
-            .is_some_and(|age| age > Duration::from_secs(30));
-        if stale && let Some(path) = self.plan.clear_stale_index_lock() {
+        let start = std::time::Instant::now();
+        while lock.exists() && start.elapsed() < Duration::from_secs(2) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        if let Some(path) = self.plan.clear_stale_index_lock() {
             self.notes.push(format!(
                 "removed a stale {} left by a killed git process",
                 path.display()

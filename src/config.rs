@@ -147,8 +147,10 @@ impl Config {
         if text.trim().is_empty() {
             return Ok((Config::defaults(), warnings));
         }
-        let raw: RawConfig = serde_saphyr::from_str(text)
-            .map_err(|e| config_error(e.location().map(|l| l.line()), yaml_message(&e)))?;
+        let raw: RawConfig = serde_saphyr::from_str(text).map_err(|e| {
+            let line = e.location().map(|l| l.line());
+            config_error(line, with_source_line(yaml_message(&e), text, line, 1))
+        })?;
         if let Ok(keys) = serde_saphyr::from_str::<BTreeMap<String, serde::de::IgnoredAny>>(text) {
             for key in keys.keys() {
                 if !KNOWN_KEYS.contains(&key.as_str()) {
@@ -174,18 +176,14 @@ impl Config {
             self.base = base;
         }
         if let Some(agent) = raw.agent {
-            if let AgentSpec::Command { command, .. } = &agent
-                && command.is_empty()
-            {
-                return Err("agent.command is empty; give the program and its arguments".into());
-            }
+            check_agent(&agent)?;
             self.agent = agent;
         }
         if let Some(Dur(d)) = raw.timeout {
-            self.timeout = d;
+            self.timeout = positive("timeout", d)?;
         }
         if let Some(Dur(d)) = raw.no_output_timeout {
-            self.no_output_timeout = d;
+            self.no_output_timeout = positive("no_output_timeout", d)?;
         }
         if let Some(Dur(d)) = raw.kill_grace {
             self.kill_grace = d;
@@ -212,6 +210,43 @@ impl Config {
             self.env_remove = v;
         }
         Ok(())
+    }
+}
+
+/// A limit of zero would stop every agent the moment it starts.
+pub fn positive(key: &str, d: Duration) -> std::result::Result<Duration, String> {
+    if d.is_zero() {
+        Err(format!("{key} must be more than 0s"))
+    } else {
+        Ok(d)
+    }
+}
+
+/// An agent spec orch can use: a known preset, or a non-empty command.
+pub fn check_agent(agent: &AgentSpec) -> std::result::Result<(), String> {
+    match agent {
+        AgentSpec::Preset(name) if crate::agent::preset::find(name).is_none() => Err(format!(
+            "unknown agent preset `{name}`; use one of {}, or `{{command: [\"my-agent\", ...]}}`",
+            crate::agent::preset::names().join(", ")
+        )),
+        AgentSpec::Command { command, .. } if command.is_empty() => {
+            Err("agent.command is empty; give the program and its arguments".into())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The YAML library's message, with the offending line quoted so the key
+/// is named even when the library only names a type.
+pub fn with_source_line(message: String, text: &str, line: Option<u64>, first: u64) -> String {
+    let source = line
+        .and_then(|l| l.checked_sub(first))
+        .and_then(|i| text.lines().nth(i as usize))
+        .map(str::trim)
+        .filter(|l| !l.is_empty());
+    match source {
+        Some(l) if l.len() <= 120 => format!("{message} (in `{l}`)"),
+        _ => message,
     }
 }
 

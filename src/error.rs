@@ -174,6 +174,18 @@ pub trait GitContext<T> {
 
 impl<T> GitContext<T> for std::result::Result<T, git2::Error> {
     fn git_context(self, context: impl fmt::Display) -> Result<T> {
-        self.map_err(|e| Error::git(context.to_string(), e))
+        self.map_err(|e| {
+            if e.code() == git2::ErrorCode::Locked {
+                Error::Other {
+                    message: format!("{context}: {}", e.message()),
+                    hint: Some(
+                        "another git process is writing this repository (an index.lock exists); wait for it, or remove the lock file if no git is running"
+                            .into(),
+                    ),
+                }
+            } else {
+                Error::git(context.to_string(), e)
+            }
+        })
     }
 }

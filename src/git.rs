@@ -160,7 +160,10 @@ impl MainRepo {
     /// Check out `branch` as a linked worktree named `name` at `path`,
     /// pruning a stale registration (a worktree whose directory was deleted).
     pub fn add_worktree(&self, name: &str, path: &Path, branch: &str) -> Result<()> {
-        self.prune_worktree_named(name)?;
+        if !path.join(".git").exists() {
+            // Whatever is registered under this name has no working tree.
+            self.force_prune_worktree(name);
+        }
         let reference = self
             .repo
             .find_reference(&format!("refs/heads/{branch}"))
@@ -188,6 +191,16 @@ impl MainRepo {
                 .git_context(format!("cannot prune the stale worktree {name}"))?;
         }
         Ok(())
+    }
+
+    /// Forget the worktree `name` whatever state its registration is in (a
+    /// crash while creating it can leave a HEAD that points at nothing).
+    pub fn force_prune_worktree(&self, name: &str) {
+        let _ = self.prune_worktree_named(name);
+        let dir = self.git_dir.join("worktrees").join(name);
+        if dir.exists() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 
     /// Remove the worktree `name`: its directory and its registration. The

@@ -46,6 +46,8 @@ pub trait Reporter: Send + Sync {
     fn event(&self, ticket: Option<&str>, text: &str);
     /// A problem the user should fix (an invalid ticket, a warning).
     fn problem(&self, text: &str);
+    /// Worth showing a person watching, not worth a cron mail.
+    fn info(&self, text: &str);
     /// A ticket's agent started; `control.last_line` shows its output.
     fn started(&self, ticket: &str, control: &Control);
     fn stopped(&self, ticket: &str);
@@ -151,14 +153,22 @@ pub fn tick(
         let mut board = session.load();
         let config = board.config()?.clone();
         for w in &board.config_warnings {
-            reporter.problem(&format!(
-                "orch.yaml{}: {}",
-                w.line.map(|l| format!(":{l}")).unwrap_or_default(),
-                w.message
-            ));
+            reporter.event(
+                None,
+                &format!(
+                    "warning: orch.yaml{}: {}",
+                    w.line.map(|l| format!(":{l}")).unwrap_or_default(),
+                    w.message
+                ),
+            );
         }
-        for p in &board.problems {
-            reporter.problem(&p.to_string());
+        // Name what this tick skips: invalid tickets it could otherwise
+        // have run. Warnings and problems of settled tickets are left to
+        // `orch status`, so cron does not mail them every few minutes.
+        for p in board.errors() {
+            if !(p.path.starts_with("tickets/done/") || p.path.starts_with("tickets/blocked/")) {
+                reporter.problem(&p.to_string());
+            }
         }
         result.reconciled = reconcile(&session, &board, &config, reporter)?;
         if !result.reconciled.is_empty() {
@@ -388,7 +398,7 @@ pub fn settle_dead_run(
         tail: local_tail(&session.layout, &t.id, attempt),
         ..Default::default()
     };
-    let to = record(
+    let (to, reason) = record(
         session,
         t,
         attempt,
@@ -400,7 +410,7 @@ pub fn settle_dead_run(
     )?;
     let _ = std::fs::remove_file(session.layout.abort_request(&t.id));
     let _ = std::fs::remove_file(session.layout.run_info(&t.id));
-    Ok((to, settlement.reason.clone()))
+    Ok((to, reason))
 }
 
 fn claim(
@@ -435,22 +445,28 @@ fn claim(
         return Ok(Vec::new());
     }
     if room == 0 {
-        reporter.event(
-            None,
-            &format!(
-                "{} ticket(s) ready, none claimed: {in_progress} in progress, max_in_progress is {}",
-                queue.len(),
-                config.max_in_progress
-            ),
-        );
+        reporter.info(&format!(
+            "{} ticket(s) ready, none claimed: {in_progress} in progress, max_in_progress is {}",
+            queue.len(),
+            config.max_in_progress
+        ));
         return Ok(Vec::new());
     }
     // A base or agent that does not resolve is a configuration error:
     // claim nothing rather than spend every ticket's attempts on it.
     session.main.resolve_commit(&config.base)?;
-    preset::resolve(&config.agent)?;
+    agent_program(&config.agent)?;
     let mut claims = Vec::new();
-    for t in queue.into_iter().take(room) {
+    for t in queue {
+        if claims.len() >= room {
+            break;
+        }
+        let eff = effective(config, t);
+        if let Err(e) = agent_program(&eff.agent) {
+            // A ticket's own agent that cannot start: skip it, keep its slot.
+            reporter.problem(&format!("{}: {}", t.rel_path(), render_chain(&e)));
+            continue;
+        }
         let Some(run_lock) = RunLock::try_acquire(&session.layout.run_lock(&t.id))? else {
             reporter.event(
                 Some(&t.id),
@@ -459,11 +475,6 @@ fn claim(
             continue;
         };
         let attempt = t.attempts_started() + 1;
-        let eff = effective(config, t);
-        if let Err(e) = preset::resolve(&eff.agent) {
-            reporter.problem(&format!("{}: {}", t.rel_path(), render_chain(&e)));
-            continue;
-        }
         let run = run_id(attempt);
         let entry = LogEntry::new("claim")
             .with("attempt", attempt)
@@ -500,6 +511,28 @@ fn claim(
         });
     }
     Ok(claims)
+}
+
+/// The agent's program must exist before anything is claimed for it, or
+/// every ticket would spend its attempts on a missing binary (a short PATH
+/// under cron is the usual cause).
+fn agent_program(agent: &AgentSpec) -> Result<()> {
+    let (argv, _, _) = preset::resolve(agent)?;
+    let Some(program) = argv.first() else {
+        return Err(Error::usage("the agent command is empty"));
+    };
+    let path = path_with_orch().unwrap_or_default();
+    if preset::locate(program, std::ffi::OsStr::new(&path)).is_some() {
+        return Ok(());
+    }
+    Err(Error::Config {
+        path: PathBuf::from(".orch/plan/orch.yaml"),
+        line: None,
+        message: format!("the agent program `{program}` cannot be found or is not executable"),
+        hint: Some(format!(
+            "install it, or give its absolute path in `agent:`; cron runs with a short PATH (PATH here: {path})"
+        )),
+    })
 }
 
 /// Everything a finished run knows, gathered for classification.
@@ -575,7 +608,7 @@ fn run_and_settle(
         .unwrap_or(false);
     let outcome = if still_ours {
         let current = current.flatten().unwrap_or_else(|| t.clone());
-        let to = record(
+        let (to, reason) = record(
             &session,
             &current,
             claim.attempt,
@@ -589,7 +622,7 @@ fn run_and_settle(
             Some(&t.id),
             &format!(
                 "{} (attempt {}): {}; moved to {to}",
-                settlement.outcome, claim.attempt, settlement.reason
+                settlement.outcome, claim.attempt, reason
             ),
         );
         if to == State::Done {
@@ -770,6 +803,8 @@ fn run_attempt(
     // Keep whatever the agent left uncommitted, whatever the outcome.
     match git::Worktree::open(&prepared.path) {
         Ok(w) => {
+            // The agent's processes are all gone: a lock its git left is stale.
+            w.clear_stale_index_lock();
             let want = format!("refs/heads/{}", prepared.branch);
             match w.head_ref() {
                 Some(h) if h == want => {
@@ -940,7 +975,13 @@ fn classify(f: &RunFacts, eff: &Effective) -> Settlement {
                 None,
             );
         }
-        Ended::SpawnFailed => return s("failed", r.exit_text(), true, None),
+        Ended::SpawnFailed => {
+            // Checked before the claim, so this is a race with an uninstall:
+            // a configuration problem, not the ticket's failure.
+            let mut settlement = s("failed", r.exit_text(), true, None);
+            settlement.counts = false;
+            return settlement;
+        }
         Ended::Exited => {}
     }
     if said == Some("blocked") {
@@ -1004,7 +1045,7 @@ fn record(
     used: u32,
     max_attempts: u32,
     sum: &AttemptSummary,
-) -> Result<State> {
+) -> Result<(State, String)> {
     let (to, reason) = match settlement.to {
         Some(to) => (to, settlement.reason.clone()),
         None if settlement.retry && used < max_attempts => (State::Todo, settlement.reason.clone()),
@@ -1023,6 +1064,7 @@ fn record(
     if !settlement.counts {
         entry = entry.with("counted", "no");
     }
+    entry = entry.with("to", to);
     // The summary first: a crash after it leaves the ticket in progress,
     // which the next tick settles, rather than a moved ticket without one.
     let rel = format!("runs/{}/{attempt}.md", t.id);
@@ -1052,7 +1094,7 @@ fn record(
         change = change.trailer("Orch-Commit", tip);
     }
     session.commit(&paths, &change)?;
-    Ok(to)
+    Ok((to, reason))
 }
 
 fn render_prompt(layout: &Layout, t: &Ticket, attempt: u32, eff: &Effective) -> String {

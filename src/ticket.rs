@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::config::{AgentSpec, key_line, yaml_message};
+use crate::config::{AgentSpec, check_agent, key_line, positive, with_source_line, yaml_message};
 use crate::duration::Dur;
 
 /// Largest ticket file orch reads. A bigger file is reported, not parsed, so
@@ -298,9 +298,29 @@ impl Ticket {
             .unwrap_or(0)
     }
 
-    /// Attempts that count against `max_attempts`.
+    /// Attempts that count against `max_attempts`: those since the ticket
+    /// last went to blocked, so a person who moves a blocked ticket back to
+    /// todo gives it a fresh set. While it is in blocked, those that sent it
+    /// there.
     pub fn attempts_used(&self) -> u32 {
-        self.log
+        let boundary = |e: &LogEntry| {
+            (e.event == "result" && e.get("to") == Some("blocked")) || e.event == "abort"
+        };
+        let ends: Vec<usize> = self
+            .log
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| boundary(e))
+            .map(|(i, _)| i)
+            .collect();
+        let (from, to) = if self.state == State::Blocked {
+            let end = ends.last().map(|i| i + 1).unwrap_or(self.log.len());
+            let start = ends.iter().rev().nth(1).map(|i| i + 1).unwrap_or(0);
+            (start, end)
+        } else {
+            (ends.last().map(|i| i + 1).unwrap_or(0), self.log.len())
+        };
+        self.log[from..to]
             .iter()
             .filter(|e| {
                 e.event == "result"
@@ -504,8 +524,11 @@ pub fn parse(id: &str, state: State, bytes: &[u8]) -> (Option<Ticket>, Vec<Probl
                 let line = e.location().map(|l| l.line() + first_line - 1);
                 problems.push(error(
                     line,
-                    format!("invalid front matter: {}", yaml_message(&e)),
-                    "the front matter is YAML between two `---` lines; check the quoting and indentation",
+                    format!(
+                        "invalid front matter: {}",
+                        with_source_line(yaml_message(&e), yaml, line, first_line)
+                    ),
+                    "check the value's type, quoting and indentation; the README lists each key and its type",
                 ));
                 return (None, problems);
             }
@@ -549,6 +572,31 @@ pub fn parse(id: &str, state: State, bytes: &[u8]) -> (Option<Ticket>, Vec<Probl
             "",
         ));
         return (None, problems);
+    }
+    if let Some(agent) = &raw.agent
+        && let Err(why) = check_agent(agent)
+    {
+        problems.push(error(
+            key_line(yaml, "agent").map(|l| l + first_line - 1),
+            why,
+            "fix the ticket's `agent:` or remove it to use orch.yaml's",
+        ));
+        return (None, problems);
+    }
+    for (key, value) in [
+        ("timeout", &raw.timeout),
+        ("no_output_timeout", &raw.no_output_timeout),
+    ] {
+        if let Some(Dur(d)) = value
+            && let Err(why) = positive(key, *d)
+        {
+            problems.push(error(
+                key_line(yaml, key).map(|l| l + first_line - 1),
+                why,
+                "give a duration like 90s or 30m",
+            ));
+            return (None, problems);
+        }
     }
     let depends_on = raw.depends_on.0;
     let log = match text.find(LOG_MARKER) {

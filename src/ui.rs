@@ -1,7 +1,7 @@
 //! Terminal output: colour only on a terminal and never under NO_COLOR, and
 //! errors printed once with their whole chain and a hint.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 
 use crate::error::{Error, render_chain};
 
@@ -69,4 +69,37 @@ pub fn warn(text: &str) {
         color: color_stderr(),
     };
     eprintln!("{} {text}", style.yellow("warning:"));
+}
+
+/// Print a line on stdout. A reader that went away (`orch status | head`)
+/// ends the command quietly with success, as ripgrep does; other write
+/// errors are ignored, since there is nowhere left to report them.
+pub fn write_out(args: std::fmt::Arguments<'_>) {
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_fmt(args).and_then(|_| out.write_all(b"\n"))
+        && e.kind() == std::io::ErrorKind::BrokenPipe
+    {
+        std::process::exit(0);
+    }
+}
+
+/// Print a line on stdout and never fail: for `orch tick`, which must
+/// settle its tickets whatever happened to its output.
+pub fn emit(args: std::fmt::Arguments<'_>) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_fmt(args).and_then(|_| out.write_all(b"\n"));
+}
+
+/// `println!` for commands: see [`write_out`].
+#[macro_export]
+macro_rules! outln {
+    () => { $crate::ui::write_out(format_args!("")) };
+    ($($arg:tt)*) => { $crate::ui::write_out(format_args!($($arg)*)) };
+}
+
+/// `println!` for the tick's progress: see [`emit`].
+#[macro_export]
+macro_rules! emitln {
+    () => { $crate::ui::emit(format_args!("")) };
+    ($($arg:tt)*) => { $crate::ui::emit(format_args!($($arg)*)) };
 }

@@ -38,8 +38,19 @@ pub fn prepare(main: &MainRepo, layout: &Layout, id: &str, base: Oid) -> Result<
         true
     };
     let result = (|| -> Result<()> {
+        // A worktree half made or half removed by a killed orch: start over
+        // from the branch, which holds all committed work.
+        if path.join(".git").exists() && Worktree::open(&path).and_then(|w| w.head()).is_err() {
+            std::fs::remove_dir_all(&path)
+                .map_err(|e| crate::error::Error::io("cannot clear a broken worktree", &path, e))?;
+            main.force_prune_worktree(&name);
+            notes.push("recreated a broken worktree left by an interrupted orch".into());
+        }
         if path.join(".git").exists() {
             let wt = Worktree::open(&path)?;
+            // No process of an earlier run is alive here (its run lock is
+            // ours), so a leftover index.lock is stale.
+            wt.clear_stale_index_lock();
             let want = format!("refs/heads/{branch}");
             if wt.head_ref().as_deref() != Some(want.as_str()) {
                 // An earlier agent switched branches; put the worktree back

@@ -31,7 +31,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
     let run_lock = layout.run_lock(id);
     if RunLock::is_held(&run_lock)? {
         board::write_atomic(&layout.abort_request(id), ticket_now().as_bytes())?;
-        println!("{id}: asked its supervising orch to stop the agent");
+        crate::outln!("{id}: asked its supervising orch to stop the agent");
         let start = Instant::now();
         while RunLock::is_held(&run_lock)? {
             if start.elapsed() > args.wait {
@@ -42,7 +42,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
         }
         let board = Board::load(&layout);
         let state = board.seen.get(id).and_then(|s| s.first().copied());
-        println!(
+        crate::outln!(
             "{id}: now in {}",
             state.map(|s| s.to_string()).unwrap_or_else(|| "?".into())
         );
@@ -102,7 +102,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
             )));
         }
     }
-    println!("{id}: aborted; moved to blocked");
+    crate::outln!("{id}: aborted; moved to blocked");
     Ok(0)
 }
 

@@ -69,7 +69,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
 
     section(&st, "1. A sandbox repository");
     make_sandbox(&dir)?;
-    println!("{}", dir.display());
+    crate::outln!("{}", dir.display());
 
     section(&st, "2. orch init");
     let demo_ctx = Ctx {
@@ -104,7 +104,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
     for (id, text) in EXAMPLES {
         let path = layout.plan.join(format!("tickets/todo/{id}.md"));
         board::write_atomic(&path, text.as_bytes())?;
-        println!("tickets/todo/{id}.md");
+        crate::outln!("tickets/todo/{id}.md");
     }
     // The next board change adopts these edits in a commit of their own.
     drop(Session::open(&dir, ctx.lock_timeout)?);
@@ -117,10 +117,10 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
     };
     let reporter = super::tick::Plain;
     for round in 1..=8 {
-        println!("{}", st.dim(&format!("-- tick {round}")));
+        crate::outln!("{}", st.dim(&format!("-- tick {round}")));
         let result = tick::tick(&dir, &opts, Arc::new(AtomicBool::new(false)), &reporter)?;
         if result.claimed.is_empty() && result.reconciled.is_empty() {
-            println!("nothing left to do");
+            crate::outln!("nothing left to do");
             break;
         }
     }
@@ -147,7 +147,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
     }
     branches.sort();
     for (name, summary) in branches {
-        println!("  {}  {summary}", st.cyan(&name));
+        crate::outln!("  {}  {summary}", st.cyan(&name));
     }
 
     section(&st, "7. The audit log: git log orch/plan");
@@ -160,18 +160,18 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
         },
     )?;
 
-    println!();
-    println!("Explore it yourself:");
-    println!("  cd {}", dir.display());
-    println!("  orch status                      # the board");
-    println!("  orch show 0003-flaky-change      # a ticket and its attempts");
-    println!("  git log --format='%s%n%b' orch/plan   # every change, with Orch-* trailers");
-    println!("  git log -p orch/0001-add-greeting     # the work on a ticket branch");
+    crate::outln!();
+    crate::outln!("Explore it yourself:");
+    crate::outln!("  cd {}", dir.display());
+    crate::outln!("  orch status                      # the board");
+    crate::outln!("  orch show 0003-flaky-change      # a ticket and its attempts");
+    crate::outln!("  git log --format='%s%n%b' orch/plan   # every change, with Orch-* trailers");
+    crate::outln!("  git log -p orch/0001-add-greeting     # the work on a ticket branch");
     Ok(0)
 }
 
 fn section(st: &Style, title: &str) {
-    println!("\n{}", st.bold(&format!("== {title}")));
+    crate::outln!("\n{}", st.bold(&format!("== {title}")));
 }
 
 fn make_sandbox(dir: &Path) -> Result<()> {

@@ -41,7 +41,7 @@ pub struct Entry {
 }
 
 pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
-    let (_main, layout) = board::discover(&ctx.cwd)?;
+    let (_main, layout) = board::open_read(&ctx.cwd)?;
     let plan = Worktree::open(&layout.plan)?;
     let mut entries = Vec::new();
     plan.history(|c| {
@@ -77,7 +77,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
             .as_deref()
             .map(|o| format!("  [{o}]"))
             .unwrap_or_default();
-        println!(
+        crate::outln!(
             "{}  {}  {}{}",
             st.yellow(&e.commit[..10.min(e.commit.len())]),
             st.dim(&e.time),

@@ -111,14 +111,14 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
     }
 
     for line in &report {
-        println!("{line}");
+        crate::outln!("{line}");
     }
     if !existed {
-        println!();
-        println!(
+        crate::outln!();
+        crate::outln!(
             "Next: add a ticket with `orch new \"What to do\"` or a file in .orch/plan/tickets/todo/,"
         );
-        println!("      set the agent in .orch/plan/orch.yaml, then run `orch tick`.");
+        crate::outln!("      set the agent in .orch/plan/orch.yaml, then run `orch tick`.");
     }
     Ok(0)
 }

@@ -24,7 +24,15 @@ pub struct Args {
 
 pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
     crate::ticket::require_id(&args.id)?;
-    let (_main, layout) = board::discover(&ctx.cwd)?;
+    let (_main, layout) = board::open_read(&ctx.cwd)?;
+    if !crate::board::Board::load(&layout)
+        .seen
+        .contains_key(&args.id)
+        && !layout.log_dir(&args.id).exists()
+    {
+        return Err(Error::usage(format!("there is no ticket `{}`", args.id))
+            .hinted("`orch status` lists the tickets"));
+    }
     let dir = layout.log_dir(&args.id);
     let attempt = match args.attempt {
         Some(a) => a,

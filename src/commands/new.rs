@@ -57,11 +57,15 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
             .line(args.title.trim().to_string())
             .trailer("Orch-Ticket", &id)
             .trailer("Orch-Event", "new");
-        session.commit(&[rel], &change)?;
+        if let Err(e) = session.commit(&[rel], &change) {
+            // Leave no uncommitted ticket behind: a retry would duplicate it.
+            let _ = std::fs::remove_file(&path);
+            return Err(e);
+        }
         (id, path)
     };
-    println!("{id}");
-    println!("{}", path.display());
+    crate::outln!("{id}");
+    crate::outln!("{}", path.display());
     if args.edit {
         edit(&path)?;
         // Commit the edit now rather than at the next command.

@@ -51,7 +51,7 @@ pub struct Attempt {
 
 pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
     crate::ticket::require_id(&args.id)?;
-    let (_main, layout) = board::discover(&ctx.cwd)?;
+    let (_main, layout) = board::open_read(&ctx.cwd)?;
     let board = Board::load(&layout);
     let Some(states) = board.seen.get(&args.id) else {
         return Err(Error::usage(format!("there is no ticket `{}`", args.id))
@@ -144,32 +144,32 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
 
 fn print_text(s: &ShowJson) {
     let st = Style::stdout();
-    println!(
+    crate::outln!(
         "{}  {}",
         st.bold(&s.id),
         s.title.as_deref().unwrap_or("(no title)")
     );
-    println!("state     {}", s.state);
-    println!("file      .orch/plan/{}", s.path);
+    crate::outln!("state     {}", s.state);
+    crate::outln!("file      .orch/plan/{}", s.path);
     if let Some(p) = s.priority {
-        println!("priority  {p}");
+        crate::outln!("priority  {p}");
     }
     if !s.depends_on.is_empty() {
-        println!("depends   {}", s.depends_on.join(", "));
+        crate::outln!("depends   {}", s.depends_on.join(", "));
     }
     for p in &s.problems {
-        println!("{}", st.red(&p.to_string()));
+        crate::outln!("{}", st.red(&p.to_string()));
     }
     if let Some(body) = &s.body
         && !body.trim().is_empty()
     {
-        println!();
+        crate::outln!();
         for line in body.trim().lines() {
-            println!("  {line}");
+            crate::outln!("  {line}");
         }
     }
     if !s.attempts.is_empty() {
-        println!("\n{}", st.bold("attempts"));
+        crate::outln!("\n{}", st.bold("attempts"));
         for a in &s.attempts {
             let outcome = a.outcome.as_deref().unwrap_or("running");
             let reason = a
@@ -177,7 +177,7 @@ fn print_text(s: &ShowJson) {
                 .as_deref()
                 .map(|r| format!("  {r}"))
                 .unwrap_or_default();
-            println!(
+            crate::outln!(
                 "  #{}  {}  {}  host {}{reason}",
                 a.attempt,
                 a.claimed_at.as_deref().unwrap_or("?"),
@@ -185,10 +185,10 @@ fn print_text(s: &ShowJson) {
                 a.host.as_deref().unwrap_or("?")
             );
             if let Some(summary) = &a.summary {
-                println!("       summary .orch/plan/{summary}");
+                crate::outln!("       summary .orch/plan/{summary}");
             }
             if let Some(log) = &a.log {
-                println!("       log     {log}");
+                crate::outln!("       log     {log}");
             }
         }
     }

@@ -215,15 +215,7 @@ pub fn blocked_reason(t: &Ticket) -> (Option<String>, String) {
 }
 
 pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
-    let (main, layout) = board::discover(&ctx.cwd)?;
-    if !layout.plan.join(".git").exists() {
-        // The worktree is missing (fresh clone, deleted): repair under the lock.
-        drop(board::Session::open_in(
-            main,
-            layout.clone(),
-            ctx.lock_timeout,
-        )?);
-    }
+    let (_main, layout) = board::open_read(&ctx.cwd)?;
     let board = Board::load(&layout);
     let status = collect(&layout, &board);
     if args.json {
@@ -237,7 +229,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
 fn print_text(s: &StatusJson) {
     let st = Style::stdout();
     let c = &s.counts;
-    println!(
+    crate::outln!(
         "{}  todo {}  in-progress {}  done {}  blocked {}  invalid {}",
         st.bold("board"),
         c.todo,
@@ -247,10 +239,10 @@ fn print_text(s: &StatusJson) {
         c.invalid
     );
     if let Some(e) = &s.config_error {
-        println!("\n{} {e}", st.red("orch.yaml:"));
+        crate::outln!("\n{} {e}", st.red("orch.yaml:"));
     }
     if !s.ready.is_empty() {
-        println!("\n{}", st.bold("ready (in the order a tick takes them)"));
+        crate::outln!("\n{}", st.bold("ready (in the order a tick takes them)"));
         for (i, t) in s.ready.iter().enumerate() {
             let tries = if t.attempts_used > 0 {
                 format!(
@@ -260,7 +252,7 @@ fn print_text(s: &StatusJson) {
             } else {
                 String::new()
             };
-            println!(
+            crate::outln!(
                 "  {:>3}. {}  p{}  {}{tries}",
                 i + 1,
                 st.cyan(&t.id),
@@ -270,9 +262,9 @@ fn print_text(s: &StatusJson) {
         }
     }
     if !s.waiting.is_empty() {
-        println!("\n{}", st.bold("waiting on dependencies"));
+        crate::outln!("\n{}", st.bold("waiting on dependencies"));
         for t in &s.waiting {
-            println!(
+            crate::outln!(
                 "  {}  {}  {}",
                 st.cyan(&t.id),
                 t.title,
@@ -281,7 +273,7 @@ fn print_text(s: &StatusJson) {
         }
     }
     if !s.in_progress.is_empty() {
-        println!("\n{}", st.bold("in progress"));
+        crate::outln!("\n{}", st.bold("in progress"));
         for t in &s.in_progress {
             let attempt = t
                 .attempt
@@ -295,7 +287,7 @@ fn print_text(s: &StatusJson) {
             } else {
                 String::new()
             };
-            println!(
+            crate::outln!(
                 "  {}  {attempt}  host {host}  pid {pid}  {elapsed}  {}{orphan}",
                 st.cyan(&t.id),
                 t.title
@@ -303,9 +295,9 @@ fn print_text(s: &StatusJson) {
         }
     }
     if !s.blocked.is_empty() {
-        println!("\n{}", st.bold("blocked (needs a person)"));
+        crate::outln!("\n{}", st.bold("blocked (needs a person)"));
         for t in &s.blocked {
-            println!(
+            crate::outln!(
                 "  {}  {}  {}",
                 st.cyan(&t.id),
                 t.title,
@@ -314,18 +306,18 @@ fn print_text(s: &StatusJson) {
         }
     }
     if !s.invalid.is_empty() {
-        println!(
+        crate::outln!(
             "\n{}",
             st.bold("invalid (skipped by every tick until fixed)")
         );
         for p in &s.invalid {
-            println!("  {}", st.red(&p.to_string()));
+            crate::outln!("  {}", st.red(&p.to_string()));
         }
     }
     if !s.warnings.is_empty() {
-        println!("\n{}", st.bold("warnings"));
+        crate::outln!("\n{}", st.bold("warnings"));
         for p in &s.warnings {
-            println!("  {}", st.yellow(&p.to_string()));
+            crate::outln!("  {}", st.yellow(&p.to_string()));
         }
     }
     if s.ready.is_empty()
@@ -334,6 +326,6 @@ fn print_text(s: &StatusJson) {
         && c.blocked == 0
         && c.done == 0
     {
-        println!("\nno tickets yet: `orch new \"What to do\"` adds one");
+        crate::outln!("\nno tickets yet: `orch new \"What to do\"` adds one");
     }
 }

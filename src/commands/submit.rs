@@ -38,7 +38,7 @@ impl SubmitStatus {
 
 pub fn run(_ctx: &Ctx, args: Args) -> Result<i32> {
     write(args.status, args.message.as_deref())?;
-    println!("orch: recorded {}", args.status.as_str());
+    crate::outln!("orch: recorded {}", args.status.as_str());
     Ok(0)
 }
 

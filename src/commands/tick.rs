@@ -52,18 +52,15 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
         lock_timeout: ctx.lock_timeout,
     };
     if args.explain {
-        let (_main, layout) = board::discover(&ctx.cwd)?;
-        if !layout.plan.join(".git").exists() {
-            board::ensure_plan_worktree(&git_main(&ctx.cwd)?, &layout)?;
-        }
+        let (_main, layout) = board::open_read(&ctx.cwd)?;
         let st = Style::stdout();
         let rows = tick::explain(&layout, &opts)?;
         if rows.is_empty() {
-            println!("no tickets");
+            crate::emitln!("no tickets");
         }
         let width = rows.iter().map(|r| r.0.len()).max().unwrap_or(0);
         for (id, state, why) in rows {
-            println!(
+            crate::emitln!(
                 "{}  {:<11}  {why}",
                 st.cyan(&format!("{id:<width$}")),
                 state
@@ -87,16 +84,15 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
     let result = result?;
     if std::io::stdout().is_terminal() && result.claimed.is_empty() && result.reconciled.is_empty()
     {
-        println!("nothing to do (see `orch tick --explain` for why)");
+        crate::emitln!("nothing to do (see `orch tick --explain` for why)");
     }
     if interrupt.load(Ordering::SeqCst) {
-        eprintln!("orch: interrupted; running tickets were settled as interrupted");
+        let _ = writeln!(
+            std::io::stderr(),
+            "orch: interrupted; running tickets were settled as interrupted"
+        );
     }
     Ok(0)
-}
-
-fn git_main(cwd: &std::path::Path) -> Result<crate::git::MainRepo> {
-    crate::git::open_main(cwd)
 }
 
 fn stamp() -> String {
@@ -109,15 +105,16 @@ pub struct Plain;
 impl Reporter for Plain {
     fn event(&self, ticket: Option<&str>, text: &str) {
         match ticket {
-            Some(id) => println!("{} {id}: {text}", stamp()),
-            None => println!("{} {text}", stamp()),
+            Some(id) => crate::emitln!("{} {id}: {text}", stamp()),
+            None => crate::emitln!("{} {text}", stamp()),
         }
     }
     fn problem(&self, text: &str) {
-        println!("{} skipped: {text}", stamp());
+        crate::emitln!("{} skipped: {text}", stamp());
     }
+    fn info(&self, _text: &str) {}
     fn started(&self, ticket: &str, _control: &Control) {
-        println!("{} {ticket}: agent started", stamp());
+        crate::emitln!("{} {ticket}: agent started", stamp());
     }
     fn stopped(&self, _ticket: &str) {}
 }
@@ -230,6 +227,10 @@ impl Reporter for Live {
     fn problem(&self, text: &str) {
         let st = Style::stdout();
         self.line(&format!("{} {text}", st.yellow("skipped:")));
+    }
+    fn info(&self, text: &str) {
+        let st = Style::stdout();
+        self.line(&format!("{}", st.dim(text)));
     }
     fn started(&self, ticket: &str, control: &Control) {
         if let Ok(mut s) = self.state.lock() {

@@ -453,13 +453,108 @@ fn a_broken_orch_yaml_is_reported_by_status() {
 }
 
 #[test]
-fn status_recreates_a_deleted_plan_worktree() {
+fn read_commands_never_repair_but_board_changes_do() {
     let env = TestEnv::new();
     env.init();
     env.orch().args(["new", "Kept"]).assert().success();
     std::fs::remove_dir_all(env.plan()).unwrap();
+    for args in [
+        vec!["status"],
+        vec!["show", "0001-kept"],
+        vec!["history"],
+        vec!["tick", "--explain"],
+    ] {
+        env.orch()
+            .args(&args)
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains(
+                "run `orch init` to check out orch/plan there again",
+            ));
+    }
+    assert!(!env.plan().exists(), "a read created nothing");
+    env.orch().args(["new", "Another"]).assert().success();
     let status = env.status();
-    assert_eq!(env.ids(&status, "ready"), ["0001-kept"]);
+    assert_eq!(env.ids(&status, "ready"), ["0001-kept", "0002-another"]);
+}
+
+#[test]
+fn read_commands_without_a_board_write_nothing() {
+    let env = TestEnv::new();
+    for args in [
+        vec!["status"],
+        vec!["show", "x"],
+        vec!["history"],
+        vec!["tick", "--explain"],
+        vec!["log", "x"],
+        vec!["tick"],
+        vec!["new", "x"],
+    ] {
+        env.orch()
+            .args(&args)
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains("run `orch init`"));
+    }
+    assert!(
+        !env.repo.join(".orch").exists(),
+        "nothing written into the checkout"
+    );
+    assert_eq!(env.git(&["status", "--porcelain"]), "");
+}
+
+#[test]
+fn a_fresh_clone_is_told_to_init_and_init_excludes_orch() {
+    let env = TestEnv::new();
+    env.init();
+    env.orch().args(["new", "Shared"]).assert().success();
+    let clone = env.dir.path().join("clone");
+    env.git_in(
+        env.dir.path(),
+        &[
+            "clone",
+            "-q",
+            "--no-single-branch",
+            env.repo.to_str().unwrap(),
+            clone.to_str().unwrap(),
+        ],
+    );
+    env.orch()
+        .current_dir(&clone)
+        .arg("status")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("the board is on the remote"));
+    assert!(!clone.join(".orch").exists());
+    // A board change in the clone checks the board out and keeps .orch/ out of git status.
+    env.orch()
+        .current_dir(&clone)
+        .args(["new", "From the clone"])
+        .assert()
+        .success();
+    assert_eq!(env.git_in(&clone, &["status", "--porcelain"]), "");
+}
+
+#[test]
+fn a_closed_pipe_ends_a_read_quietly() {
+    let env = TestEnv::new();
+    env.init();
+    for i in 0..30 {
+        env.write_ticket("todo", &format!("t{i}"), "---\ntitle: T\n---\n");
+    }
+    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin!("orch"));
+    env.apply_env(&mut cmd);
+    let mut child = cmd
+        .current_dir(&env.repo)
+        .args(["status", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take()); // the reader goes away, like `| head -0`
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
 }
 
 #[test]

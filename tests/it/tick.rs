@@ -327,10 +327,35 @@ fn a_flood_of_output_is_drained_and_the_log_capped() {
 }
 
 #[test]
-fn a_command_that_cannot_start_leaves_no_worktree_or_branch() {
+fn a_missing_agent_program_claims_nothing_and_spends_no_attempt() {
     let env = TestEnv::new();
     env.init();
     env.configure(&env.dir.path().join("no-such-agent"), "");
+    env.write_ticket("todo", "nostart", "---\ntitle: No start\n---\n");
+    env.orch()
+        .arg("tick")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("the agent program"))
+        .stderr(predicate::str::contains(
+            "cannot be found or is not executable",
+        ))
+        .stderr(predicate::str::contains("cron runs with a short PATH"));
+    assert_eq!(env.state_of("nostart"), "todo");
+    assert!(
+        !env.git(&["branch", "--list", "orch/nostart"])
+            .contains("nostart")
+    );
+}
+
+#[test]
+fn a_command_that_cannot_start_leaves_no_worktree_or_branch() {
+    let env = TestEnv::new();
+    env.init();
+    // Executable, so it is found, but its interpreter does not exist.
+    let agent = env.agent("broken", "");
+    std::fs::write(&agent, "#!/nonexistent/interpreter\n").unwrap();
+    env.configure(&agent, "");
     env.write_ticket("todo", "nostart", "---\ntitle: No start\n---\n");
     let out = tick_ok(&env);
     assert!(
@@ -343,6 +368,117 @@ fn a_command_that_cannot_start_leaves_no_worktree_or_branch() {
             .contains("nostart")
     );
     assert!(!env.git(&["worktree", "list"]).contains("nostart"));
+    let status = env.status();
+    assert_eq!(
+        status["ready"][0]["attempts_used"], 0,
+        "not the ticket's failure"
+    );
+}
+
+#[test]
+fn a_ticket_with_an_unknown_preset_is_invalid_and_takes_no_slot() {
+    let env = TestEnv::new();
+    ready(&env, "echo > \"f-$ORCH_TICKET\"", "max_in_progress: 1\n");
+    env.write_ticket(
+        "todo",
+        "typo",
+        "---\ntitle: Typo\npriority: 0\nagent: codx\n---\n",
+    );
+    env.write_ticket("todo", "fine", "---\ntitle: Fine\n---\n");
+    let status = env.status();
+    assert_eq!(env.ids(&status, "ready"), ["fine"]);
+    let invalid = status["invalid"].to_string();
+    assert!(
+        invalid.contains("tickets/todo/typo.md") && invalid.contains("\"line\":4"),
+        "{invalid}"
+    );
+    assert!(invalid.contains("unknown agent preset `codx`"), "{invalid}");
+    let out = tick_ok(&env);
+    assert!(out.contains("fine: success"), "{out}");
+}
+
+#[test]
+fn zero_timeouts_are_refused() {
+    let env = TestEnv::new();
+    ready(&env, "true", "timeout: 0s\n");
+    env.orch()
+        .arg("tick")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("timeout must be more than 0s"));
+    env.write_ticket(
+        "todo",
+        "zero",
+        "---\ntitle: Zero\nno_output_timeout: 0s\n---\n",
+    );
+    let status = env.status();
+    assert!(
+        status["invalid"]
+            .to_string()
+            .contains("no_output_timeout must be more than 0s")
+    );
+}
+
+#[test]
+fn a_blocked_ticket_moved_back_to_todo_gets_fresh_attempts() {
+    let env = TestEnv::new();
+    ready(&env, "exit 1", "max_attempts: 2\n");
+    env.write_ticket("todo", "again", "---\ntitle: Again\n---\n");
+    tick_ok(&env);
+    tick_ok(&env);
+    assert_eq!(env.state_of("again"), "blocked");
+    assert_eq!(env.status()["blocked"][0]["attempts_used"], 2);
+    std::fs::rename(
+        env.ticket_path("blocked", "again"),
+        env.ticket_path("todo", "again"),
+    )
+    .unwrap();
+    assert_eq!(env.status()["ready"][0]["attempts_used"], 0);
+    let out = tick_ok(&env);
+    assert!(out.contains("again: failed (attempt 3)"), "{out}");
+    assert!(out.contains("moved to todo"), "a fresh set of 2: {out}");
+    let out = tick_ok(&env);
+    assert!(out.contains("attempts used up (2 of 2)"), "{out}");
+}
+
+#[test]
+fn cron_output_is_quiet_about_warnings_and_a_full_board() {
+    let env = TestEnv::new();
+    ready(&env, &waiting_agent(&env), "max_in_progress: 1\n");
+    env.write_ticket("todo", "a", "---\ntitle: A\nprio: 1\n---\n");
+    env.write_ticket("todo", "b", "---\ntitle: B\n---\n");
+    std::fs::write(env.plan().join("tickets/todo/notes.txt"), "stray").unwrap();
+    let first = spawn_tick(&env);
+    wait_for(&env.flag("started-a"));
+    let out = env.tick();
+    assert!(out.status.success());
+    assert_eq!(
+        stdout(&out),
+        "",
+        "nothing happened, nothing is wrong: no mail"
+    );
+    std::fs::write(env.flag("go"), "").unwrap();
+    first.wait_with_output().unwrap();
+}
+
+#[test]
+fn a_tick_whose_output_is_gone_still_settles_its_tickets() {
+    let env = TestEnv::new();
+    ready(&env, "echo > out.txt", "");
+    env.write_ticket("todo", "quiet", "---\ntitle: Quiet\n---\n");
+    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin!("orch"));
+    env.apply_env(&mut cmd);
+    let mut child = cmd
+        .current_dir(&env.repo)
+        .arg("tick")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(env.state_of("quiet"), "done");
 }
 
 #[test]
