@@ -230,7 +230,7 @@ impl Reporter for Live {
     }
     fn info(&self, text: &str) {
         let st = Style::stdout();
-        self.line(&format!("{}", st.dim(text)));
+        self.line(&st.dim(text));
     }
     fn started(&self, ticket: &str, control: &Control) {
         if let Ok(mut s) = self.state.lock() {
