@@ -13,74 +13,67 @@ use rustix::process::{Pid, Signal};
 
 pub const RUN_ID_VAR: &str = "ORCH_RUN_ID";
 
-/// Live (non-zombie) processes whose process group is `pgid`.
-pub fn group_members(pgid: i32) -> Vec<i32> {
-    let mut out = Vec::new();
+/// A live process as /proc shows it.
+struct Proc {
+    pid: i32,
+    pgrp: i32,
+}
+
+/// Every live (not zombie) process, with its process group. Zombies are
+/// left out: they hold no resources, and an init that does not reap them
+/// must not make a finished run look alive.
+fn live_processes() -> Vec<Proc> {
     let Ok(dir) = std::fs::read_dir("/proc") else {
-        return out;
+        return Vec::new();
     };
-    for entry in dir.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        // The command name is in parentheses and may contain spaces.
-        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
-            continue;
-        };
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        // fields[0] = state, fields[1] = ppid, fields[2] = pgrp
-        if fields.len() > 2 && fields[0] != "Z" && fields[0] != "X" && fields[2] == pgid.to_string()
-        {
-            out.push(pid);
-        }
-    }
-    out
+    dir.flatten()
+        .filter_map(|entry| {
+            let pid = entry.file_name().to_str()?.parse::<i32>().ok()?;
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            // The command name is in parentheses and may contain spaces.
+            let rest = &stat[stat.rfind(')')? + 1..];
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            // fields[0] = state, fields[1] = ppid, fields[2] = pgrp
+            let state = *fields.first()?;
+            if state == "Z" || state == "X" {
+                return None;
+            }
+            Some(Proc {
+                pid,
+                pgrp: fields.get(2)?.parse().ok()?,
+            })
+        })
+        .collect()
+}
+
+/// Live processes whose process group is `pgid`.
+pub fn group_members(pgid: i32) -> Vec<i32> {
+    live_processes()
+        .into_iter()
+        .filter(|p| p.pgrp == pgid)
+        .map(|p| p.pid)
+        .collect()
+}
+
+/// Live processes (other than this one) with an environment variable for
+/// which `matches(name_and_value)` holds.
+pub fn processes_with_env(matches: impl Fn(&[u8]) -> bool) -> Vec<i32> {
+    let me = std::process::id() as i32;
+    live_processes()
+        .into_iter()
+        .filter(|p| p.pid != me)
+        .filter(|p| {
+            std::fs::read(format!("/proc/{}/environ", p.pid))
+                .is_ok_and(|env| env.split(|b| *b == 0).any(&matches))
+        })
+        .map(|p| p.pid)
+        .collect()
 }
 
 /// Live processes whose environment holds `ORCH_RUN_ID=<run_id>`.
 pub fn processes_with_run_id(run_id: &str) -> Vec<i32> {
     let needle = format!("{RUN_ID_VAR}={run_id}");
-    let mut out = Vec::new();
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return out;
-    };
-    let me = std::process::id() as i32;
-    for entry in dir.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        if pid == me {
-            continue;
-        }
-        let Ok(environ) = std::fs::read(format!("/proc/{pid}/environ")) else {
-            continue;
-        };
-        if environ.split(|b| *b == 0).any(|kv| kv == needle.as_bytes()) && !is_zombie(pid) {
-            out.push(pid);
-        }
-    }
-    out
-}
-
-fn is_zombie(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| {
-            s.rfind(')')
-                .map(|i| s[i + 1..].trim_start().starts_with(['Z', 'X']))
-        })
-        .unwrap_or(true)
+    processes_with_env(|kv| kv == needle.as_bytes())
 }
 
 pub fn signal_group(pgid: i32, sig: Signal) {

@@ -215,32 +215,26 @@ impl TestEnv {
             "ORCH_WORKTREE={}",
             self.repo.join(".orch/worktrees").display()
         );
-        let mut out = Vec::new();
-        for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
-            let Some(pid) = entry
-                .file_name()
-                .to_str()
-                .and_then(|n| n.parse::<i32>().ok())
-            else {
-                continue;
-            };
-            let Ok(environ) = std::fs::read(format!("/proc/{pid}/environ")) else {
-                continue;
-            };
-            let hit = environ
-                .split(|b| *b == 0)
-                .any(|kv| kv.starts_with(needle.as_bytes()));
-            let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .map(|s| {
-                    s.rfind(')')
-                        .is_some_and(|i| s[i + 1..].trim_start().starts_with(['Z', 'X']))
-                })
-                .unwrap_or(true);
-            if hit && !zombie {
-                out.push(pid);
-            }
-        }
-        out
+        orch::process::processes_with_env(|kv| kv.starts_with(needle.as_bytes()))
+    }
+
+    /// `orch init`, then orch.yaml with a fake agent running `agent_body`.
+    pub fn ready(&self, agent_body: &str, extra: &str) {
+        self.init();
+        let agent = self.agent("agent", agent_body);
+        self.configure(&agent, extra);
+    }
+
+    /// `orch tick` that must succeed; its stdout.
+    pub fn tick_ok(&self) -> String {
+        let out = self.tick();
+        assert!(
+            out.status.success(),
+            "tick failed: {}\n{}",
+            stdout(&out),
+            stderr(&out)
+        );
+        stdout(&out)
     }
 
     pub fn state_of(&self, id: &str) -> String {

@@ -1,19 +1,7 @@
 //! The agent misbehaviour matrix: each way an agent can go wrong, and what
 //! orch must do about it.
 
-use crate::env::{TestEnv, stderr, stdout};
-
-fn ready(env: &TestEnv, agent_body: &str, extra: &str) {
-    env.init();
-    let agent = env.agent("agent", agent_body);
-    env.configure(&agent, extra);
-}
-
-fn tick_ok(env: &TestEnv) -> String {
-    let out = env.tick();
-    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
-    stdout(&out)
-}
+use crate::env::TestEnv;
 
 fn summary(env: &TestEnv, id: &str, attempt: u32) -> String {
     std::fs::read_to_string(env.plan().join(format!("runs/{id}/{attempt}.md"))).unwrap()
@@ -22,13 +10,11 @@ fn summary(env: &TestEnv, id: &str, attempt: u32) -> String {
 #[test]
 fn a_gigabyte_of_output_is_drained_with_a_capped_log() {
     let env = TestEnv::new();
-    ready(
-        &env,
-        "head -c 1073741824 /dev/zero | tr '\\0' 'z'\necho\necho survived the flood\necho > flooded.txt",
+    env.ready("head -c 1073741824 /dev/zero | tr '\\0' 'z'\necho\necho survived the flood\necho > flooded.txt",
         "max_log_size: 4MiB\nno_output_timeout: 30s\ntimeout: 5m\n",
     );
     env.write_ticket("todo", "gigabyte", "---\ntitle: Flood\n---\n");
-    let out = tick_ok(&env);
+    let out = env.tick_ok();
     assert!(out.contains("gigabyte: success"), "{out}");
     let log = env.repo.join(".orch/logs/gigabyte/1.log");
     let len = std::fs::metadata(&log).unwrap().len();
@@ -40,13 +26,11 @@ fn a_gigabyte_of_output_is_drained_with_a_capped_log() {
 #[test]
 fn checking_out_another_branch_is_reported_and_undone() {
     let env = TestEnv::new();
-    ready(
-        &env,
-        "if [ \"$ORCH_ATTEMPT\" = 1 ]; then\n  git checkout -q -b elsewhere\n  echo stray > stray.txt\n  git add stray.txt\n  git -c user.name=A -c user.email=a@example.com commit -q -m stray\nelse\n  echo right > right.txt\nfi",
+    env.ready("if [ \"$ORCH_ATTEMPT\" = 1 ]; then\n  git checkout -q -b elsewhere\n  echo stray > stray.txt\n  git add stray.txt\n  git -c user.name=A -c user.email=a@example.com commit -q -m stray\nelse\n  echo right > right.txt\nfi",
         "",
     );
     env.write_ticket("todo", "wander", "---\ntitle: Wander\n---\n");
-    let out = tick_ok(&env);
+    let out = env.tick_ok();
     assert!(out.contains("wander: no-changes (attempt 1)"), "{out}");
     let s = summary(&env, "wander", 1);
     assert!(
@@ -55,7 +39,7 @@ fn checking_out_another_branch_is_reported_and_undone() {
     );
     // The stray commit stays on the branch the agent made.
     assert_eq!(env.git(&["show", "elsewhere:stray.txt"]), "stray\n");
-    let out = tick_ok(&env);
+    let out = env.tick_ok();
     assert!(out.contains("wander: success (attempt 2)"), "{out}");
     assert!(summary(&env, "wander", 2).contains("switched it back"));
     assert_eq!(env.git(&["show", "orch/wander:right.txt"]), "right\n");
@@ -64,15 +48,13 @@ fn checking_out_another_branch_is_reported_and_undone() {
 #[test]
 fn a_reset_hard_never_loses_an_earlier_attempt() {
     let env = TestEnv::new();
-    ready(
-        &env,
-        "if [ \"$ORCH_ATTEMPT\" = 1 ]; then echo first > first.txt; exit 1; fi\ngit reset -q --hard HEAD~1\necho second > second.txt",
+    env.ready("if [ \"$ORCH_ATTEMPT\" = 1 ]; then echo first > first.txt; exit 1; fi\ngit reset -q --hard HEAD~1\necho second > second.txt",
         "",
     );
     env.write_ticket("todo", "rewind", "---\ntitle: Rewind\n---\n");
-    tick_ok(&env);
+    env.tick_ok();
     let first = env.git(&["rev-parse", "orch/rewind"]);
-    let out = tick_ok(&env);
+    let out = env.tick_ok();
     assert!(out.contains("rewind: success (attempt 2)"), "{out}");
     let s = summary(&env, "rewind", 2);
     assert!(s.contains("kept as refs/orch/kept/rewind/2"), "{s}");
@@ -86,19 +68,17 @@ fn a_reset_hard_never_loses_an_earlier_attempt() {
 #[test]
 fn an_agent_that_deletes_its_worktree_is_survived() {
     let env = TestEnv::new();
-    ready(
-        &env,
-        "if [ \"$ORCH_ATTEMPT\" = 1 ]; then cd / && rm -rf \"$ORCH_WORKTREE\"; exit 0; fi\necho back > back.txt",
+    env.ready("if [ \"$ORCH_ATTEMPT\" = 1 ]; then cd / && rm -rf \"$ORCH_WORKTREE\"; exit 0; fi\necho back > back.txt",
         "",
     );
     env.write_ticket("todo", "selfdestruct", "---\ntitle: Self destruct\n---\n");
-    let out = tick_ok(&env);
+    let out = env.tick_ok();
     assert!(
         out.contains("selfdestruct: no-changes (attempt 1)"),
         "{out}"
     );
     assert!(summary(&env, "selfdestruct", 1).contains("the agent deleted its worktree"));
-    let out = tick_ok(&env);
+    let out = env.tick_ok();
     assert!(out.contains("selfdestruct: success (attempt 2)"), "{out}");
     assert_eq!(env.git(&["show", "orch/selfdestruct:back.txt"]), "back\n");
 }
@@ -118,7 +98,7 @@ fn writes_outside_the_worktree_are_reported_not_taken_as_work() {
     );
     env.configure(&agent, "");
     env.write_ticket("todo", "outside", "---\ntitle: Outside\n---\n");
-    let out = tick_ok(&env);
+    let out = env.tick_ok();
     assert!(
         out.contains("changed in the plan worktree (.orch/plan), outside its worktree: sneaky.txt"),
         "{out}"

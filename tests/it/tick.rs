@@ -6,23 +6,6 @@ use predicates::prelude::*;
 
 use crate::env::{TestEnv, stderr, stdout, wait_for};
 
-fn ready(env: &TestEnv, agent_body: &str, extra: &str) {
-    env.init();
-    let agent = env.agent("agent", agent_body);
-    env.configure(&agent, extra);
-}
-
-fn tick_ok(env: &TestEnv) -> String {
-    let out = env.tick();
-    assert!(
-        out.status.success(),
-        "tick failed: {}\n{}",
-        stdout(&out),
-        stderr(&out)
-    );
-    stdout(&out)
-}
-
 fn no_agent_left(env: &TestEnv) {
     let left = env.agent_processes();
     assert!(left.is_empty(), "agent processes left running: {left:?}");
@@ -31,13 +14,12 @@ fn no_agent_left(env: &TestEnv) {
 #[test]
 fn success_commits_the_work_and_removes_the_worktree() {
     let env = TestEnv::new();
-    ready(
-        &env,
+    env.ready(
         "echo \"working on $ORCH_TICKET\"\necho hello > hello.txt",
         "",
     );
     env.orch().args(["new", "Say hello"]).assert().success();
-    let out = tick_ok(&env);
+    let out = env.tick_ok();
     assert!(out.contains("0001-say-hello: success (attempt 1)"), "{out}");
     assert_eq!(env.state_of("0001-say-hello"), "done");
     assert_eq!(
@@ -71,9 +53,7 @@ fn success_commits_the_work_and_removes_the_worktree() {
 #[test]
 fn the_agent_gets_its_contract() {
     let env = TestEnv::new();
-    ready(
-        &env,
-        "env | grep '^ORCH_' | sort > \"$ORCH_WORKTREE/../../../env.txt\"\ncat > stdin.txt\ncp \"$ORCH_PROMPT_FILE\" prompt.txt\npwd > pwd.txt\necho \"$SECRET_TOKEN\" > secret.txt",
+    env.ready("env | grep '^ORCH_' | sort > \"$ORCH_WORKTREE/../../../env.txt\"\ncat > stdin.txt\ncp \"$ORCH_PROMPT_FILE\" prompt.txt\npwd > pwd.txt\necho \"$SECRET_TOKEN\" > secret.txt",
         "env_remove: [SECRET_TOKEN]\n",
     );
     env.write_ticket(
@@ -113,13 +93,11 @@ fn the_agent_gets_its_contract() {
 #[test]
 fn a_failed_attempt_is_retried_from_the_branch_tip() {
     let env = TestEnv::new();
-    ready(
-        &env,
-        "if [ \"$ORCH_ATTEMPT\" = 1 ]; then echo partial > part1.txt; echo 'error: tests broke' >&2; exit 3; fi\ntest -f part1.txt && echo 'continued' > part2.txt",
+    env.ready("if [ \"$ORCH_ATTEMPT\" = 1 ]; then echo partial > part1.txt; echo 'error: tests broke' >&2; exit 3; fi\ntest -f part1.txt && echo 'continued' > part2.txt",
         "",
     );
     env.write_ticket("todo", "retry", "---\ntitle: Retry me\n---\n");
-    let out = tick_ok(&env);
+    let out = env.tick_ok();
     assert!(
         out.contains("retry: failed (attempt 1): exit status 3; moved to todo"),
         "{out}"
@@ -127,7 +105,7 @@ fn a_failed_attempt_is_retried_from_the_branch_tip() {
     let summary = std::fs::read_to_string(env.plan().join("runs/retry/1.md")).unwrap();
     assert!(summary.contains("error: tests broke"), "{summary}");
     // The retry prompt carries the previous outcome and output.
-    let out = tick_ok(&env);
+    let out = env.tick_ok();
     assert!(out.contains("retry: success (attempt 2)"), "{out}");
     let prompt = std::fs::read_to_string(env.repo.join(".orch/state/retry/prompt-2.md")).unwrap();
     assert!(
@@ -142,20 +120,20 @@ fn a_failed_attempt_is_retried_from_the_branch_tip() {
 #[test]
 fn attempts_used_up_moves_the_ticket_to_blocked() {
     let env = TestEnv::new();
-    ready(&env, "exit 1", "");
+    env.ready("exit 1", "");
     env.write_ticket(
         "todo",
         "doomed",
         "---\ntitle: Doomed\nmax_attempts: 2\n---\n",
     );
-    tick_ok(&env);
+    env.tick_ok();
     assert_eq!(env.state_of("doomed"), "todo");
-    tick_ok(&env);
+    env.tick_ok();
     assert_eq!(env.state_of("doomed"), "blocked");
     let status = env.status();
     let reason = status["blocked"][0]["reason"].as_str().unwrap();
     assert!(reason.contains("attempts used up (2 of 2)"), "{reason}");
-    let out = tick_ok(&env);
+    let out = env.tick_ok();
     assert!(
         !out.contains("claimed"),
         "a blocked ticket is not claimed again: {out}"
@@ -165,9 +143,9 @@ fn attempts_used_up_moves_the_ticket_to_blocked() {
 #[test]
 fn exit_zero_without_changes_is_no_changes() {
     let env = TestEnv::new();
-    ready(&env, "echo looked around", "");
+    env.ready("echo looked around", "");
     env.write_ticket("todo", "idle", "---\ntitle: Idle\n---\n");
-    let out = tick_ok(&env);
+    let out = env.tick_ok();
     assert!(out.contains("idle: no-changes (attempt 1)"), "{out}");
     assert_eq!(env.state_of("idle"), "todo");
 }
@@ -175,14 +153,12 @@ fn exit_zero_without_changes_is_no_changes() {
 #[test]
 fn submit_blocked_and_done_are_honoured() {
     let env = TestEnv::new();
-    ready(
-        &env,
-        "case \"$ORCH_TICKET\" in\n  ask) orch submit blocked -m 'Which license?' ;;\n  check) orch submit done -m 'already correct' ;;\nesac",
+    env.ready("case \"$ORCH_TICKET\" in\n  ask) orch submit blocked -m 'Which license?' ;;\n  check) orch submit done -m 'already correct' ;;\nesac",
         "",
     );
     env.write_ticket("todo", "ask", "---\ntitle: Ask\n---\n");
     env.write_ticket("todo", "check", "---\ntitle: Check\n---\n");
-    tick_ok(&env);
+    env.tick_ok();
     assert_eq!(env.state_of("ask"), "blocked");
     assert_eq!(env.state_of("check"), "done");
     let status = env.status();
@@ -202,13 +178,11 @@ fn submit_blocked_and_done_are_honoured() {
 #[test]
 fn an_agent_that_commits_by_itself_succeeds() {
     let env = TestEnv::new();
-    ready(
-        &env,
-        "echo a > a.txt && git add a.txt && git -c user.name=Agent -c user.email=agent@example.com commit -q -m 'agent: add a'",
+    env.ready("echo a > a.txt && git add a.txt && git -c user.name=Agent -c user.email=agent@example.com commit -q -m 'agent: add a'",
         "",
     );
     env.write_ticket("todo", "selfcommit", "---\ntitle: Commit yourself\n---\n");
-    tick_ok(&env);
+    env.tick_ok();
     assert_eq!(env.state_of("selfcommit"), "done");
     let log = env.git(&["log", "--format=%s", "orch/selfcommit"]);
     assert!(log.starts_with("agent: add a\n"), "{log}");
@@ -217,33 +191,29 @@ fn an_agent_that_commits_by_itself_succeeds() {
 #[test]
 fn verify_failure_and_success() {
     let env = TestEnv::new();
-    ready(&env, "echo \"$ORCH_ATTEMPT\" > attempt.txt", "");
+    env.ready("echo \"$ORCH_ATTEMPT\" > attempt.txt", "");
     env.write_ticket(
         "todo",
         "checked",
         "---\ntitle: Checked\nverify: [\"grep -q 2 attempt.txt\"]\n---\n",
     );
-    let out = tick_ok(&env);
+    let out = env.tick_ok();
     assert!(out.contains("checked: verify-failed (attempt 1)"), "{out}");
     let summary = std::fs::read_to_string(env.plan().join("runs/checked/1.md")).unwrap();
     assert!(
         summary.contains("`grep -q 2 attempt.txt`: failed (exit status 1)"),
         "{summary}"
     );
-    let out = tick_ok(&env);
+    let out = env.tick_ok();
     assert!(out.contains("checked: success (attempt 2)"), "{out}");
 }
 
 #[test]
 fn a_silent_hang_is_stalled_and_killed() {
     let env = TestEnv::new();
-    ready(
-        &env,
-        "echo started\nexec sleep 300",
-        "no_output_timeout: 300ms\n",
-    );
+    env.ready("echo started\nexec sleep 300", "no_output_timeout: 300ms\n");
     env.write_ticket("todo", "hang", "---\ntitle: Hang\n---\n");
-    let out = tick_ok(&env);
+    let out = env.tick_ok();
     assert!(
         out.contains("hang: stalled (attempt 1): no output for 300ms"),
         "{out}"
@@ -255,13 +225,12 @@ fn a_silent_hang_is_stalled_and_killed() {
 #[test]
 fn chatter_past_the_hard_timeout_is_timeout() {
     let env = TestEnv::new();
-    ready(
-        &env,
+    env.ready(
         "while true; do echo still busy; sleep 0.05; done",
         "timeout: 500ms\n",
     );
     env.write_ticket("todo", "busy", "---\ntitle: Busy\n---\n");
-    let out = tick_ok(&env);
+    let out = env.tick_ok();
     assert!(out.contains("busy: timeout (attempt 1)"), "{out}");
     no_agent_left(&env);
 }
@@ -270,13 +239,11 @@ fn chatter_past_the_hard_timeout_is_timeout() {
 fn ignoring_sigterm_and_forking_a_grandchild_is_survived() {
     let env = TestEnv::new();
     // The grandchild keeps stdout open and ignores SIGTERM too.
-    ready(
-        &env,
-        "trap '' TERM\n(trap '' TERM; while true; do sleep 1; done) &\necho forked\nwhile true; do sleep 1; done",
+    env.ready("trap '' TERM\n(trap '' TERM; while true; do sleep 1; done) &\necho forked\nwhile true; do sleep 1; done",
         "no_output_timeout: 300ms\n",
     );
     env.write_ticket("todo", "stubborn", "---\ntitle: Stubborn\n---\n");
-    let out = tick_ok(&env);
+    let out = env.tick_ok();
     assert!(out.contains("stubborn: stalled"), "{out}");
     let log = std::fs::read_to_string(env.repo.join(".orch/logs/stubborn/1.log")).unwrap();
     assert!(log.contains("forked"), "{log}");
@@ -286,13 +253,12 @@ fn ignoring_sigterm_and_forking_a_grandchild_is_survived() {
 #[test]
 fn a_grandchild_left_behind_after_a_clean_exit_is_stopped() {
     let env = TestEnv::new();
-    ready(
-        &env,
+    env.ready(
         "echo x > x.txt\n(setsid sleep 300 >/dev/null 2>&1 &)\nsleep 300 >/dev/null 2>&1 &\nexit 0",
         "",
     );
     env.write_ticket("todo", "leaky", "---\ntitle: Leaky\n---\n");
-    tick_ok(&env);
+    env.tick_ok();
     assert_eq!(env.state_of("leaky"), "done");
     let summary = std::fs::read_to_string(env.plan().join("runs/leaky/1.md")).unwrap();
     assert!(summary.contains("the agent left running"), "{summary}");
@@ -302,13 +268,12 @@ fn a_grandchild_left_behind_after_a_clean_exit_is_stopped() {
 #[test]
 fn a_flood_of_output_is_drained_and_the_log_capped() {
     let env = TestEnv::new();
-    ready(
-        &env,
+    env.ready(
         "head -c 20000000 /dev/zero | tr '\\0' 'y'\necho\necho done flooding\necho f > f.txt",
         "max_log_size: 1MiB\n",
     );
     env.write_ticket("todo", "flood", "---\ntitle: Flood\n---\n");
-    tick_ok(&env);
+    env.tick_ok();
     assert_eq!(env.state_of("flood"), "done");
     let len = std::fs::metadata(env.repo.join(".orch/logs/flood/1.log"))
         .unwrap()
@@ -357,7 +322,7 @@ fn a_command_that_cannot_start_leaves_no_worktree_or_branch() {
     std::fs::write(&agent, "#!/nonexistent/interpreter\n").unwrap();
     env.configure(&agent, "");
     env.write_ticket("todo", "nostart", "---\ntitle: No start\n---\n");
-    let out = tick_ok(&env);
+    let out = env.tick_ok();
     assert!(
         out.contains("nostart: failed (attempt 1): could not start"),
         "{out}"
@@ -378,7 +343,7 @@ fn a_command_that_cannot_start_leaves_no_worktree_or_branch() {
 #[test]
 fn a_ticket_with_an_unknown_preset_is_invalid_and_takes_no_slot() {
     let env = TestEnv::new();
-    ready(&env, "echo > \"f-$ORCH_TICKET\"", "max_in_progress: 1\n");
+    env.ready("echo > \"f-$ORCH_TICKET\"", "max_in_progress: 1\n");
     env.write_ticket(
         "todo",
         "typo",
@@ -393,14 +358,14 @@ fn a_ticket_with_an_unknown_preset_is_invalid_and_takes_no_slot() {
         "{invalid}"
     );
     assert!(invalid.contains("unknown agent preset `codx`"), "{invalid}");
-    let out = tick_ok(&env);
+    let out = env.tick_ok();
     assert!(out.contains("fine: success"), "{out}");
 }
 
 #[test]
 fn zero_timeouts_are_refused() {
     let env = TestEnv::new();
-    ready(&env, "true", "timeout: 0s\n");
+    env.ready("true", "timeout: 0s\n");
     env.orch()
         .arg("tick")
         .assert()
@@ -422,10 +387,10 @@ fn zero_timeouts_are_refused() {
 #[test]
 fn a_blocked_ticket_moved_back_to_todo_gets_fresh_attempts() {
     let env = TestEnv::new();
-    ready(&env, "exit 1", "max_attempts: 2\n");
+    env.ready("exit 1", "max_attempts: 2\n");
     env.write_ticket("todo", "again", "---\ntitle: Again\n---\n");
-    tick_ok(&env);
-    tick_ok(&env);
+    env.tick_ok();
+    env.tick_ok();
     assert_eq!(env.state_of("again"), "blocked");
     assert_eq!(env.status()["blocked"][0]["attempts_used"], 2);
     std::fs::rename(
@@ -434,17 +399,17 @@ fn a_blocked_ticket_moved_back_to_todo_gets_fresh_attempts() {
     )
     .unwrap();
     assert_eq!(env.status()["ready"][0]["attempts_used"], 0);
-    let out = tick_ok(&env);
+    let out = env.tick_ok();
     assert!(out.contains("again: failed (attempt 3)"), "{out}");
     assert!(out.contains("moved to todo"), "a fresh set of 2: {out}");
-    let out = tick_ok(&env);
+    let out = env.tick_ok();
     assert!(out.contains("attempts used up (2 of 2)"), "{out}");
 }
 
 #[test]
 fn cron_output_is_quiet_about_warnings_and_a_full_board() {
     let env = TestEnv::new();
-    ready(&env, &waiting_agent(&env), "max_in_progress: 1\n");
+    env.ready(&waiting_agent(&env), "max_in_progress: 1\n");
     env.write_ticket("todo", "a", "---\ntitle: A\nprio: 1\n---\n");
     env.write_ticket("todo", "b", "---\ntitle: B\n---\n");
     std::fs::write(env.plan().join("tickets/todo/notes.txt"), "stray").unwrap();
@@ -464,7 +429,7 @@ fn cron_output_is_quiet_about_warnings_and_a_full_board() {
 #[test]
 fn a_tick_whose_output_is_gone_still_settles_its_tickets() {
     let env = TestEnv::new();
-    ready(&env, "echo > out.txt", "");
+    env.ready("echo > out.txt", "");
     env.write_ticket("todo", "quiet", "---\ntitle: Quiet\n---\n");
     let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin!("orch"));
     env.apply_env(&mut cmd);
@@ -500,7 +465,7 @@ fn an_unknown_preset_claims_nothing() {
 #[test]
 fn explain_says_why_and_changes_nothing() {
     let env = TestEnv::new();
-    ready(&env, "true", "max_in_progress: 1\n");
+    env.ready("true", "max_in_progress: 1\n");
     env.write_ticket("todo", "a", "---\ntitle: A\npriority: 1\n---\n");
     env.write_ticket("todo", "b", "---\ntitle: B\n---\n");
     env.write_ticket("todo", "c", "---\ntitle: C\ndepends_on: [a]\n---\n");
@@ -524,10 +489,10 @@ fn explain_says_why_and_changes_nothing() {
 #[test]
 fn every_tick_names_the_invalid_tickets_it_skips() {
     let env = TestEnv::new();
-    ready(&env, "true", "");
+    env.ready("true", "");
     env.write_ticket("todo", "x", "---\ntitle: X\ndepends_on: [y]\n---\n");
     env.write_ticket("todo", "y", "---\ntitle: Y\ndepends_on: [x]\n---\n");
-    let out = tick_ok(&env);
+    let out = env.tick_ok();
     assert!(
         out.contains("skipped: tickets/todo/x.md:3: dependency cycle: x -> y -> x"),
         "{out}"
@@ -537,11 +502,11 @@ fn every_tick_names_the_invalid_tickets_it_skips() {
 #[test]
 fn max_in_progress_caps_claims() {
     let env = TestEnv::new();
-    ready(&env, "echo > \"f-$ORCH_TICKET\"", "max_in_progress: 2\n");
+    env.ready("echo > \"f-$ORCH_TICKET\"", "max_in_progress: 2\n");
     for id in ["a", "b", "c"] {
         env.write_ticket("todo", id, &format!("---\ntitle: {id}\n---\n"));
     }
-    let out = tick_ok(&env);
+    let out = env.tick_ok();
     assert_eq!(out.matches("claimed").count(), 2, "{out}");
     assert_eq!(env.state_of("c"), "todo");
 }
@@ -568,7 +533,7 @@ fn waiting_agent(env: &TestEnv) -> String {
 #[test]
 fn sigterm_to_a_tick_settles_its_tickets_as_interrupted() {
     let env = TestEnv::new();
-    ready(&env, &format!("trap '' TERM\n{}", waiting_agent(&env)), "");
+    env.ready(&format!("trap '' TERM\n{}", waiting_agent(&env)), "");
     env.write_ticket("todo", "long", "---\ntitle: Long\n---\n");
     let child = spawn_tick(&env);
     wait_for(&env.flag("started-long"));
@@ -599,7 +564,7 @@ fn sigterm_to_a_tick_settles_its_tickets_as_interrupted() {
 #[test]
 fn a_killed_tick_is_reconciled_as_abandoned_by_the_next() {
     let env = TestEnv::new();
-    ready(&env, &waiting_agent(&env), "");
+    env.ready(&waiting_agent(&env), "");
     env.write_ticket("todo", "orphan", "---\ntitle: Orphan\n---\n");
     let mut child = spawn_tick(&env);
     wait_for(&env.flag("started-orphan"));
@@ -646,7 +611,7 @@ fn a_killed_tick_is_reconciled_as_abandoned_by_the_next() {
 #[test]
 fn overlapping_ticks_claim_different_tickets() {
     let env = TestEnv::new();
-    ready(&env, &waiting_agent(&env), "max_in_progress: 4\n");
+    env.ready(&waiting_agent(&env), "max_in_progress: 4\n");
     for id in ["t1", "t2", "t3", "t4"] {
         env.write_ticket("todo", id, &format!("---\ntitle: {id}\n---\n"));
     }
@@ -685,7 +650,7 @@ fn overlapping_ticks_claim_different_tickets() {
 #[test]
 fn abort_from_another_shell_stops_the_agent() {
     let env = TestEnv::new();
-    ready(&env, &waiting_agent(&env), "");
+    env.ready(&waiting_agent(&env), "");
     env.write_ticket("todo", "stopme", "---\ntitle: Stop me\n---\n");
     let child = spawn_tick(&env);
     wait_for(&env.flag("started-stopme"));
@@ -711,7 +676,7 @@ fn abort_from_another_shell_stops_the_agent() {
 #[test]
 fn a_result_for_a_ticket_moved_meanwhile_is_refused() {
     let env = TestEnv::new();
-    ready(&env, &waiting_agent(&env), "");
+    env.ready(&waiting_agent(&env), "");
     env.write_ticket("todo", "moved", "---\ntitle: Moved\n---\n");
     let child = spawn_tick(&env);
     wait_for(&env.flag("started-moved"));
@@ -736,9 +701,9 @@ fn a_result_for_a_ticket_moved_meanwhile_is_refused() {
 #[test]
 fn orch_log_prints_the_attempt_output() {
     let env = TestEnv::new();
-    ready(&env, "echo line one\necho line two >&2\nexit 1", "");
+    env.ready("echo line one\necho line two >&2\nexit 1", "");
     env.write_ticket("todo", "logged", "---\ntitle: Logged\n---\n");
-    tick_ok(&env);
+    env.tick_ok();
     env.orch()
         .args(["log", "logged"])
         .assert()
@@ -758,7 +723,7 @@ fn orch_log_prints_the_attempt_output() {
 #[test]
 fn the_plan_branch_can_override_the_prompt_template() {
     let env = TestEnv::new();
-    ready(&env, "cat > prompt.txt", "");
+    env.ready("cat > prompt.txt", "");
     env.write_plan_file(
         "templates/prompt.md",
         "Custom prompt for {{id}} ({{title}}), attempt {{attempt}}.\n{{body}}\n",
@@ -768,7 +733,7 @@ fn the_plan_branch_can_override_the_prompt_template() {
         "custom",
         "---\ntitle: Custom\n---\nDo the custom thing.\n",
     );
-    tick_ok(&env);
+    env.tick_ok();
     assert_eq!(
         env.git(&["show", "orch/custom:prompt.txt"]),
         "Custom prompt for custom (Custom), attempt 1.\nDo the custom thing.\n"
@@ -778,7 +743,7 @@ fn the_plan_branch_can_override_the_prompt_template() {
 #[test]
 fn tick_ticket_runs_only_that_ticket_or_says_why_not() {
     let env = TestEnv::new();
-    ready(&env, "echo > \"f-$ORCH_TICKET\"", "");
+    env.ready("echo > \"f-$ORCH_TICKET\"", "");
     env.write_ticket("todo", "first", "---\ntitle: First\npriority: 1\n---\n");
     env.write_ticket("todo", "second", "---\ntitle: Second\n---\n");
     env.write_ticket(
@@ -813,9 +778,9 @@ fn tick_ticket_runs_only_that_ticket_or_says_why_not() {
 #[test]
 fn files_the_agent_deletes_are_deleted_on_the_branch() {
     let env = TestEnv::new();
-    ready(&env, "rm README.md", "");
+    env.ready("rm README.md", "");
     env.write_ticket("todo", "cleanup", "---\ntitle: Remove the README\n---\n");
-    tick_ok(&env);
+    env.tick_ok();
     assert_eq!(env.state_of("cleanup"), "done");
     let files = env.git(&["ls-tree", "--name-only", "orch/cleanup"]);
     assert!(!files.contains("README.md"), "{files}");
@@ -828,11 +793,7 @@ fn files_the_agent_deletes_are_deleted_on_the_branch() {
 #[test]
 fn log_follow_streams_until_the_run_ends() {
     let env = TestEnv::new();
-    ready(
-        &env,
-        &format!("echo first line\n{}", waiting_agent(&env)),
-        "",
-    );
+    env.ready(&format!("echo first line\n{}", waiting_agent(&env)), "");
     env.write_ticket("todo", "followed", "---\ntitle: Followed\n---\n");
     let tick = spawn_tick(&env);
     wait_for(&env.flag("started-followed"));
