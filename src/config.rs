@@ -57,6 +57,7 @@ pub struct Config {
     pub verify: Vec<String>,
     pub max_log_size: u64,
     pub env_remove: Vec<String>,
+    pub agent_cooldown: Duration,
 }
 
 #[derive(Debug, Deserialize)]
@@ -71,6 +72,7 @@ struct RawConfig {
     verify: Option<Vec<String>>,
     max_log_size: Option<String>,
     env_remove: Option<Vec<String>>,
+    agent_cooldown: Option<Dur>,
 }
 
 const KNOWN_KEYS: &[&str] = &[
@@ -84,6 +86,7 @@ const KNOWN_KEYS: &[&str] = &[
     "verify",
     "max_log_size",
     "env_remove",
+    "agent_cooldown",
 ];
 
 /// A problem that does not stop orch but that the user should fix.
@@ -112,6 +115,7 @@ impl Config {
             verify: Vec::new(),
             max_log_size: 0,
             env_remove: Vec::new(),
+            agent_cooldown: Duration::ZERO,
         };
         if let Err(message) = config.apply(raw) {
             panic!("templates/orch.yaml is invalid: {message}");
@@ -208,6 +212,9 @@ impl Config {
         }
         if let Some(v) = raw.env_remove {
             self.env_remove = v;
+        }
+        if let Some(Dur(d)) = raw.agent_cooldown {
+            self.agent_cooldown = d;
         }
         Ok(())
     }
@@ -312,6 +319,7 @@ mod tests {
         assert_eq!(c.max_attempts, 3);
         assert_eq!(c.max_in_progress, 2);
         assert_eq!(c.max_log_size, 64 << 20);
+        assert_eq!(c.agent_cooldown, Duration::from_secs(600));
     }
 
     #[test]

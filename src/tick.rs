@@ -13,9 +13,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use crate::agent::preset;
 use crate::agent::prompt::{self, PromptVars};
 use crate::agent::supervise::{self, Control, Ended, Report, Spec};
+use crate::agent::{preset, unavailable};
 use crate::board::{self, Board, Change, Layout, Readiness, Session};
 use crate::config::{AgentSpec, Config};
 use crate::error::{Error, Result, render_chain};
@@ -63,6 +63,8 @@ pub struct Settlement {
     pub to: Option<State>,
     /// Whether this attempt uses up one of the ticket's attempts.
     pub counts: bool,
+    /// Further plan files written in the same commit: (path, content).
+    pub extra_files: Vec<(String, String)>,
 }
 
 #[derive(Debug, Default)]
@@ -92,6 +94,7 @@ pub struct Effective {
     pub verify: Vec<String>,
     pub max_log: u64,
     pub env_remove: Vec<String>,
+    pub agent_cooldown: Duration,
 }
 
 pub fn effective(config: &Config, t: &Ticket) -> Effective {
@@ -115,6 +118,7 @@ pub fn effective(config: &Config, t: &Ticket) -> Effective {
             .unwrap_or_else(|| config.verify.clone()),
         max_log: config.max_log_size,
         env_remove: config.env_remove.clone(),
+        agent_cooldown: config.agent_cooldown,
     }
 }
 
@@ -291,6 +295,7 @@ fn reconcile(
             retry: true,
             to: None,
             counts: true,
+            extra_files: Vec::new(),
         };
         let (to, reason) = settle_dead_run(session, config, t, &claim, ours, &settlement, notes)?;
         reporter.event(
@@ -462,6 +467,13 @@ fn claim(
             break;
         }
         let eff = effective(config, t);
+        if let Some(pause) = unavailable::active(&session.layout.plan, &eff.agent.label()) {
+            reporter.info(&format!(
+                "{}: not claimed: agent `{}` is paused until {} ({})",
+                t.id, pause.agent, pause.until, pause.reason
+            ));
+            continue;
+        }
         if let Err(e) = agent_program(&eff.agent) {
             // A ticket's own agent that cannot start: skip it, keep its slot.
             reporter.problem(&format!("{}: {}", t.rel_path(), render_chain(&e)));
@@ -902,13 +914,14 @@ fn run_attempt(
     facts
 }
 
-fn classify(f: &RunFacts, eff: &Effective) -> Settlement {
+fn classify_run(f: &RunFacts, eff: &Effective) -> Settlement {
     let s = |outcome: &str, reason: String, retry: bool, to: Option<State>| Settlement {
         outcome: outcome.into(),
         reason,
         retry,
         to,
         counts: ticket::outcome_counts_as_attempt(outcome),
+        extra_files: Vec::new(),
     };
     if f.interrupted_early {
         return s(
@@ -1034,6 +1047,44 @@ fn classify(f: &RunFacts, eff: &Effective) -> Settlement {
     )
 }
 
+/// The run's outcome, unless its output says the agent could not use its
+/// model at all: then the attempt says nothing about the ticket.
+fn classify(f: &RunFacts, eff: &Effective) -> Settlement {
+    let settlement = classify_run(f, eff);
+    let may_be_outage = matches!(
+        settlement.outcome.as_str(),
+        "failed" | "timeout" | "stalled" | "no-changes"
+    );
+    let tail = f.report.as_ref().map(|r| r.tail.as_slice()).unwrap_or(&[]);
+    match unavailable::recognise(tail) {
+        Some(reason) if may_be_outage && f.setup_error.is_none() => {
+            let until = jiff::Timestamp::from_second(
+                jiff::Timestamp::now().as_second() + eff.agent_cooldown.as_secs() as i64,
+            )
+            .map(|t| t.to_string())
+            .unwrap_or_default();
+            let agent = eff.agent.label();
+            let cooldown = unavailable::Cooldown {
+                agent: agent.clone(),
+                until,
+                reason: reason.clone(),
+            };
+            Settlement {
+                outcome: "agent-unavailable".into(),
+                reason,
+                retry: true,
+                to: Some(State::Todo),
+                counts: false,
+                extra_files: vec![(
+                    unavailable::rel_path(&agent),
+                    unavailable::render(&cooldown),
+                )],
+            }
+        }
+        _ => settlement,
+    }
+}
+
 /// Append the result, move the ticket, write the summary, commit once.
 #[allow(clippy::too_many_arguments)]
 fn record(
@@ -1073,11 +1124,15 @@ fn record(
         sum.notes.push(format!("moved to blocked: {reason}"));
     }
     board::write_atomic(&session.layout.plan.join(&rel), sum.render().as_bytes())?;
+    for (path, content) in &settlement.extra_files {
+        board::write_atomic(&session.layout.plan.join(path), content.as_bytes())?;
+    }
     failpoint::hit("settle-after-summary");
     let mut paths =
         session.move_ticket(&t.id, State::InProgress, to, &t.text_with_entry(&entry))?;
     failpoint::hit("settle-after-move");
     paths.push(rel);
+    paths.extend(settlement.extra_files.iter().map(|(p, _)| p.clone()));
     let mut change = Change::new(format!(
         "orch: {} {} (attempt {attempt})",
         settlement.outcome, t.id
@@ -1258,8 +1313,14 @@ pub fn explain(layout: &Layout, opts: &Options) -> Result<Vec<(String, String, S
     let room = cap.min(opts.jobs.unwrap_or(config.max_in_progress).max(1)) as usize;
     let queue = board.ready_queue();
     for (i, t) in queue.iter().enumerate() {
+        let paused = unavailable::active(&layout.plan, &effective(&config, t).agent.label());
         let why = if opts.only.as_ref().is_some_and(|o| o != &t.id) {
             "ready, but --ticket names another".to_string()
+        } else if let Some(p) = paused {
+            format!(
+                "ready, not claimed: agent `{}` is paused until {}",
+                p.agent, p.until
+            )
         } else if i < room {
             format!(
                 "would claim: ready, priority {}, attempt {}",

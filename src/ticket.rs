@@ -266,7 +266,7 @@ pub fn now_rfc3339() -> String {
 /// Outcomes that do not use up one of the ticket's attempts: the agent was
 /// never given a fair run.
 pub fn outcome_counts_as_attempt(outcome: &str) -> bool {
-    !matches!(outcome, "interrupted" | "stale")
+    !matches!(outcome, "interrupted" | "stale" | "agent-unavailable")
 }
 
 /// A ticket file that parsed.

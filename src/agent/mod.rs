@@ -3,3 +3,4 @@
 pub mod preset;
 pub mod prompt;
 pub mod supervise;
+pub mod unavailable;

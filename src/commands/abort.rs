@@ -68,6 +68,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
                 retry: false,
                 to: Some(State::Blocked),
                 counts: true,
+                extra_files: Vec::new(),
             };
             match t.open_claim().cloned() {
                 Some(claim) => {

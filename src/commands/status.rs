@@ -36,6 +36,8 @@ pub struct StatusJson {
     pub invalid: Vec<Problem>,
     pub warnings: Vec<Problem>,
     pub config_error: Option<String>,
+    /// Agents whose claims are paused after they could not reach their model.
+    pub paused_agents: Vec<crate::agent::unavailable::Cooldown>,
 }
 
 #[derive(Debug, Serialize)]
@@ -168,6 +170,7 @@ pub fn collect(layout: &Layout, board: &Board) -> StatusJson {
         done,
         invalid: board.errors().cloned().collect(),
         warnings,
+        paused_agents: crate::agent::unavailable::all_active(&layout.plan),
         config_error: board
             .config
             .as_ref()
@@ -240,6 +243,15 @@ fn print_text(s: &StatusJson) {
     );
     if let Some(e) = &s.config_error {
         crate::outln!("\n{} {e}", st.red("orch.yaml:"));
+    }
+    for p in &s.paused_agents {
+        crate::outln!(
+            "\n{} agent `{}` is paused until {}: {}",
+            st.yellow("paused:"),
+            p.agent,
+            p.until,
+            p.reason
+        );
     }
     if !s.ready.is_empty() {
         crate::outln!("\n{}", st.bold("ready (in the order a tick takes them)"));

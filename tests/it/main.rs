@@ -8,3 +8,4 @@ mod env;
 mod hostile;
 mod misbehave;
 mod tick;
+mod unavailable;

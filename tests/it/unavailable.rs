@@ -1,0 +1,80 @@
+//! Agents that cannot reach their model: settled as agent-unavailable, no
+//! attempt spent, claims for that agent paused on the plan branch.
+
+use crate::env::TestEnv;
+
+/// What codex 0.169 prints, for ever, when its endpoint is unreachable.
+const CODEX_OFFLINE: &str = "while true; do echo '{\"type\":\"error\",\"message\":\"Reconnecting... waiting for network (Connection failed: error sending request)\"}'; sleep 0.05; done";
+
+/// What aider 0.86 prints on a rejected key, before it exits 0 anyway.
+const AIDER_401: &str = "echo 'litellm.AuthenticationError: AuthenticationError: OpenAIException - Incorrect'\necho 'API key provided: sk-invalid.'\necho 'The API provider is not able to authenticate you. Check your API key.'\nexit 0";
+
+#[test]
+fn an_unreachable_model_pauses_the_agent_without_spending_attempts() {
+    let env = TestEnv::new();
+    env.ready(
+        CODEX_OFFLINE,
+        "timeout: 600ms\nagent_cooldown: 1h\nmax_attempts: 1\n",
+    );
+    env.write_ticket("todo", "a", "---\ntitle: A\npriority: 1\n---\n");
+    env.write_ticket("todo", "b", "---\ntitle: B\n---\n");
+    let out = env.orch().args(["tick", "--jobs", "1"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("a: agent-unavailable (attempt 1): the agent cannot reach its model"),
+        "{text}"
+    );
+    assert_eq!(
+        env.state_of("a"),
+        "todo",
+        "back to todo, not blocked with max_attempts 1"
+    );
+    let status = env.status();
+    assert_eq!(status["ready"][0]["attempts_used"], 0);
+    assert_eq!(status["paused_agents"][0]["agent"], "agent.sh");
+    // The pause is on the plan branch, committed with the result.
+    let committed = env.git(&["show", "--name-only", "--format=", "orch/plan"]);
+    assert!(committed.contains("cooldown/agent.sh.md"), "{committed}");
+    // While paused, a tick claims nothing and says nothing to cron.
+    let out = env.tick();
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "");
+    let explain = env.orch().args(["tick", "--explain"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&explain.stdout).contains("agent `agent.sh` is paused until"));
+    // A person removes the pause: claims resume.
+    std::fs::remove_file(env.plan().join("cooldown/agent.sh.md")).unwrap();
+    let text = env.tick_ok();
+    assert!(text.contains("claimed"), "{text}");
+}
+
+#[test]
+fn a_rejected_key_with_exit_zero_is_recognised() {
+    let env = TestEnv::new();
+    env.ready(AIDER_401, "");
+    env.write_ticket("todo", "key", "---\ntitle: Key\n---\n");
+    let text = env.tick_ok();
+    assert!(
+        text.contains(
+            "key: agent-unavailable (attempt 1): the agent was refused by its model (credentials)"
+        ),
+        "{text}"
+    );
+    let summary = std::fs::read_to_string(env.plan().join("runs/key/1.md")).unwrap();
+    assert!(
+        summary.contains("- outcome: agent-unavailable"),
+        "{summary}"
+    );
+}
+
+#[test]
+fn a_success_that_mentions_an_error_stays_a_success() {
+    let env = TestEnv::new();
+    env.ready(
+        "echo 'retrying: waiting for network'\necho done > done.txt",
+        "",
+    );
+    env.write_ticket("todo", "fine", "---\ntitle: Fine\n---\n");
+    let text = env.tick_ok();
+    assert!(text.contains("fine: success"), "{text}");
+    assert!(env.status()["paused_agents"].as_array().unwrap().is_empty());
+}
