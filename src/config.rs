@@ -24,6 +24,9 @@ pub enum AgentSpec {
         command: Vec<String>,
         #[serde(default)]
         env: BTreeMap<String, String>,
+        /// The command's machine-readable output, for progress and activity.
+        #[serde(default)]
+        events: Option<crate::agent::events::Format>,
     },
 }
 
@@ -58,6 +61,7 @@ pub struct Config {
     pub max_log_size: u64,
     pub env_remove: Vec<String>,
     pub agent_cooldown: Duration,
+    pub no_progress_timeout: Option<Duration>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -73,6 +77,7 @@ struct RawConfig {
     max_log_size: Option<String>,
     env_remove: Option<Vec<String>>,
     agent_cooldown: Option<Dur>,
+    no_progress_timeout: Option<Dur>,
 }
 
 const KNOWN_KEYS: &[&str] = &[
@@ -87,6 +92,7 @@ const KNOWN_KEYS: &[&str] = &[
     "max_log_size",
     "env_remove",
     "agent_cooldown",
+    "no_progress_timeout",
 ];
 
 /// A problem that does not stop orch but that the user should fix.
@@ -116,6 +122,7 @@ impl Config {
             max_log_size: 0,
             env_remove: Vec::new(),
             agent_cooldown: Duration::ZERO,
+            no_progress_timeout: None,
         };
         if let Err(message) = config.apply(raw) {
             panic!("templates/orch.yaml is invalid: {message}");
@@ -215,6 +222,9 @@ impl Config {
         }
         if let Some(Dur(d)) = raw.agent_cooldown {
             self.agent_cooldown = d;
+        }
+        if let Some(Dur(d)) = raw.no_progress_timeout {
+            self.no_progress_timeout = Some(positive("no_progress_timeout", d)?);
         }
         Ok(())
     }
@@ -349,7 +359,7 @@ mod tests {
         )
         .unwrap();
         match c.agent {
-            AgentSpec::Command { command, env } => {
+            AgentSpec::Command { command, env, .. } => {
                 assert_eq!(command, vec!["my-agent", "--go"]);
                 assert_eq!(env.get("A").map(String::as_str), Some("b"));
             }

@@ -21,6 +21,8 @@ pub struct AttemptSummary {
     pub verify: Vec<(String, String)>,
     pub agent_message: Option<String>,
     pub notes: Vec<String>,
+    /// What the agent's events say it did (presets with structured output).
+    pub activity: crate::agent::events::Activity,
     pub log: String,
     pub tail: Vec<String>,
 }
@@ -64,6 +66,35 @@ impl AttemptSummary {
             }
             if self.commits.len() > 50 {
                 s.push_str(&format!("- and {} more\n", self.commits.len() - 50));
+            }
+        }
+        let a = &self.activity;
+        if !a.is_empty() {
+            s.push_str("\n## What the agent did\n\n");
+            if !a.commands.is_empty() {
+                s.push_str(&format!("- commands run: {}\n", a.commands.len()));
+                for c in a.commands.iter().take(20) {
+                    s.push_str(&format!("  - `{}`\n", one_line(c).replace('`', "'")));
+                }
+                if a.commands.len() > 20 {
+                    s.push_str(&format!("  - and {} more\n", a.commands.len() - 20));
+                }
+            }
+            if !a.files.is_empty() {
+                let files: Vec<&str> = a.files.iter().take(50).map(String::as_str).collect();
+                s.push_str(&format!("- files changed: {}\n", files.join(", ")));
+            }
+            if a.input_tokens + a.output_tokens > 0 {
+                s.push_str(&format!(
+                    "- tokens: {} in, {} out\n",
+                    a.input_tokens, a.output_tokens
+                ));
+            }
+            if let Some(m) = &a.last_message {
+                s.push_str(&format!("- last message: {}\n", one_line(m)));
+            }
+            for e in a.errors.iter().take(5) {
+                s.push_str(&format!("- error: {}\n", one_line(e)));
             }
         }
         if !self.verify.is_empty() {

@@ -95,6 +95,7 @@ pub struct Effective {
     pub max_log: u64,
     pub env_remove: Vec<String>,
     pub agent_cooldown: Duration,
+    pub no_progress_timeout: Option<Duration>,
 }
 
 pub fn effective(config: &Config, t: &Ticket) -> Effective {
@@ -119,6 +120,7 @@ pub fn effective(config: &Config, t: &Ticket) -> Effective {
         max_log: config.max_log_size,
         env_remove: config.env_remove.clone(),
         agent_cooldown: config.agent_cooldown,
+        no_progress_timeout: config.no_progress_timeout,
     }
 }
 
@@ -529,7 +531,7 @@ fn claim(
 /// every ticket would spend its attempts on a missing binary (a short PATH
 /// under cron is the usual cause).
 fn agent_program(agent: &AgentSpec) -> Result<()> {
-    let (argv, _, _) = preset::resolve(agent)?;
+    let argv = preset::resolve(agent)?.argv;
     let Some(program) = argv.first() else {
         return Err(Error::usage("the agent command is empty"));
     };
@@ -596,6 +598,7 @@ fn run_and_settle(
         verify: facts.verify.clone(),
         agent_message: facts.result_file.as_ref().and_then(|(_, m)| m.clone()),
         notes: facts.notes.clone(),
+        activity: report.map(|r| r.activity.clone()).unwrap_or_default(),
         log: log_field(layout, &t.id, claim.attempt),
         tail: report.map(|r| r.tail.clone()).unwrap_or_default(),
     };
@@ -723,7 +726,12 @@ fn run_attempt(
         }
     };
     facts.notes.extend(prepared.notes.iter().cloned());
-    let (argv, agent_env, use_stdin) = match preset::resolve(&eff.agent) {
+    let preset::Resolved {
+        argv,
+        env: agent_env,
+        stdin: use_stdin,
+        events,
+    } = match preset::resolve(&eff.agent) {
         Ok(r) => r,
         Err(e) => {
             facts.setup_error = Some(render_chain(&e));
@@ -776,6 +784,8 @@ fn run_attempt(
         no_output_timeout: eff.no_output_timeout,
         kill_grace: eff.kill_grace,
         run_id: claim.run_id.clone(),
+        events,
+        no_progress_timeout: eff.no_progress_timeout,
     };
     let control = Control {
         interrupt: interrupt.clone(),
@@ -887,6 +897,7 @@ fn run_attempt(
                 log_append: true,
                 stdin: None,
                 run_id: format!("{}-verify", claim.run_id),
+                events: None,
                 ..spec.clone()
             };
             if let Ok(mut f) = std::fs::OpenOptions::new().append(true).open(&log_path) {
@@ -898,7 +909,7 @@ fn run_attempt(
                 Ended::Exited if v.success() => "passed".to_string(),
                 Ended::Exited | Ended::SpawnFailed => format!("failed ({})", v.exit_text()),
                 Ended::Timeout => "timed out".into(),
-                Ended::Stalled => "stalled (no output)".into(),
+                Ended::Stalled | Ended::NoProgress => "stalled (no output)".into(),
                 Ended::Interrupted => "interrupted".into(),
                 Ended::Aborted => "aborted".into(),
             };
@@ -964,6 +975,17 @@ fn classify_run(f: &RunFacts, eff: &Effective) -> Settlement {
                 "stopped by `orch abort`".into(),
                 false,
                 Some(State::Blocked),
+            );
+        }
+        Ended::NoProgress => {
+            return s(
+                "stalled",
+                format!(
+                    "no progress for {} (only retry messages or idle output)",
+                    crate::duration::display(eff.no_progress_timeout.unwrap_or_default())
+                ),
+                true,
+                None,
             );
         }
         Ended::Timeout => {

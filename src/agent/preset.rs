@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::agent::events::Format;
 use crate::config::AgentSpec;
 use crate::error::{Error, Result};
 
@@ -17,6 +18,8 @@ pub struct Preset {
     pub argv: &'static [&'static str],
     /// Whether the prompt goes to stdin (it is always in $ORCH_PROMPT_FILE).
     pub stdin: bool,
+    /// The machine-readable output the command line asks for.
+    pub events: Option<Format>,
 }
 
 /// Checked against codex-cli 0.169.0, claude-code 2.1.197, aider-chat
@@ -36,9 +39,11 @@ pub const PRESETS: &[Preset] = &[
             "--skip-git-repo-check",
             "--color",
             "never",
+            "--json",
             "-",
         ],
         stdin: true,
+        events: Some(Format::CodexJson),
     },
     // As root, claude refuses bypassPermissions unless IS_SANDBOX=1 is in
     // its environment (set it with `agent: {command: [...], env: ...}`).
@@ -47,10 +52,14 @@ pub const PRESETS: &[Preset] = &[
         argv: &[
             "claude",
             "--print",
+            "--output-format",
+            "stream-json",
+            "--verbose",
             "--permission-mode",
             "bypassPermissions",
         ],
         stdin: true,
+        events: Some(Format::ClaudeStreamJson),
     },
     // aider cannot take the prompt on stdin (`--message-file -` falls into
     // interactive chat), and keeps its history out of the worktree only
@@ -79,11 +88,13 @@ pub const PRESETS: &[Preset] = &[
             "{state_dir}/aider.input.history",
         ],
         stdin: false,
+        events: None,
     },
     Preset {
         name: "opencode",
         argv: &["opencode", "run", "--auto"],
         stdin: true,
+        events: None,
     },
     // Without --skip-trust, gemini downgrades yolo in an untrusted folder
     // (every fresh worktree) and exits 55.
@@ -91,6 +102,7 @@ pub const PRESETS: &[Preset] = &[
         name: "gemini",
         argv: &["gemini", "--approval-mode", "yolo", "--skip-trust"],
         stdin: true,
+        events: None,
     },
 ];
 
@@ -118,15 +130,24 @@ pub fn find(name: &str) -> Option<&'static Preset> {
     PRESETS.iter().find(|p| p.name == name)
 }
 
-/// The argv template, extra environment, and whether to feed stdin.
-pub fn resolve(spec: &AgentSpec) -> Result<(Vec<String>, BTreeMap<String, String>, bool)> {
+/// How to run an agent: argv template, extra environment, whether to feed
+/// stdin, and its machine-readable output format.
+pub struct Resolved {
+    pub argv: Vec<String>,
+    pub env: BTreeMap<String, String>,
+    pub stdin: bool,
+    pub events: Option<Format>,
+}
+
+pub fn resolve(spec: &AgentSpec) -> Result<Resolved> {
     match spec {
         AgentSpec::Preset(name) => match find(name) {
-            Some(p) => Ok((
-                p.argv.iter().map(|s| s.to_string()).collect(),
-                BTreeMap::new(),
-                p.stdin,
-            )),
+            Some(p) => Ok(Resolved {
+                argv: p.argv.iter().map(|s| s.to_string()).collect(),
+                env: BTreeMap::new(),
+                stdin: p.stdin,
+                events: p.events,
+            }),
             None => Err(Error::Config {
                 path: "orch.yaml".into(),
                 line: None,
@@ -141,7 +162,16 @@ pub fn resolve(spec: &AgentSpec) -> Result<(Vec<String>, BTreeMap<String, String
                 )),
             }),
         },
-        AgentSpec::Command { command, env } => Ok((command.clone(), env.clone(), true)),
+        AgentSpec::Command {
+            command,
+            env,
+            events,
+        } => Ok(Resolved {
+            argv: command.clone(),
+            env: env.clone(),
+            stdin: true,
+            events: *events,
+        }),
     }
 }
 
@@ -180,8 +210,8 @@ mod tests {
     #[test]
     fn every_preset_resolves() {
         for p in PRESETS {
-            let (argv, _, _) = resolve(&AgentSpec::Preset(p.name.into())).unwrap();
-            assert_eq!(argv[0], p.name);
+            let r = resolve(&AgentSpec::Preset(p.name.into())).unwrap();
+            assert_eq!(r.argv[0], p.name);
         }
         assert!(resolve(&AgentSpec::Preset("nope".into())).is_err());
     }

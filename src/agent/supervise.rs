@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use rustix::process::Signal;
 
+use crate::agent::events::{self, Activity, Format};
 use crate::process;
 
 /// What to run and under which limits.
@@ -40,6 +41,10 @@ pub struct Spec {
     pub no_output_timeout: Duration,
     pub kill_grace: Duration,
     pub run_id: String,
+    /// The agent's machine-readable output format on stdout, if any.
+    pub events: Option<Format>,
+    /// Stop the agent when its events show no real progress for this long.
+    pub no_progress_timeout: Option<Duration>,
 }
 
 /// Shared between the supervisor and whoever wants to stop it.
@@ -59,6 +64,8 @@ pub enum Ended {
     Exited,
     Timeout,
     Stalled,
+    /// Output went on, but no progress event came within no_progress_timeout.
+    NoProgress,
     Interrupted,
     Aborted,
     /// It could not be started.
@@ -79,6 +86,8 @@ pub struct Report {
     pub spawn_error: Option<String>,
     /// The process group id, for run bookkeeping.
     pub pgid: Option<i32>,
+    /// What the agent's events say it did.
+    pub activity: Activity,
 }
 
 impl Report {
@@ -111,7 +120,8 @@ const POLL: Duration = Duration::from_millis(25);
 const LEAK_WAIT: Duration = Duration::from_millis(500);
 
 enum Chunk {
-    Data(Vec<u8>),
+    /// Output, and whether it came from stdout.
+    Data(bool, Vec<u8>),
     Eof,
 }
 
@@ -217,14 +227,14 @@ impl Log {
     }
 }
 
-fn reader(mut pipe: impl Read + Send + 'static, tx: mpsc::Sender<Chunk>) {
+fn reader(mut pipe: impl Read + Send + 'static, is_stdout: bool, tx: mpsc::Sender<Chunk>) {
     std::thread::spawn(move || {
         let mut buf = vec![0u8; 64 * 1024];
         loop {
             match pipe.read(&mut buf) {
                 Ok(0) => break,
                 Ok(n) => {
-                    if tx.send(Chunk::Data(buf[..n].to_vec())).is_err() {
+                    if tx.send(Chunk::Data(is_stdout, buf[..n].to_vec())).is_err() {
                         break;
                     }
                 }
@@ -256,6 +266,7 @@ pub fn run(spec: &Spec, control: &Control) -> Report {
         leftovers_stopped: 0,
         spawn_error: None,
         pgid: None,
+        activity: Activity::default(),
     };
     let Some((program, args)) = spec.argv.split_first() else {
         report.spawn_error = Some("the command is empty".into());
@@ -301,10 +312,10 @@ pub fn run(spec: &Spec, control: &Control) -> Report {
     }
     let (tx, rx) = mpsc::channel();
     if let Some(out) = child.stdout.take() {
-        reader(out, tx.clone());
+        reader(out, true, tx.clone());
     }
     if let Some(err) = child.stderr.take() {
-        reader(err, tx.clone());
+        reader(err, false, tx.clone());
     }
     drop(tx);
 
@@ -320,15 +331,41 @@ pub fn run(spec: &Spec, control: &Control) -> Report {
     let mut term_started: Option<Instant> = None;
     let mut killed = false;
     let mut group_gone_at: Option<Instant> = None;
+    let mut last_progress = Instant::now();
+    let mut event_line: Vec<u8> = Vec::new();
 
     loop {
         match rx.recv_timeout(POLL) {
-            Ok(Chunk::Data(data)) => {
+            Ok(Chunk::Data(is_stdout, data)) => {
                 last_output = Instant::now();
                 log.write(&data);
                 tail.push(&data);
+                let mut shown = None;
+                if let (Some(format), true) = (spec.events, is_stdout) {
+                    for &b in &data {
+                        if b != b'\n' {
+                            // A line longer than this is no event of interest.
+                            if event_line.len() < 1 << 20 {
+                                event_line.push(b);
+                            }
+                            continue;
+                        }
+                        let line = String::from_utf8_lossy(&event_line).into_owned();
+                        event_line.clear();
+                        let (progress, human) =
+                            events::parse_line(format, &line, &mut report.activity);
+                        if progress {
+                            last_progress = Instant::now();
+                        }
+                        shown = human.or(shown);
+                    }
+                }
                 if let Ok(mut l) = control.last_line.lock() {
-                    *l = strip_ansi(&tail.last_line());
+                    match shown {
+                        Some(h) => *l = strip_ansi(&h),
+                        None if spec.events.is_none() => *l = strip_ansi(&tail.last_line()),
+                        None => {}
+                    }
                 }
                 // Drain what is queued before checking timers.
                 continue;
@@ -355,6 +392,12 @@ pub fn run(spec: &Spec, control: &Control) -> Report {
                 Some(Ended::Timeout)
             } else if now.duration_since(last_output) >= spec.no_output_timeout {
                 Some(Ended::Stalled)
+            } else if spec.events.is_some()
+                && spec
+                    .no_progress_timeout
+                    .is_some_and(|limit| now.duration_since(last_progress) >= limit)
+            {
+                Some(Ended::NoProgress)
             } else {
                 None
             };
@@ -364,6 +407,9 @@ pub fn run(spec: &Spec, control: &Control) -> Report {
                     Ended::Interrupted => "orch was interrupted: stopping the agent",
                     Ended::Aborted => "abort requested: stopping the agent",
                     Ended::Timeout => "hard timeout reached: stopping the agent",
+                    Ended::NoProgress => {
+                        "no progress within no_progress_timeout: stopping the agent"
+                    }
                     _ => "no output within no_output_timeout: stopping the agent",
                 });
             }
@@ -454,6 +500,8 @@ mod tests {
             no_output_timeout: Duration::from_secs(20),
             kill_grace: Duration::from_millis(200),
             run_id: format!("unit-{}-{}", std::process::id(), script.len()),
+            events: None,
+            no_progress_timeout: None,
         }
     }
 
@@ -494,6 +542,20 @@ mod tests {
         assert_eq!(r.tail.last().map(String::as_str), Some("end"));
         let len = std::fs::metadata(dir.path().join("log")).unwrap().len();
         assert!(len < 2000, "{len}");
+    }
+
+    #[test]
+    fn retry_chatter_is_not_progress() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = spec(
+            dir.path(),
+            "while true; do echo '{\"type\":\"error\",\"message\":\"Reconnecting... 1/5\"}'; sleep 0.02; done",
+        );
+        s.events = Some(Format::CodexJson);
+        s.no_progress_timeout = Some(Duration::from_millis(300));
+        let r = run(&s, &Control::default());
+        assert_eq!(r.ended, Ended::NoProgress);
+        assert!(r.duration < Duration::from_secs(5));
     }
 
     #[test]

@@ -78,3 +78,64 @@ fn a_success_that_mentions_an_error_stays_a_success() {
     assert!(text.contains("fine: success"), "{text}");
     assert!(env.status()["paused_agents"].as_array().unwrap().is_empty());
 }
+
+/// Events as codex `exec --json` prints them.
+const CODEX_EVENTS: &str = r#"echo '{"type":"thread.started","thread_id":"t1"}'
+echo '{"type":"turn.started"}'
+echo hello > hello.txt
+echo '{"type":"item.completed","item":{"id":"i0","type":"command_execution","command":"bash -lc '"'"'echo hello > hello.txt'"'"'","aggregated_output":"","exit_code":0,"status":"completed"}}'
+echo '{"type":"item.completed","item":{"id":"i1","type":"file_change","changes":[{"path":"hello.txt","kind":"add"}],"status":"completed"}}'
+echo '{"type":"item.completed","item":{"id":"i2","type":"agent_message","text":"Wrote hello.txt."}}'
+echo '{"type":"turn.completed","usage":{"input_tokens":1200,"cached_input_tokens":0,"output_tokens":85}}'"#;
+
+#[test]
+fn structured_events_are_recorded_in_the_summary() {
+    let env = TestEnv::new();
+    env.init();
+    let agent = env.agent("agent", CODEX_EVENTS);
+    std::fs::write(
+        env.plan().join("orch.yaml"),
+        format!(
+            "agent: {{command: [\"{}\"], events: codex-json}}\n",
+            agent.display()
+        ),
+    )
+    .unwrap();
+    env.write_ticket("todo", "events", "---\ntitle: Events\n---\n");
+    let text = env.tick_ok();
+    assert!(text.contains("events: success"), "{text}");
+    let summary = std::fs::read_to_string(env.plan().join("runs/events/1.md")).unwrap();
+    assert!(summary.contains("## What the agent did"), "{summary}");
+    assert!(summary.contains("- commands run: 1"), "{summary}");
+    assert!(summary.contains("- files changed: hello.txt"), "{summary}");
+    assert!(summary.contains("- tokens: 1200 in, 85 out"), "{summary}");
+    assert!(
+        summary.contains("- last message: Wrote hello.txt."),
+        "{summary}"
+    );
+}
+
+#[test]
+fn retry_chatter_does_not_count_as_progress() {
+    let env = TestEnv::new();
+    env.init();
+    let agent = env.agent(
+        "agent",
+        "while true; do echo '{\"type\":\"error\",\"message\":\"Reconnecting... 2/5 (unexpected status 500)\"}'; sleep 0.05; done",
+    );
+    std::fs::write(
+        env.plan().join("orch.yaml"),
+        format!(
+            "agent: {{command: [\"{}\"], events: codex-json}}\nno_progress_timeout: 400ms\nkill_grace: 100ms\n",
+            agent.display()
+        ),
+    )
+    .unwrap();
+    env.write_ticket("todo", "chatty", "---\ntitle: Chatty\n---\n");
+    let text = env.tick_ok();
+    assert!(
+        text.contains("chatty: stalled (attempt 1): no progress for 400ms"),
+        "{text}"
+    );
+    assert!(env.agent_processes().is_empty());
+}
