@@ -15,11 +15,19 @@ use crate::error::{Error, Result};
 
 pub const DEFAULT_YAML: &str = include_str!("../templates/orch.yaml");
 
-/// How the agent is started: a preset name or an argv of the user's own.
+/// How the agent is started: a preset, a preset with extra arguments and
+/// environment (to point it at another endpoint), or an argv of one's own.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(untagged)]
 pub enum AgentSpec {
     Preset(String),
+    PresetWith {
+        preset: String,
+        #[serde(default)]
+        args: Vec<String>,
+        #[serde(default)]
+        env: BTreeMap<String, String>,
+    },
     Command {
         command: Vec<String>,
         #[serde(default)]
@@ -34,7 +42,7 @@ impl AgentSpec {
     /// A short name for output and the audit log.
     pub fn label(&self) -> String {
         match self {
-            AgentSpec::Preset(name) => name.clone(),
+            AgentSpec::Preset(name) | AgentSpec::PresetWith { preset: name, .. } => name.clone(),
             AgentSpec::Command { command, .. } => command
                 .first()
                 .map(|c| {
@@ -242,10 +250,14 @@ pub fn positive(key: &str, d: Duration) -> std::result::Result<Duration, String>
 /// An agent spec orch can use: a known preset, or a non-empty command.
 pub fn check_agent(agent: &AgentSpec) -> std::result::Result<(), String> {
     match agent {
-        AgentSpec::Preset(name) if crate::agent::preset::find(name).is_none() => Err(format!(
-            "unknown agent preset `{name}`; use one of {}, or `{{command: [\"my-agent\", ...]}}`",
-            crate::agent::preset::names().join(", ")
-        )),
+        AgentSpec::Preset(name) | AgentSpec::PresetWith { preset: name, .. }
+            if crate::agent::preset::find(name).is_none() =>
+        {
+            Err(format!(
+                "unknown agent preset `{name}`; use one of {}, or `{{command: [\"my-agent\", ...]}}`",
+                crate::agent::preset::names().join(", ")
+            ))
+        }
         AgentSpec::Command { command, .. } if command.is_empty() => {
             Err("agent.command is empty; give the program and its arguments".into())
         }

@@ -140,39 +140,48 @@ pub struct Resolved {
 }
 
 pub fn resolve(spec: &AgentSpec) -> Result<Resolved> {
-    match spec {
-        AgentSpec::Preset(name) => match find(name) {
-            Some(p) => Ok(Resolved {
-                argv: p.argv.iter().map(|s| s.to_string()).collect(),
-                env: BTreeMap::new(),
-                stdin: p.stdin,
-                events: p.events,
-            }),
-            None => Err(Error::Config {
-                path: "orch.yaml".into(),
-                line: None,
-                message: format!("unknown agent preset `{name}`"),
-                hint: Some(format!(
-                    "use one of {}, or give a command: `agent: {{command: [\"my-agent\", \"{{prompt_file}}\"]}}`",
-                    PRESETS
-                        .iter()
-                        .map(|p| p.name)
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )),
-            }),
-        },
+    let (name, args, env) = match spec {
+        AgentSpec::Preset(name) => (name, &[][..], BTreeMap::new()),
+        AgentSpec::PresetWith { preset, args, env } => (preset, args.as_slice(), env.clone()),
         AgentSpec::Command {
             command,
             env,
             events,
-        } => Ok(Resolved {
-            argv: command.clone(),
-            env: env.clone(),
-            stdin: true,
-            events: *events,
-        }),
-    }
+        } => {
+            return Ok(Resolved {
+                argv: command.clone(),
+                env: env.clone(),
+                stdin: true,
+                events: *events,
+            });
+        }
+    };
+    let Some(p) = find(name) else {
+        return Err(Error::Config {
+            path: "orch.yaml".into(),
+            line: None,
+            message: format!("unknown agent preset `{name}`"),
+            hint: Some(format!(
+                "use one of {}, or give a command: `agent: {{command: [\"my-agent\", \"{{prompt_file}}\"]}}`",
+                names().join(", ")
+            )),
+        });
+    };
+    let mut argv: Vec<String> = p.argv.iter().map(|s| s.to_string()).collect();
+    // Extra arguments go before a trailing `-` (read the prompt from stdin),
+    // which must stay the last argument.
+    let at = if argv.last().is_some_and(|a| a == "-") {
+        argv.len() - 1
+    } else {
+        argv.len()
+    };
+    argv.splice(at..at, args.iter().cloned());
+    Ok(Resolved {
+        argv,
+        env,
+        stdin: p.stdin,
+        events: p.events,
+    })
 }
 
 /// Replace placeholders that stand as a whole argument. Ticket text is
@@ -205,6 +214,17 @@ mod tests {
             expand(&argv, &vars),
             ["a", "/p", "x{prompt_file}", "{nope}"]
         );
+    }
+
+    #[test]
+    fn preset_args_go_before_the_stdin_marker() {
+        let spec = AgentSpec::PresetWith {
+            preset: "codex".into(),
+            args: vec!["-c".into(), "model_provider=x".into()],
+            env: BTreeMap::new(),
+        };
+        let r = resolve(&spec).unwrap();
+        assert_eq!(r.argv[r.argv.len() - 3..], ["-c", "model_provider=x", "-"]);
     }
 
     #[test]
