@@ -276,9 +276,8 @@ impl Session {
     /// in moments, or to a process that was killed. Wait briefly for the
     /// first; remove the second, or every later command would fail on it.
     fn clear_stale_index_lock(&mut self) {
-        let lock = self.plan.repo.path().join("index.lock");
         let start = std::time::Instant::now();
-        while lock.exists() && start.elapsed() < Duration::from_secs(2) {
+        while self.plan.has_stale_lock() && start.elapsed() < Duration::from_secs(2) {
             std::thread::sleep(Duration::from_millis(50));
         }
         if let Some(path) = self.plan.clear_stale_index_lock() {

@@ -527,11 +527,34 @@ impl Worktree {
         Ok(())
     }
 
-    /// Remove a stale `index.lock` left by a killed git process. Safe only
-    /// under the board lock, when no orch process can be writing the index.
+    /// Lock files a killed git or orch can leave for this worktree: its
+    /// index, its HEAD, and the ref of the branch it has checked out.
+    fn lock_files(&self) -> Vec<PathBuf> {
+        let mut locks = vec![
+            self.repo.path().join("index.lock"),
+            self.repo.path().join("HEAD.lock"),
+        ];
+        if let Some(r) = self.head_ref() {
+            locks.push(self.repo.commondir().join(format!("{r}.lock")));
+        }
+        locks
+    }
+
+    pub fn has_stale_lock(&self) -> bool {
+        self.lock_files().iter().any(|p| p.exists())
+    }
+
+    /// Remove lock files left by a killed git or orch process. Safe only
+    /// where no process can be writing: under the board lock for the plan
+    /// worktree, once the agent's processes are gone for a ticket worktree.
     pub fn clear_stale_index_lock(&self) -> Option<PathBuf> {
-        let lock = self.repo.path().join("index.lock");
-        (lock.exists() && std::fs::remove_file(&lock).is_ok()).then_some(lock)
+        let mut removed = None;
+        for lock in self.lock_files() {
+            if lock.exists() && std::fs::remove_file(&lock).is_ok() {
+                removed = Some(lock);
+            }
+        }
+        removed
     }
 }
 

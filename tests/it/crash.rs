@@ -201,3 +201,16 @@ fn a_stale_index_lock_in_the_plan_worktree_is_cleared() {
     assert!(out.contains("t: success (attempt 1)"), "{out}");
     assert!(!lock.exists());
 }
+
+#[test]
+fn a_ref_lock_left_by_a_killed_commit_is_cleared() {
+    let env = TestEnv::new();
+    setup(&env);
+    // What a kill in the middle of a libgit2 ref update leaves behind.
+    let lock = env.repo.join(".git/refs/heads/orch/plan.lock");
+    std::fs::write(&lock, "").unwrap();
+    let out = tick(&env);
+    assert!(out.contains("removed a stale"), "{out}");
+    assert!(out.contains("t: success (attempt 1)"), "{out}");
+    assert!(!lock.exists());
+}
