@@ -171,7 +171,8 @@ def settled(repo):
 
 
 def chaos_run(rng, root, stats):
-    tickets = [f"{rng.choice(KINDS)}-{i}" for i in range(6)]
+    kinds = os.environ.get("CHAOS_KINDS", ",".join(KINDS)).split(",")
+    tickets = [f"{rng.choice(kinds)}-{i}" for i in range(6)]
     repo = make_board(
         root,
         tickets,

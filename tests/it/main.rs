@@ -7,5 +7,7 @@ mod demo;
 mod env;
 mod hostile;
 mod misbehave;
+mod model_server;
+mod real_agents;
 mod tick;
 mod unavailable;

@@ -40,7 +40,11 @@ impl ModelServer {
         let port = listener.local_addr().expect("local addr").port();
         let requests = Arc::new(Mutex::new(Vec::new()));
         let held = Arc::new(Mutex::new(Vec::new()));
-        let script = Arc::new(Mutex::new(script.into_iter().collect::<std::collections::VecDeque<_>>()));
+        let script = Arc::new(Mutex::new(
+            script
+                .into_iter()
+                .collect::<std::collections::VecDeque<_>>(),
+        ));
         {
             let requests = requests.clone();
             let held = held.clone();
@@ -53,7 +57,11 @@ impl ModelServer {
                 }
             });
         }
-        ModelServer { port, requests, held }
+        ModelServer {
+            port,
+            requests,
+            held,
+        }
     }
 
     pub fn base_url(&self) -> String {
@@ -85,7 +93,9 @@ fn serve(
     held: &Mutex<Vec<TcpStream>>,
 ) {
     let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
-    let Ok(read_half) = stream.try_clone() else { return };
+    let Ok(read_half) = stream.try_clone() else {
+        return;
+    };
     let mut reader = BufReader::new(read_half);
     let mut writer = stream;
     // Keep-alive: serve requests on this connection until it closes.
@@ -127,15 +137,25 @@ fn serve(
         };
         let body = String::from_utf8_lossy(&body).into_owned();
         if let Ok(mut r) = requests.lock() {
-            r.push(Request { method: method.clone(), path: path.clone(), body });
+            r.push(Request {
+                method: method.clone(),
+                path: path.clone(),
+                body,
+            });
         }
         if method != "POST" {
-            let _ = writer.write_all(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+            let _ = writer.write_all(
+                b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+            );
             return;
         }
         let reply = {
             let mut s = script.lock().expect("script");
-            if s.len() > 1 { s.pop_front() } else { s.front().cloned() }
+            if s.len() > 1 {
+                s.pop_front()
+            } else {
+                s.front().cloned()
+            }
         };
         match reply {
             Some(Reply::Sse(events)) => {
@@ -159,10 +179,8 @@ fn serve(
                 }
             }
             Some(Reply::Hang) | None => {
-                if let Ok(mut h) = held.lock() {
-                    if let Ok(s) = writer.try_clone() {
-                        h.push(s);
-                    }
+                if let (Ok(mut h), Ok(s)) = (held.lock(), writer.try_clone()) {
+                    h.push(s);
                 }
                 // Never answer; the test's drop closes the socket.
                 let mut sink = [0u8; 1024];
@@ -180,7 +198,8 @@ fn read_chunked(reader: &mut impl BufRead) -> Vec<u8> {
         if reader.read_line(&mut size).unwrap_or(0) == 0 {
             return body;
         }
-        let n = usize::from_str_radix(size.trim().split(';').next().unwrap_or("0"), 16).unwrap_or(0);
+        let n =
+            usize::from_str_radix(size.trim().split(';').next().unwrap_or("0"), 16).unwrap_or(0);
         if n == 0 {
             let mut end = String::new();
             let _ = reader.read_line(&mut end);
