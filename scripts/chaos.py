@@ -237,7 +237,15 @@ def check_invariants(repo, root, stats, doubles):
     left = agent_processes(repo)
     stats["orphans"] += len(left)
     if left:
-        problems.append(f"agent processes left: {left}")
+        details = []
+        for pid, ticket, run_id in left:
+            try:
+                stat = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+                cmd = open(f"/proc/{pid}/cmdline", "rb").read().replace(b"\0", b" ").decode().strip()
+                details.append(f"pid {pid} ({ticket}, run {run_id}): state {stat[0]} ppid {stat[1]} pgrp {stat[2]} cmd {cmd!r}")
+            except OSError:
+                details.append(f"pid {pid} ({ticket}, run {run_id}): gone")
+        problems.append("agent processes left: " + "; ".join(details))
         for pid, _, _ in left:
             try:
                 os.kill(pid, signal.SIGKILL)

@@ -327,9 +327,8 @@ pub fn run(spec: &Spec, control: &Control) -> Report {
     let mut last_output = Instant::now();
     let mut status: Option<ExitStatus> = None;
     let mut ended: Option<Ended> = None;
-    // When termination started (SIGTERM sent) and whether SIGKILL followed.
+    // When termination started (SIGTERM sent); SIGKILL follows after the grace.
     let mut term_started: Option<Instant> = None;
-    let mut killed = false;
     let mut group_gone_at: Option<Instant> = None;
     let mut last_progress = Instant::now();
     let mut event_line: Vec<u8> = Vec::new();
@@ -427,11 +426,11 @@ pub fn run(spec: &Spec, control: &Control) -> Report {
                     }
                     term_started = Some(now);
                 }
-                Some(t) if !killed && now.duration_since(t) >= spec.kill_grace => {
+                Some(t) if now.duration_since(t) >= spec.kill_grace => {
+                    // Repeated while members remain: nothing may outlive the run.
                     if !members.is_empty() {
                         process::signal_group(pgid, Signal::KILL);
                     }
-                    killed = true;
                 }
                 _ => {}
             }
