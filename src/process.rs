@@ -95,13 +95,18 @@ pub fn kill_run(run_id: &str) -> usize {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let pids = processes_with_run_id(run_id);
-        if pids.is_empty() || Instant::now() > deadline {
+        if pids.is_empty() {
             return killed;
         }
+        // Kill what was found before looking at the clock: a slow scan on a
+        // busy machine must not leave the processes it found alive.
         for pid in &pids {
             signal_pid(*pid, Signal::KILL);
         }
         killed += pids.len();
+        if Instant::now() > deadline {
+            return killed;
+        }
         std::thread::sleep(Duration::from_millis(20));
     }
 }
