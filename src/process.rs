@@ -93,11 +93,20 @@ pub fn signal_pid(pid: i32, sig: Signal) {
 pub fn kill_run(run_id: &str) -> usize {
     let mut killed = 0;
     let deadline = Instant::now() + Duration::from_secs(5);
+    let mut empty_scans = 0;
     loop {
         let pids = processes_with_run_id(run_id);
         if pids.is_empty() {
-            return killed;
+            // Twice, a moment apart: a process caught mid-exec can have an
+            // unreadable environment for an instant.
+            empty_scans += 1;
+            if empty_scans >= 2 {
+                return killed;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+            continue;
         }
+        empty_scans = 0;
         // Kill what was found before looking at the clock: a slow scan on a
         // busy machine must not leave the processes it found alive.
         for pid in &pids {
