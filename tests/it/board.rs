@@ -64,17 +64,7 @@ fn init_in_a_fresh_clone_checks_out_the_remote_plan() {
     let env = TestEnv::new();
     env.init();
     env.orch().args(["new", "Carried over"]).assert().success();
-    let clone = env.dir.path().join("clone");
-    env.git_in(
-        env.dir.path(),
-        &[
-            "clone",
-            "-q",
-            "--no-single-branch",
-            env.repo.to_str().unwrap(),
-            clone.to_str().unwrap(),
-        ],
-    );
+    let clone = env.clone_repo("clone");
     let mut cmd = env.orch();
     cmd.current_dir(&clone)
         .arg("init")
@@ -508,17 +498,7 @@ fn a_fresh_clone_is_told_to_init_and_init_excludes_orch() {
     let env = TestEnv::new();
     env.init();
     env.orch().args(["new", "Shared"]).assert().success();
-    let clone = env.dir.path().join("clone");
-    env.git_in(
-        env.dir.path(),
-        &[
-            "clone",
-            "-q",
-            "--no-single-branch",
-            env.repo.to_str().unwrap(),
-            clone.to_str().unwrap(),
-        ],
-    );
+    let clone = env.clone_repo("clone");
     env.orch()
         .current_dir(&clone)
         .arg("status")

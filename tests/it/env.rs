@@ -95,6 +95,23 @@ impl TestEnv {
         self.git_in(&self.repo, args)
     }
 
+    /// `git clone --no-single-branch` of the repository, as a second user
+    /// or host would have it.
+    pub fn clone_repo(&self, name: &str) -> PathBuf {
+        let clone = self.dir.path().join(name);
+        self.git_in(
+            self.dir.path(),
+            &[
+                "clone",
+                "-q",
+                "--no-single-branch",
+                self.repo.to_str().expect("utf-8 path"),
+                clone.to_str().expect("utf-8 path"),
+            ],
+        );
+        clone
+    }
+
     pub fn plan(&self) -> PathBuf {
         self.repo.join(".orch/plan")
     }

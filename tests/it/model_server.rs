@@ -10,6 +10,15 @@ use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+/// A base URL where nothing listens: a port that was free a moment ago.
+pub fn unreachable_base_url() -> String {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port");
+    format!("http://127.0.0.1:{port}/v1")
+}
+
 #[derive(Debug, Clone)]
 pub enum Reply {
     /// 200 with `text/event-stream`: each (event, data JSON) in order.

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crate::env::{TestEnv, stderr, stdout};
-use crate::model_server::{ModelServer, Reply};
+use crate::model_server::{ModelServer, Reply, unreachable_base_url};
 
 /// The directory holding the named CLI, or why it is not there.
 fn cli_dir(name: &str) -> Result<PathBuf, String> {
@@ -213,17 +213,11 @@ fn codex_waiting_on_a_silent_server_is_stopped_by_the_no_output_timeout() {
 #[test]
 fn codex_without_a_server_is_settled_as_agent_unavailable_within_the_timeout() {
     let dir = require_cli!("codex");
-    // A port that was free a moment ago: nothing listens there.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
     let env = TestEnv::new();
     env.init();
     configure_codex(
         &env,
-        &format!("http://127.0.0.1:{port}/v1"),
+        &unreachable_base_url(),
         "timeout: 6s\nno_output_timeout: 1m\nmax_attempts: 1\n",
     );
     env.write_ticket("todo", "hello", HELLO_TICKET);
@@ -341,16 +335,11 @@ fn aider_edits_and_commits_through_a_scripted_reply() {
 #[test]
 fn aider_without_a_server_is_settled_as_agent_unavailable() {
     let dir = require_cli!("aider");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
     let env = TestEnv::new();
     env.init();
     configure_aider(
         &env,
-        &format!("http://127.0.0.1:{port}/v1"),
+        &unreachable_base_url(),
         "timeout: 20s\nno_output_timeout: 2m\n",
     );
     env.write_ticket("todo", "hello", HELLO_TICKET);
