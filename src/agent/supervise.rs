@@ -426,11 +426,9 @@ pub fn run(spec: &Spec, control: &Control) -> Report {
                     }
                     term_started = Some(now);
                 }
-                Some(t) if now.duration_since(t) >= spec.kill_grace => {
-                    // Repeated while members remain: nothing may outlive the run.
-                    if !members.is_empty() {
-                        process::signal_group(pgid, Signal::KILL);
-                    }
+                // Repeated while members remain: nothing may outlive the run.
+                Some(t) if now.duration_since(t) >= spec.kill_grace && !members.is_empty() => {
+                    process::signal_group(pgid, Signal::KILL);
                 }
                 _ => {}
             }
