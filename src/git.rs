@@ -534,7 +534,12 @@ impl Worktree {
             self.repo.path().join("index.lock"),
             self.repo.path().join("HEAD.lock"),
         ];
-        if let Some(r) = self.head_ref() {
+        // Only orch's own branches: a HEAD an agent pointed elsewhere (the
+        // user's main, say) must never lose a lock the user's git holds.
+        if let Some(r) = self
+            .head_ref()
+            .filter(|r| r.starts_with("refs/heads/orch/"))
+        {
             locks.push(self.repo.commondir().join(format!("{r}.lock")));
         }
         locks

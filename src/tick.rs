@@ -268,7 +268,11 @@ fn reconcile(
             continue;
         };
         let claim_host = claim.get("host").unwrap_or("").to_string();
-        let ours = claim_host.is_empty() || claim_host == session.host;
+        // A run lock file here means the run was supervised on this machine,
+        // whatever name the host had then (ORCH_HOST may differ under cron).
+        let ours = claim_host.is_empty()
+            || claim_host == session.host
+            || session.layout.run_lock(&t.id).exists();
         let mut notes = Vec::new();
         let _run_lock = if ours {
             match RunLock::try_acquire(&session.layout.run_lock(&t.id))? {
@@ -363,14 +367,23 @@ pub fn settle_dead_run(
         let wt_path = session.layout.worktree(&t.id);
         if wt_path.join(".git").exists()
             && let Ok(wt) = git::Worktree::open(&wt_path)
-            && wt.head_ref().as_deref()
-                == Some(format!("refs/heads/{}", git::ticket_branch(&t.id)).as_str())
-            && let Ok(Some(oid)) = wt.commit_all(&work_message(&t.id, attempt, "abandoned"))
         {
-            notes.push(format!(
-                "committed the run's uncommitted work as {}",
-                short(&oid.to_string())
-            ));
+            // The run's processes are dead: their git locks are stale.
+            wt.clear_stale_index_lock();
+            match workspace::keep_work(
+                &main,
+                &wt,
+                &t.id,
+                attempt,
+                &work_message(&t.id, attempt, "abandoned"),
+            ) {
+                Ok(Some(note)) => notes.push(note),
+                Ok(None) => {}
+                Err(e) => notes.push(format!(
+                    "cannot commit the run's uncommitted work: {}",
+                    render_chain(&e)
+                )),
+            }
         }
         workspace::unlock(&main, &t.id);
     }
@@ -561,6 +574,8 @@ struct RunFacts {
     notes: Vec<String>,
     setup_error: Option<String>,
     interrupted_early: bool,
+    /// agent-unavailable results that end the ticket's log, in a row.
+    unavailable_in_a_row: usize,
 }
 
 fn run_and_settle(
@@ -706,6 +721,13 @@ fn run_attempt(
         notes: Vec::new(),
         setup_error: None,
         interrupted_early: false,
+        unavailable_in_a_row: t
+            .log
+            .iter()
+            .rev()
+            .filter(|e| e.event == "result")
+            .take_while(|e| e.get("outcome") == Some("agent-unavailable"))
+            .count(),
     };
     if interrupt.load(Ordering::SeqCst) {
         facts.interrupted_early = true;
@@ -827,17 +849,18 @@ fn run_attempt(
         Ok(w) => {
             // The agent's processes are all gone: a lock its git left is stale.
             w.clear_stale_index_lock();
-            let want = format!("refs/heads/{}", prepared.branch);
-            match w.head_ref() {
-                Some(h) if h == want => {
-                    if let Err(e) = w.commit_all(&work_message(&t.id, claim.attempt, "agent")) {
-                        facts.notes.push(format!("cannot commit the agent's changes: {}", render_chain(&e)));
-                    }
-                }
-                other => facts.notes.push(format!(
-                    "the agent left the worktree on {} instead of {}; its uncommitted changes were not committed",
-                    other.unwrap_or_else(|| "a detached HEAD".into()),
-                    prepared.branch
+            match workspace::keep_work(
+                main,
+                &w,
+                &t.id,
+                claim.attempt,
+                &work_message(&t.id, claim.attempt, "agent"),
+            ) {
+                Ok(Some(note)) if !note.starts_with("committed") => facts.notes.push(note),
+                Ok(_) => {}
+                Err(e) => facts.notes.push(format!(
+                    "cannot commit the agent's changes: {}",
+                    render_chain(&e)
                 )),
             }
         }
@@ -896,7 +919,9 @@ fn run_attempt(
                 argv: vec!["sh".into(), "-c".into(), cmd.clone()],
                 log_append: true,
                 stdin: None,
-                run_id: format!("{}-verify", claim.run_id),
+                // The same run id: a verify command orphaned by a dead
+                // supervisor is found and killed like the agent.
+                run_id: claim.run_id.clone(),
                 events: None,
                 ..spec.clone()
             };
@@ -1095,8 +1120,9 @@ fn classify(f: &RunFacts, eff: &Effective) -> Settlement {
                 outcome: "agent-unavailable".into(),
                 reason,
                 retry: true,
-                to: Some(State::Todo),
-                counts: false,
+                to: None,
+                // The third in a row counts after all (see UNCOUNTED_IN_A_ROW).
+                counts: f.unavailable_in_a_row + 1 >= unavailable::UNCOUNTED_IN_A_ROW,
                 extra_files: vec![(
                     unavailable::rel_path(&agent),
                     unavailable::render(&cooldown),
@@ -1134,8 +1160,8 @@ fn record(
         .with("attempt", attempt)
         .with("outcome", &settlement.outcome)
         .with("reason", truncate(&reason, 300));
-    if !settlement.counts {
-        entry = entry.with("counted", "no");
+    if settlement.counts != ticket::outcome_counts_as_attempt(&settlement.outcome) {
+        entry = entry.with("counted", if settlement.counts { "yes" } else { "no" });
     }
     entry = entry.with("to", to);
     // The summary first: a crash after it leaves the ticket in progress,

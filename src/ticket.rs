@@ -324,8 +324,11 @@ impl Ticket {
             .iter()
             .filter(|e| {
                 e.event == "result"
-                    && e.get("counted") != Some("no")
-                    && e.get("outcome").is_some_and(outcome_counts_as_attempt)
+                    && match e.get("counted") {
+                        Some("no") => false,
+                        Some("yes") => true,
+                        _ => e.get("outcome").is_some_and(outcome_counts_as_attempt),
+                    }
             })
             .count() as u32
     }

@@ -53,8 +53,18 @@ pub fn prepare(main: &MainRepo, layout: &Layout, id: &str, base: Oid) -> Result<
             wt.clear_stale_index_lock();
             let want = format!("refs/heads/{branch}");
             if wt.head_ref().as_deref() != Some(want.as_str()) {
-                // An earlier agent switched branches; put the worktree back
-                // on the ticket branch. Its commits stay on the other branch.
+                // An earlier agent switched branches; keep what it left there
+                // (committed, and reachable from refs/orch/kept), then put the
+                // worktree back on the ticket branch.
+                if let Some(note) = keep_work(
+                    main,
+                    &wt,
+                    id,
+                    "before-retry",
+                    "orch: work left off the ticket branch",
+                )? {
+                    notes.push(note);
+                }
                 wt.repo
                     .set_head(&want)
                     .git_context("cannot put the worktree back on its branch")?;
@@ -119,4 +129,38 @@ pub fn discard(main: &MainRepo, layout: &Layout, id: &str) -> Result<()> {
             .git_context("cannot delete the unused ticket branch")?;
     }
     Ok(())
+}
+
+/// Commit what a run left uncommitted in its worktree, wherever its HEAD is.
+/// On the ticket branch that is the work; on another branch or a detached
+/// HEAD, the commit is also kept as `refs/orch/kept/<id>/<tag>` so that
+/// putting the worktree back on its branch can never discard it. Returns a
+/// note for the attempt summary when there is something to say.
+pub fn keep_work(
+    main: &MainRepo,
+    wt: &Worktree,
+    id: &str,
+    tag: impl std::fmt::Display,
+    message: &str,
+) -> Result<Option<String>> {
+    let want = format!("refs/heads/{}", git::ticket_branch(id));
+    let head = wt.head_ref();
+    let committed = wt.commit_all(message)?;
+    if head.as_deref() == Some(want.as_str()) {
+        return Ok(committed.map(|oid| {
+            format!(
+                "committed the uncommitted work as {}",
+                &oid.to_string()[..12]
+            )
+        }));
+    }
+    let tip = wt.head()?;
+    let kept = format!("refs/orch/kept/{id}/{tag}-elsewhere");
+    main.keep(&kept, tip, "orch: work left off the ticket branch")?;
+    Ok(Some(format!(
+        "the worktree was left on {} instead of {}; its work ({}) is kept as {kept}",
+        head.unwrap_or_else(|| "a detached HEAD".into()),
+        git::ticket_branch(id),
+        &tip.to_string()[..12]
+    )))
 }

@@ -227,7 +227,7 @@ impl Log {
     }
 }
 
-fn reader(mut pipe: impl Read + Send + 'static, is_stdout: bool, tx: mpsc::Sender<Chunk>) {
+fn reader(mut pipe: impl Read + Send + 'static, is_stdout: bool, tx: mpsc::SyncSender<Chunk>) {
     std::thread::spawn(move || {
         let mut buf = vec![0u8; 64 * 1024];
         loop {
@@ -310,7 +310,9 @@ pub fn run(spec: &Spec, control: &Control) -> Report {
             let _ = stdin.write_all(&bytes);
         });
     }
-    let (tx, rx) = mpsc::channel();
+    // Bounded: an agent that writes faster than orch drains is slowed by its
+    // own full pipe, instead of growing orch's memory.
+    let (tx, rx) = mpsc::sync_channel(64);
     if let Some(out) = child.stdout.take() {
         reader(out, true, tx.clone());
     }
@@ -331,6 +333,7 @@ pub fn run(spec: &Spec, control: &Control) -> Report {
     let mut term_started: Option<Instant> = None;
     let mut group_gone_at: Option<Instant> = None;
     let mut last_progress = Instant::now();
+    let mut last_check = Instant::now();
     let mut event_line: Vec<u8> = Vec::new();
 
     loop {
@@ -366,13 +369,21 @@ pub fn run(spec: &Spec, control: &Control) -> Report {
                         None => {}
                     }
                 }
-                // Drain what is queued before checking timers.
-                continue;
+                // Keep draining, but check the limits at least every POLL:
+                // output that never pauses must not disable them.
+                if last_check.elapsed() < POLL {
+                    continue;
+                }
             }
             Ok(Chunk::Eof) => eofs += 1,
             Err(mpsc::RecvTimeoutError::Timeout) => {}
-            Err(mpsc::RecvTimeoutError::Disconnected) => eofs = 2,
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                // Both pipes are closed but the run goes on: wait, don't spin.
+                eofs = 2;
+                std::thread::sleep(POLL);
+            }
         }
+        last_check = Instant::now();
         if status.is_none()
             && let Ok(Some(s)) = child.try_wait()
         {
@@ -553,6 +564,17 @@ mod tests {
         let r = run(&s, &Control::default());
         assert_eq!(r.ended, Ended::NoProgress);
         assert!(r.duration < Duration::from_secs(5));
+    }
+
+    #[test]
+    fn output_that_never_pauses_still_meets_the_hard_timeout() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = spec(dir.path(), "yes chatter");
+        s.timeout = Duration::from_millis(400);
+        s.max_log = 4096;
+        let r = run(&s, &Control::default());
+        assert_eq!(r.ended, Ended::Timeout);
+        assert!(r.duration < Duration::from_secs(5), "{:?}", r.duration);
     }
 
     #[test]

@@ -33,8 +33,9 @@ fn checking_out_another_branch_is_reported_and_undone() {
     let out = env.tick_ok();
     assert!(out.contains("wander: no-changes (attempt 1)"), "{out}");
     let s = summary(&env, "wander", 1);
+    assert!(s.contains("was left on refs/heads/elsewhere"), "{s}");
     assert!(
-        s.contains("left the worktree on refs/heads/elsewhere"),
+        s.contains("kept as refs/orch/kept/wander/1-elsewhere"),
         "{s}"
     );
     // The stray commit stays on the branch the agent made.

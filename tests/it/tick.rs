@@ -602,7 +602,7 @@ fn a_killed_tick_is_reconciled_as_abandoned_by_the_next() {
         "{summary}"
     );
     assert!(
-        summary.contains("committed the run's uncommitted work"),
+        summary.contains("committed the uncommitted work"),
         "{summary}"
     );
     no_agent_left(&env);

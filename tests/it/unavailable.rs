@@ -139,3 +139,23 @@ fn retry_chatter_does_not_count_as_progress() {
     );
     assert!(env.agent_processes().is_empty());
 }
+
+#[test]
+fn a_ticket_that_only_looks_unavailable_still_ends_in_blocked() {
+    let env = TestEnv::new();
+    // Fails, and the tail happens to carry an outage message: three times
+    // in a row uncounted at most, then attempts count again.
+    env.ready(AIDER_401, "max_attempts: 1\nagent_cooldown: 1ms\n");
+    env.write_ticket("todo", "loop", "---\ntitle: Loop\n---\n");
+    for _ in 0..2 {
+        env.tick_ok();
+        assert_eq!(env.state_of("loop"), "todo");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let text = env.tick_ok();
+    assert!(
+        text.contains("loop: agent-unavailable (attempt 3)"),
+        "{text}"
+    );
+    assert_eq!(env.state_of("loop"), "blocked", "{text}");
+}
