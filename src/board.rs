@@ -381,6 +381,9 @@ pub struct Board {
     pub problems: Vec<Problem>,
     /// Ids with an error: they are never claimed.
     pub invalid: BTreeSet<String>,
+    /// In-progress tickets whose front matter does not parse, seen through
+    /// their log only, so a run under way can still be settled.
+    pub stranded: Vec<Ticket>,
     /// The configuration, or why orch.yaml cannot be used: (line, message).
     pub config: std::result::Result<Config, (Option<u64>, String)>,
     pub config_warnings: Vec<Warning>,
@@ -393,6 +396,7 @@ impl Board {
             seen: BTreeMap::new(),
             problems: Vec::new(),
             invalid: BTreeSet::new(),
+            stranded: Vec::new(),
             config: Ok(Config::defaults()),
             config_warnings: Vec::new(),
         };
@@ -475,6 +479,9 @@ impl Board {
             if let Some(t) = r.ticket {
                 // A duplicate keeps the first copy read; both are reported.
                 self.tickets.entry(t.id.clone()).or_insert(t);
+            }
+            if let Some(t) = r.stranded {
+                self.stranded.push(t);
             }
         }
     }
@@ -679,6 +686,7 @@ struct FileResult {
     seen: Option<(String, State)>,
     invalid: bool,
     ticket: Option<Ticket>,
+    stranded: Option<Ticket>,
     problems: Vec<Problem>,
 }
 
@@ -737,6 +745,9 @@ fn read_one(state: State, name: &str, entry: &std::fs::DirEntry) -> FileResult {
         return r;
     }
     let (parsed, problems) = ticket::parse(id, state, &bytes);
+    if parsed.is_none() && state == State::InProgress {
+        r.stranded = ticket::parse_lenient(id, state, &bytes);
+    }
     r.invalid = parsed.is_none() || problems.iter().any(|p| p.severity == Severity::Error);
     r.problems = problems;
     r.ticket = parsed;

@@ -240,7 +240,13 @@ fn reconcile(
     reporter: &dyn Reporter,
 ) -> Result<Vec<(String, String)>> {
     let mut settled = Vec::new();
-    for t in board.in_state(State::InProgress) {
+    let stranded = board.stranded.iter().filter(|t| {
+        board
+            .seen
+            .get(&t.id)
+            .is_some_and(|s| s == &[State::InProgress])
+    });
+    for t in board.in_state(State::InProgress).chain(stranded) {
         let Some(claim) = t.open_claim().cloned() else {
             // In progress without a claim: moved there by hand, or a crash
             // between the move and the claim line. Nothing ran; back to todo.
@@ -510,6 +516,8 @@ fn claim(
             .with("run", &run)
             .with("lease", lease(&eff));
         let text = t.text_with_entry(&entry);
+        // An abort request left from an earlier run must not stop this one.
+        let _ = std::fs::remove_file(session.layout.abort_request(&t.id));
         let paths = session.move_ticket(&t.id, State::Todo, State::InProgress, &text)?;
         failpoint::hit("claim-after-move");
         session.commit(
@@ -625,9 +633,13 @@ fn run_and_settle(
         SETTLE_LOCK_WAIT.max(opts.lock_timeout),
     )?;
     let path = ticket::path_in(&layout.plan, State::InProgress, &t.id);
-    let current = std::fs::read(&path)
-        .ok()
-        .map(|bytes| ticket::parse(&t.id, State::InProgress, &bytes).0);
+    // The claim is read from the log section alone: a person who broke the
+    // front matter meanwhile must not strand the result.
+    let current = std::fs::read(&path).ok().map(|bytes| {
+        ticket::parse(&t.id, State::InProgress, &bytes)
+            .0
+            .or_else(|| ticket::parse_lenient(&t.id, State::InProgress, &bytes))
+    });
     let still_ours = current
         .as_ref()
         .and_then(|c| c.as_ref())

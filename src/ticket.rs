@@ -602,13 +602,7 @@ pub fn parse(id: &str, state: State, bytes: &[u8]) -> (Option<Ticket>, Vec<Probl
         }
     }
     let depends_on = raw.depends_on.0;
-    let log = match text.find(LOG_MARKER) {
-        Some(i) => text[i + LOG_MARKER.len()..]
-            .lines()
-            .filter_map(LogEntry::parse)
-            .collect(),
-        None => Vec::new(),
-    };
+    let log = log_entries(text);
     let ticket = Ticket {
         id: id.to_string(),
         state,
@@ -626,6 +620,35 @@ pub fn parse(id: &str, state: State, bytes: &[u8]) -> (Option<Ticket>, Vec<Probl
         log,
     };
     (Some(ticket), problems)
+}
+
+/// The entries of the machine-owned section of a ticket file's text.
+pub fn log_entries(text: &str) -> Vec<LogEntry> {
+    match text.find(LOG_MARKER) {
+        Some(i) => text[i + LOG_MARKER.len()..]
+            .lines()
+            .filter_map(LogEntry::parse)
+            .collect(),
+        None => Vec::new(),
+    }
+}
+
+/// A ticket whose front matter does not parse, seen only through its id,
+/// its text and its log: enough to settle a run that was under way when a
+/// person broke the front matter, without touching what they wrote.
+pub fn parse_lenient(id: &str, state: State, bytes: &[u8]) -> Option<Ticket> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    check_id(id).is_none().then(|| Ticket {
+        id: id.to_string(),
+        state,
+        front: FrontMatter {
+            title: id.to_string(),
+            priority: DEFAULT_PRIORITY,
+            ..FrontMatter::default()
+        },
+        text: text.to_string(),
+        log: log_entries(text),
+    })
 }
 
 /// A new ticket file's text, from `templates/ticket.md`.

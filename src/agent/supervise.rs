@@ -396,7 +396,11 @@ pub fn run(spec: &Spec, control: &Control) -> Report {
         if ended.is_none() {
             let why = if control.interrupt.load(Ordering::SeqCst) {
                 Some(Ended::Interrupted)
-            } else if control.abort_file.as_ref().is_some_and(|p| p.exists()) {
+            } else if control.abort_file.as_ref().is_some_and(|p| {
+                // Honoured only when it names this run: a request written
+                // for an earlier run must not stop a later one.
+                p.exists() && std::fs::read_to_string(p).is_ok_and(|c| c.trim() == spec.run_id)
+            }) {
                 Some(Ended::Aborted)
             } else if now.duration_since(start) >= spec.timeout {
                 Some(Ended::Timeout)

@@ -30,7 +30,17 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
     let id = args.id.as_str();
     let run_lock = layout.run_lock(id);
     if RunLock::is_held(&run_lock)? {
-        board::write_atomic(&layout.abort_request(id), ticket_now().as_bytes())?;
+        // The request names the run it is for, from the supervisor's run.json.
+        let run = std::fs::read_to_string(layout.run_info(id))
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .and_then(|v| v["run"].as_str().map(str::to_string))
+            .ok_or_else(|| {
+                Error::other(format!(
+                    "{id} is starting or finishing; run `orch abort {id}` again"
+                ))
+            })?;
+        board::write_atomic(&layout.abort_request(id), run.as_bytes())?;
         crate::outln!("{id}: asked its supervising orch to stop the agent");
         let start = Instant::now();
         while RunLock::is_held(&run_lock)? {
@@ -105,10 +115,6 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
     }
     crate::outln!("{id}: aborted; moved to blocked");
     Ok(0)
-}
-
-fn ticket_now() -> String {
-    crate::ticket::now_rfc3339()
 }
 
 fn abort_entry() -> LogEntry {

@@ -815,3 +815,41 @@ fn log_follow_streams_until_the_run_ends() {
     );
     tick.wait_with_output().unwrap();
 }
+
+#[test]
+fn a_front_matter_broken_during_a_run_does_not_strand_the_ticket() {
+    let env = TestEnv::new();
+    env.ready(&waiting_agent(&env), "");
+    env.write_ticket("todo", "typo", "---\ntitle: Typo\n---\nBody.\n");
+    let tick = spawn_tick(&env);
+    wait_for(&env.flag("started-typo"));
+    // A person edits the running ticket and breaks its YAML; the log stays.
+    let path = env.ticket_path("in-progress", "typo");
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, text.replace("title: Typo", "title: [Typo")).unwrap();
+    std::fs::write(env.flag("go"), "").unwrap();
+    let out = tick.wait_with_output().unwrap();
+    assert!(
+        stdout(&out).contains("typo: success (attempt 1)"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(env.state_of("typo"), "done");
+    let text = std::fs::read_to_string(env.ticket_path("done", "typo")).unwrap();
+    assert!(
+        text.contains("title: [Typo"),
+        "the person's text is kept as written"
+    );
+}
+
+#[test]
+fn a_stale_abort_request_does_not_stop_a_later_run() {
+    let env = TestEnv::new();
+    env.ready("echo work > work.txt", "");
+    env.write_ticket("todo", "later", "---\ntitle: Later\n---\n");
+    let state = env.repo.join(".orch/state/later");
+    std::fs::create_dir_all(&state).unwrap();
+    std::fs::write(state.join("abort"), "12345-1-1").unwrap();
+    let out = env.tick_ok();
+    assert!(out.contains("later: success (attempt 1)"), "{out}");
+}
