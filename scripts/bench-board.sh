@@ -68,7 +68,7 @@ make_board "$WORK/short" 0
 echo "orch/plan commits: long $(git -C "$WORK/long" rev-list --count orch/plan), short $(git -C "$WORK/short" rev-list --count orch/plan)"
 "$ORCH" -C "$WORK/long" status --json | python3 -c 'import json,sys; print("counts:", json.load(sys.stdin)["counts"])'
 
-hyperfine --warmup 2 --runs 15 --export-json "$WORK/result.json" \
+hyperfine --warmup 3 --runs 20 --export-json "$WORK/result.json" \
   -n "git status (long history)" "git -C $WORK/long/.orch/plan status --porcelain" \
   -n "orch status --json (long history)" "$ORCH -C $WORK/long status --json" \
   -n "orch status --json (short history)" "$ORCH -C $WORK/short status --json" \
