@@ -87,10 +87,6 @@ impl Layout {
     pub fn result_file(&self, id: &str, attempt: u32) -> PathBuf {
         self.state_dir(id).join(format!("result-{attempt}.json"))
     }
-
-    pub fn numbering_lock(&self) -> PathBuf {
-        self.orch.join("lock")
-    }
 }
 
 /// This machine's name in claims and trailers (`ORCH_HOST` overrides it).

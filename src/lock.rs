@@ -4,7 +4,7 @@
 //! process waits on it would let two processes hold "the" lock at once.
 
 use std::fs::{File, OpenOptions, TryLockError};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::error::{Context, Error, Result};
@@ -59,8 +59,7 @@ impl BoardLock {
 /// A free run lock on an in-progress ticket means its supervisor is gone.
 #[derive(Debug)]
 pub struct RunLock {
-    file: File,
-    path: PathBuf,
+    _file: File,
 }
 
 impl RunLock {
@@ -68,10 +67,7 @@ impl RunLock {
     pub fn try_acquire(path: &Path) -> Result<Option<RunLock>> {
         let file = open_lock_file(path)?;
         match file.try_lock() {
-            Ok(()) => Ok(Some(RunLock {
-                file,
-                path: path.to_path_buf(),
-            })),
+            Ok(()) => Ok(Some(RunLock { _file: file })),
             Err(TryLockError::WouldBlock) => Ok(None),
             Err(TryLockError::Error(e)) => Err(Error::io("cannot lock", path, e)),
         }
@@ -83,14 +79,6 @@ impl RunLock {
             return Ok(false);
         }
         Ok(RunLock::try_acquire(path)?.is_none())
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    pub fn file(&self) -> &File {
-        &self.file
     }
 }
 

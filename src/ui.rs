@@ -40,9 +40,6 @@ impl Style {
     pub fn dim(&self, text: &str) -> String {
         self.paint("2", text)
     }
-    pub fn green(&self, text: &str) -> String {
-        self.paint("32", text)
-    }
     pub fn yellow(&self, text: &str) -> String {
         self.paint("33", text)
     }
