@@ -27,6 +27,7 @@ be done exactly once (one claim in the trailers), and no lock held.
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -35,15 +36,16 @@ import tempfile
 import time
 
 ORCH = os.environ.get("ORCH_BIN", "orch")
-FAILPOINTS = [
-    "reconcile-after-kill",
-    "claim-after-move",
-    "claim-after-commit",
-    "run-after-spawn",
-    "settle-after-work-commit",
-    "settle-after-summary",
-    "settle-after-move",
-]
+def read_failpoints():
+    """The failpoint names, read from src/failpoint.rs so the list has one home."""
+    src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src", "failpoint.rs")
+    text = open(src).read()
+    block = text[text.index("pub const POINTS"):]
+    block = block[: block.index("];")]
+    return re.findall(r'"([a-z-]+)"', block)
+
+
+FAILPOINTS = read_failpoints()
 
 ENV = dict(os.environ)
 ENV.update(
