@@ -4,7 +4,6 @@
 //! that says what to do next. `main` prints both and exits with
 //! [`Error::exit_code`]; nothing else in the crate decides an exit code.
 
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -41,12 +40,8 @@ pub enum Error {
     /// Another orch holds the board lock.
     #[error("the board lock {} is still held by another orch after {}", path.display(), crate::duration::display(*waited))]
     LockBusy { path: PathBuf, waited: Duration },
-    #[error("{context}")]
-    Git {
-        context: String,
-        #[source]
-        source: git2::Error,
-    },
+    #[error(transparent)]
+    Git(#[from] crate::git::GitError),
     #[error("{context}: {}", path.display())]
     Io {
         context: String,
@@ -58,6 +53,14 @@ pub enum Error {
     Other {
         message: String,
         hint: Option<String>,
+    },
+    /// An error of a kind without a hint of its own, with one added. The
+    /// error stays the source, so its chain and exit code are kept.
+    #[error("{inner}")]
+    Hinted {
+        #[source]
+        inner: Box<Error>,
+        hint: String,
     },
 }
 
@@ -95,24 +98,18 @@ impl Error {
         }
     }
 
-    pub fn git(context: impl Into<String>, source: git2::Error) -> Self {
-        Error::Git {
-            context: context.into(),
-            source,
-        }
-    }
-
     /// Attach a hint, replacing any earlier one.
     pub fn hinted(mut self, text: impl Into<String>) -> Self {
-        let text = Some(text.into());
+        let text = text.into();
         match &mut self {
             Error::Usage { hint, .. } | Error::Config { hint, .. } | Error::Other { hint, .. } => {
-                *hint = text
+                *hint = Some(text)
             }
-            // Variants without a hint field become `Other` so the hint is not lost.
-            _ => {
-                return Error::Other {
-                    message: render_chain(&self),
+            Error::Hinted { hint, .. } => *hint = text,
+            // Variants without a hint field keep their source and exit code.
+            Error::LockBusy { .. } | Error::Git(_) | Error::Io { .. } => {
+                return Error::Hinted {
+                    inner: Box::new(self),
                     hint: text,
                 };
             }
@@ -129,7 +126,9 @@ impl Error {
                 "another orch command is working on this board; try again, or raise --lock-timeout"
                     .into(),
             ),
-            Error::Git { .. } | Error::Io { .. } => None,
+            Error::Hinted { hint, .. } => Some(hint.clone()),
+            Error::Git(e) => e.hint().map(str::to_string),
+            Error::Io { .. } => None,
         }
     }
 
@@ -137,6 +136,7 @@ impl Error {
         match self {
             Error::Usage { .. } | Error::Config { .. } => exit::USAGE,
             Error::LockBusy { .. } => exit::LOCK_BUSY,
+            Error::Hinted { inner, .. } => inner.exit_code(),
             Error::Git { .. } | Error::Io { .. } | Error::Other { .. } => exit::FAILED,
         }
     }
@@ -168,24 +168,25 @@ impl<T> Context<T> for std::io::Result<T> {
     }
 }
 
-pub trait GitContext<T> {
-    fn git_context(self, context: impl fmt::Display) -> Result<T>;
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-impl<T> GitContext<T> for std::result::Result<T, git2::Error> {
-    fn git_context(self, context: impl fmt::Display) -> Result<T> {
-        self.map_err(|e| {
-            if e.code() == git2::ErrorCode::Locked {
-                Error::Other {
-                    message: format!("{context}: {}", e.message()),
-                    hint: Some(
-                        "another git process is writing this repository (an index.lock exists); wait for it, or remove the lock file if no git is running"
-                            .into(),
-                    ),
-                }
-            } else {
-                Error::git(context.to_string(), e)
-            }
-        })
+    #[test]
+    fn a_hint_keeps_the_source_and_the_exit_code() {
+        let io = std::io::Error::new(std::io::ErrorKind::StorageFull, "No space left on device");
+        let e = Error::io("cannot write", "/x/y", io).hinted("free some space");
+        assert_eq!(e.hint().as_deref(), Some("free some space"));
+        assert_eq!(e.exit_code(), exit::FAILED);
+        assert_eq!(
+            render_chain(&e),
+            "cannot write: /x/y: No space left on device"
+        );
+        let busy = Error::LockBusy {
+            path: "/l".into(),
+            waited: Duration::from_secs(1),
+        }
+        .hinted("wait");
+        assert_eq!(busy.exit_code(), exit::LOCK_BUSY);
     }
 }

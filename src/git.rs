@@ -3,12 +3,91 @@
 //! the orphan branch orch/plan and its worktree, and the ticket branches
 //! orch/<id> and their worktrees. The user's own checkout and index are
 //! never opened for writing.
+//!
+//! Errors are [`GitError`]s, typed by what a caller may do about them: a
+//! ref that moved under a compare-and-swap ([`GitError::Rejected`]), a lock
+//! another git holds, something not found.
 
 use std::path::{Path, PathBuf};
 
-use git2::{IndexAddOption, Oid, Repository, RepositoryOpenFlags, Signature, StatusOptions};
+use git2::{IndexAddOption, Repository, RepositoryOpenFlags, Signature, StatusOptions};
 
-use crate::error::{Error, GitContext, Result};
+pub use git2::Oid;
+
+use crate::error::{Error, Result};
+
+/// What went wrong in git, by what the caller can do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum GitError {
+    /// Another git process holds a lock (an `index.lock`, a ref's `.lock`).
+    #[error("{context}: {message}")]
+    Locked { context: String, message: String },
+    /// A ref was not where a compare-and-swap expected it: someone else
+    /// changed it. Re-read and decide again.
+    #[error("{refname} moved: expected {}, found {}", show(expected), show(found))]
+    Rejected {
+        refname: String,
+        expected: Option<Oid>,
+        found: Option<Oid>,
+    },
+    #[error("{context}")]
+    NotFound {
+        context: String,
+        #[source]
+        source: git2::Error,
+    },
+    #[error("{context}")]
+    Other {
+        context: String,
+        #[source]
+        source: git2::Error,
+    },
+}
+
+fn show(oid: &Option<Oid>) -> String {
+    match oid {
+        Some(o) => o.to_string()[..12].to_string(),
+        None => "nothing".into(),
+    }
+}
+
+impl GitError {
+    pub fn hint(&self) -> Option<&'static str> {
+        match self {
+            GitError::Locked { .. } => Some(
+                "another git process is writing this repository (an index.lock exists); wait for it, or remove the lock file if no git is running",
+            ),
+            _ => None,
+        }
+    }
+
+    fn classify(context: String, e: git2::Error) -> GitError {
+        match e.code() {
+            git2::ErrorCode::Locked => GitError::Locked {
+                context,
+                message: e.message().to_string(),
+            },
+            git2::ErrorCode::NotFound => GitError::NotFound { context, source: e },
+            _ => GitError::Other { context, source: e },
+        }
+    }
+}
+
+/// Adds context to git results without a closure at every call site.
+pub(crate) trait GitContext<T> {
+    fn git_context(self, context: impl std::fmt::Display) -> Result<T>;
+}
+
+impl<T> GitContext<T> for std::result::Result<T, git2::Error> {
+    fn git_context(self, context: impl std::fmt::Display) -> Result<T> {
+        self.map_err(|e| Error::Git(GitError::classify(context.to_string(), e)))
+    }
+}
+
+/// Whether `name` (e.g. `orch/0001-x`) can name a branch.
+pub fn is_valid_branch_name(name: &str) -> bool {
+    git2::Reference::is_valid_name(&format!("refs/heads/{name}"))
+}
 
 pub const PLAN_BRANCH: &str = "orch/plan";
 pub const PLAN_REF: &str = "refs/heads/orch/plan";
@@ -43,7 +122,10 @@ pub fn open_main(start: &Path) -> Result<MainRepo> {
                 "run orch inside a git checkout, or create one with `git init` and a first commit",
             )
         } else {
-            Error::git("cannot open the git repository", e)
+            Error::Git(GitError::classify(
+                "cannot open the git repository".into(),
+                e,
+            ))
         }
     })?;
     if found.is_bare() {
@@ -297,6 +379,79 @@ impl MainRepo {
             .unwrap_or_default()
     }
 
+    /// Point the full ref `name` at `new` only if it is at `expected` now:
+    /// the compare-and-swap every board change is published with.
+    pub fn update_ref(&self, name: &str, new: Oid, expected: Oid, why: &str) -> Result<()> {
+        match self.repo.reference_matching(name, new, true, expected, why) {
+            Ok(_) => Ok(()),
+            Err(e)
+                if matches!(
+                    e.code(),
+                    git2::ErrorCode::Modified | git2::ErrorCode::NotFound
+                ) || e.class() == git2::ErrorClass::Reference =>
+            {
+                let found = self.repo.find_reference(name).ok().and_then(|r| r.target());
+                if found == Some(expected) {
+                    // Not a lost race: the update itself failed.
+                    return Err(Error::Git(GitError::classify(
+                        format!("cannot update {name}"),
+                        e,
+                    )));
+                }
+                Err(Error::Git(GitError::Rejected {
+                    refname: name.to_string(),
+                    expected: Some(expected),
+                    found,
+                }))
+            }
+            Err(e) => Err(Error::Git(GitError::classify(
+                format!("cannot update {name}"),
+                e,
+            ))),
+        }
+    }
+
+    /// The commit a full ref name points at, if any.
+    pub fn ref_target(&self, name: &str) -> Option<Oid> {
+        self.repo
+            .find_reference(name)
+            .ok()
+            .and_then(|r| r.peel_to_commit().ok())
+            .map(|c| c.id())
+    }
+
+    /// Delete the local branch `name` if it exists.
+    pub fn delete_branch(&self, name: &str) -> Result<()> {
+        match self.repo.find_branch(name, git2::BranchType::Local) {
+            Ok(mut b) => b
+                .delete()
+                .git_context(format!("cannot delete the branch {name}")),
+            Err(_) => Ok(()),
+        }
+    }
+
+    /// Local branches under `orch/` other than orch/plan, with the summary
+    /// of their tip, sorted by name.
+    pub fn ticket_branches(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        if let Ok(iter) = self.repo.branches(Some(git2::BranchType::Local)) {
+            for (b, _) in iter.flatten() {
+                let name = b.name().ok().flatten().unwrap_or("").to_string();
+                if name.starts_with("orch/") && name != PLAN_BRANCH {
+                    let summary = b
+                        .get()
+                        .peel_to_commit()
+                        .ok()
+                        .and_then(|c| c.summary().ok().flatten().map(str::to_string))
+                        .unwrap_or_default();
+                    out.push((name, summary));
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
     /// Append `.orch/` to the repository's info/exclude once.
     pub fn exclude_orch_dir(&self) -> Result<bool> {
         let path = self.git_dir.join("info").join("exclude");
@@ -318,6 +473,30 @@ impl MainRepo {
         std::fs::write(&path, text).map_err(|e| Error::io("cannot write", &path, e))?;
         Ok(true)
     }
+}
+
+/// A new repository at `dir` on branch `main`, with `files` in its first commit.
+pub fn init_with_files(dir: &Path, files: &[(&str, &[u8])], message: &str) -> Result<()> {
+    let repo =
+        git2::Repository::init_opts(dir, git2::RepositoryInitOptions::new().initial_head("main"))
+            .git_context("cannot create the repository")?;
+    for (path, content) in files {
+        let abs = dir.join(path);
+        std::fs::write(&abs, content).map_err(|e| Error::io("cannot write", &abs, e))?;
+    }
+    let mut index = repo.index().git_context("cannot read the index")?;
+    for (path, _) in files {
+        index
+            .add_path(Path::new(path))
+            .git_context(format!("cannot stage {path}"))?;
+    }
+    index.write().git_context("cannot write the index")?;
+    let tree = index.write_tree().git_context("cannot write the tree")?;
+    let tree = repo.find_tree(tree).git_context("cannot read the tree")?;
+    let sig = signature(&repo);
+    repo.commit(Some("HEAD"), &sig, &sig, message, &tree, &[])
+        .git_context("cannot commit")?;
+    Ok(())
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -455,9 +634,8 @@ impl Worktree {
             .collect())
     }
 
-    /// Stage everything (new, changed, deleted; .gitignore respected) and
-    /// commit on the current branch if the tree changed. Returns the commit.
-    pub fn commit_all(&self, message: &str) -> Result<Option<Oid>> {
+    /// Stage everything (new, changed, deleted; .gitignore respected).
+    pub fn stage_all(&self) -> Result<()> {
         let mut index = self.repo.index().git_context("cannot read the index")?;
         index
             .add_all(["*"], IndexAddOption::DEFAULT, None)
@@ -465,11 +643,11 @@ impl Worktree {
         index
             .update_all(["*"], None)
             .git_context("cannot stage deletions")?;
-        self.commit_index(&mut index, message)
+        index.write().git_context("cannot write the index")
     }
 
-    /// Stage exactly `paths` (added if present, removed if gone) and commit.
-    pub fn commit_paths(&self, paths: &[String], message: &str) -> Result<Option<Oid>> {
+    /// Stage exactly `paths` as they are on disk (removed if gone).
+    pub fn stage_paths(&self, paths: &[String]) -> Result<()> {
         let mut index = self.repo.index().git_context("cannot read the index")?;
         for p in paths {
             if self.path.join(p).exists() {
@@ -481,6 +659,79 @@ impl Worktree {
                 let _ = index.remove_path(Path::new(p));
             }
         }
+        index.write().git_context("cannot write the index")
+    }
+
+    /// A commit of the staged tree with `parent` as its only parent, moving
+    /// no ref; None when the tree is `parent`'s. The caller publishes it.
+    pub fn commit_staged_on(&self, parent: Oid, message: &str) -> Result<Option<Oid>> {
+        let mut index = self.repo.index().git_context("cannot read the index")?;
+        let tree_id = index.write_tree().git_context("cannot write the tree")?;
+        let parent = self
+            .repo
+            .find_commit(parent)
+            .git_context("cannot read the board's commit")?;
+        if parent.tree_id() == tree_id {
+            return Ok(None);
+        }
+        let tree = self
+            .repo
+            .find_tree(tree_id)
+            .git_context("cannot read the tree")?;
+        let sig = signature(&self.repo);
+        let oid = self
+            .repo
+            .commit(None, &sig, &sig, message, &tree, &[&parent])
+            .git_context("cannot commit")?;
+        Ok(Some(oid))
+    }
+
+    /// Make the files and index match HEAD again after its branch moved
+    /// elsewhere: `paths` that HEAD lacks are removed, the rest checked out.
+    pub fn follow_head(&self, paths: &[String]) -> Result<()> {
+        let head = self
+            .repo
+            .head()
+            .and_then(|h| h.peel_to_tree())
+            .git_context("cannot read HEAD")?;
+        for p in paths {
+            if head.get_path(Path::new(p)).is_err() {
+                let abs = self.path.join(p);
+                if abs.exists() {
+                    std::fs::remove_file(&abs).map_err(|e| Error::io("cannot remove", &abs, e))?;
+                }
+            }
+        }
+        let mut index = self.repo.index().git_context("cannot read the index")?;
+        index
+            .read_tree(&head)
+            .git_context("cannot read HEAD's tree")?;
+        index.write().git_context("cannot write the index")?;
+        self.repo
+            .checkout_head(Some(git2::build::CheckoutBuilder::new().force()))
+            .git_context("cannot check out HEAD")
+    }
+
+    /// Point HEAD at the full ref `want` and force its tree into the files.
+    pub fn switch_forced(&self, want: &str) -> Result<()> {
+        self.repo
+            .set_head(want)
+            .git_context("cannot put the worktree back on its branch")?;
+        self.repo
+            .checkout_head(Some(git2::build::CheckoutBuilder::new().force()))
+            .git_context("cannot check out the ticket branch")
+    }
+
+    /// Stage everything (new, changed, deleted; .gitignore respected) and
+    /// commit on the current branch if the tree changed. Returns the commit.
+    pub fn commit_all(&self, message: &str) -> Result<Option<Oid>> {
+        let mut index = self.repo.index().git_context("cannot read the index")?;
+        index
+            .add_all(["*"], IndexAddOption::DEFAULT, None)
+            .git_context("cannot stage changes")?;
+        index
+            .update_all(["*"], None)
+            .git_context("cannot stage deletions")?;
         self.commit_index(&mut index, message)
     }
 
@@ -509,7 +760,7 @@ impl Worktree {
     }
 
     /// Walk the first-parent history from HEAD, newest first.
-    pub fn history(&self, mut visit: impl FnMut(&git2::Commit<'_>) -> bool) -> Result<()> {
+    pub fn history(&self, mut visit: impl FnMut(&CommitInfo) -> bool) -> Result<()> {
         let mut walk = self.repo.revwalk().git_context("cannot walk history")?;
         walk.push_head().git_context("cannot walk history")?;
         walk.simplify_first_parent()
@@ -520,7 +771,7 @@ impl Worktree {
                 .repo
                 .find_commit(oid)
                 .git_context("cannot read a commit")?;
-            if !visit(&commit) {
+            if !visit(&CommitInfo::from(&commit)) {
                 break;
             }
         }

@@ -135,16 +135,7 @@ impl AttemptSummary {
 }
 
 fn one_line(s: &str) -> String {
-    let line = s.lines().next().unwrap_or("").trim();
-    if line.len() > 300 {
-        let mut end = 300;
-        while !line.is_char_boundary(end) {
-            end -= 1;
-        }
-        format!("{}…", &line[..end])
-    } else {
-        line.to_string()
-    }
+    crate::text::one_line(s, 300).trim().to_string()
 }
 
 fn longest_run(s: &str, c: char) -> usize {

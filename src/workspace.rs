@@ -6,11 +6,9 @@
 
 use std::path::PathBuf;
 
-use git2::Oid;
-
 use crate::board::Layout;
-use crate::error::{GitContext, Result};
-use crate::git::{self, MainRepo, Worktree};
+use crate::error::Result;
+use crate::git::{self, MainRepo, Oid, Worktree};
 
 #[derive(Debug)]
 pub struct Prepared {
@@ -65,12 +63,7 @@ pub fn prepare(main: &MainRepo, layout: &Layout, id: &str, base: Oid) -> Result<
                 )? {
                     notes.push(note);
                 }
-                wt.repo
-                    .set_head(&want)
-                    .git_context("cannot put the worktree back on its branch")?;
-                wt.repo
-                    .checkout_head(Some(git2::build::CheckoutBuilder::new().force()))
-                    .git_context("cannot check out the ticket branch")?;
+                wt.switch_forced(&want)?;
                 notes.push(format!(
                     "the worktree was on {} instead of {branch}; switched it back",
                     wt.head_ref().unwrap_or_default()
@@ -88,9 +81,9 @@ pub fn prepare(main: &MainRepo, layout: &Layout, id: &str, base: Oid) -> Result<
         Ok(())
     })();
     if let Err(e) = result {
-        if created_branch && let Ok(mut b) = main.repo.find_branch(&branch, git2::BranchType::Local)
-        {
-            let _ = b.delete();
+        if created_branch {
+            // Best effort: the error being returned is the one to report.
+            let _ = main.delete_branch(&branch);
         }
         let _ = main.remove_worktree(&name, &path);
         return Err(e);
@@ -121,14 +114,7 @@ pub fn unlock(main: &MainRepo, id: &str) {
 /// branch are left behind when they hold nothing but the base.
 pub fn discard(main: &MainRepo, layout: &Layout, id: &str) -> Result<()> {
     main.remove_worktree(&Layout::worktree_name(id), &layout.worktree(id))?;
-    if let Ok(mut b) = main
-        .repo
-        .find_branch(&git::ticket_branch(id), git2::BranchType::Local)
-    {
-        b.delete()
-            .git_context("cannot delete the unused ticket branch")?;
-    }
-    Ok(())
+    main.delete_branch(&git::ticket_branch(id))
 }
 
 /// Commit what a run left uncommitted in its worktree, wherever its HEAD is.

@@ -1,6 +1,9 @@
-//! Running a coding agent: presets, the prompt, and supervision.
+//! Running a coding agent: presets, the prompt, the contract, the launch
+//! and its supervision.
 
+pub mod contract;
 pub mod events;
+pub mod launch;
 pub mod preset;
 pub mod prompt;
 pub mod supervise;

@@ -111,6 +111,25 @@ impl Report {
     }
 }
 
+#[cfg(test)]
+impl Report {
+    /// A report of a run that ended as `ended`, with exit `code` if it exited.
+    pub fn for_tests(ended: Ended, code: Option<i32>, tail: &[&str]) -> Report {
+        Report {
+            ended,
+            status: code.map(|c| ExitStatus::from_raw(c << 8)),
+            duration: Duration::ZERO,
+            tail: tail.iter().map(|l| l.to_string()).collect(),
+            log_bytes: 0,
+            log_truncated: false,
+            leftovers_stopped: 0,
+            spawn_error: None,
+            pgid: None,
+            activity: Activity::default(),
+        }
+    }
+}
+
 pub const TAIL_LINES: usize = 40;
 const TAIL_LINE_BYTES: usize = 400;
 const TAIL_WINDOW: usize = TAIL_LINES * TAIL_LINE_BYTES;

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
-use crate::board::{self, Session};
+use crate::board::{self, BoardTxn};
 use crate::error::{Error, Result};
 use crate::git;
 use crate::tick::{self, Options};
@@ -107,7 +107,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
         crate::outln!("tickets/todo/{id}.md");
     }
     // The next board change adopts these edits in a commit of their own.
-    drop(Session::open(&dir, ctx.lock_timeout)?);
+    drop(BoardTxn::open(&dir, ctx.lock_timeout)?);
 
     section(&st, "4. orch tick, until the board is settled");
     let opts = Options {
@@ -115,7 +115,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
         only: None,
         lock_timeout: ctx.lock_timeout,
     };
-    let reporter = super::tick::Plain;
+    let reporter = crate::ui::report::Plain;
     for round in 1..=8 {
         crate::outln!("{}", st.dim(&format!("-- tick {round}")));
         let result = tick::tick(&dir, &opts, Arc::new(AtomicBool::new(false)), &reporter)?;
@@ -130,22 +130,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
 
     section(&st, "6. Ticket branches (the work, kept per ticket)");
     let main = git::open_main(&dir)?;
-    let mut branches: Vec<(String, String)> = Vec::new();
-    if let Ok(iter) = main.repo.branches(Some(git2::BranchType::Local)) {
-        for (b, _) in iter.flatten() {
-            let name = b.name().ok().flatten().unwrap_or("").to_string();
-            if name.starts_with("orch/") && name != git::PLAN_BRANCH {
-                let summary = b
-                    .get()
-                    .peel_to_commit()
-                    .ok()
-                    .and_then(|c| c.summary().ok().flatten().map(str::to_string))
-                    .unwrap_or_default();
-                branches.push((name, summary));
-            }
-        }
-    }
-    branches.sort();
+    let branches = main.ticket_branches();
     for (name, summary) in branches {
         crate::outln!("  {}  {summary}", st.cyan(&name));
     }
@@ -176,28 +161,6 @@ fn section(st: &Style, title: &str) {
 
 fn make_sandbox(dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io("cannot create", dir, e))?;
-    let repo =
-        git2::Repository::init_opts(dir, git2::RepositoryInitOptions::new().initial_head("main"))
-            .map_err(|e| Error::git("cannot create the sandbox repository", e))?;
     let readme = "# demo project\n\nA sandbox made by `orch demo`.\n";
-    std::fs::write(dir.join("README.md"), readme).map_err(|e| Error::io("cannot write", dir, e))?;
-    let mut index = repo
-        .index()
-        .map_err(|e| Error::git("cannot read the index", e))?;
-    index
-        .add_path(Path::new("README.md"))
-        .map_err(|e| Error::git("cannot stage README.md", e))?;
-    index
-        .write()
-        .map_err(|e| Error::git("cannot write the index", e))?;
-    let tree = index
-        .write_tree()
-        .map_err(|e| Error::git("cannot write the tree", e))?;
-    let tree = repo
-        .find_tree(tree)
-        .map_err(|e| Error::git("cannot read the tree", e))?;
-    let sig = git::signature(&repo);
-    repo.commit(Some("HEAD"), &sig, &sig, "initial commit", &tree, &[])
-        .map_err(|e| Error::git("cannot commit", e))?;
-    Ok(())
+    git::init_with_files(dir, &[("README.md", readme.as_bytes())], "initial commit")
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use crate::error::{Error, Result};
 
 use super::Ctx;
-use super::submit::{self, SubmitStatus};
+use crate::agent::contract::{self, SubmitStatus};
 
 /// The demo agent used by `orch demo` (reads the prompt on stdin).
 #[derive(Debug, clap::Args)]
@@ -35,7 +35,7 @@ pub fn run(_ctx: &Ctx, _args: Args) -> Result<i32> {
     for line in prompt.lines() {
         if let Some(question) = line.trim().strip_prefix("demo-agent: ask-for-help ") {
             step("this needs a decision by a person");
-            submit::write(SubmitStatus::Blocked, Some(question))?;
+            contract::submit(SubmitStatus::Blocked, Some(question))?;
             return Ok(0);
         }
     }
@@ -76,7 +76,7 @@ pub fn run(_ctx: &Ctx, _args: Args) -> Result<i32> {
         std::fs::write(path, content).map_err(|e| Error::io("cannot write", path, e))?;
         step(&format!("wrote {path}"));
     }
-    submit::write(
+    contract::submit(
         SubmitStatus::Done,
         Some(&format!("wrote {} file(s)", files.len())),
     )?;

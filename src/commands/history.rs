@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::board;
+use crate::board::Trailer;
 use crate::error::Result;
 use crate::git::{self, Worktree};
 use crate::ui::Style;
@@ -45,22 +46,23 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
     let plan = Worktree::open(&layout.plan)?;
     let mut entries = Vec::new();
     plan.history(|c| {
-        let message = c.message().unwrap_or("");
-        let trailers: BTreeMap<String, String> = git::trailers(message).into_iter().collect();
-        let ticket = trailers.get("Orch-Ticket").cloned();
+        let trailers: BTreeMap<String, String> = git::trailers(&c.message).into_iter().collect();
+        let ticket = trailers.get(Trailer::Ticket.key()).cloned();
         if args.id.is_some() && ticket != args.id {
             return true;
         }
-        let time = jiff::Timestamp::from_second(c.time().seconds())
+        let time = jiff::Timestamp::from_second(c.time)
             .map(|t| t.to_string())
             .unwrap_or_default();
         entries.push(Entry {
-            commit: c.id().to_string(),
+            commit: c.id.clone(),
             time,
-            summary: c.summary().ok().flatten().unwrap_or("").to_string(),
-            attempt: trailers.get("Orch-Attempt").and_then(|a| a.parse().ok()),
-            host: trailers.get("Orch-Host").cloned(),
-            outcome: trailers.get("Orch-Outcome").cloned(),
+            summary: c.summary.clone(),
+            attempt: trailers
+                .get(Trailer::Attempt.key())
+                .and_then(|a| a.parse().ok()),
+            host: trailers.get(Trailer::Host.key()).cloned(),
+            outcome: trailers.get(Trailer::Outcome.key()).cloned(),
             ticket,
             trailers,
         });

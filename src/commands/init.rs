@@ -1,9 +1,9 @@
 //! `orch init`: create or repair the board in a repository.
 
-use crate::board::{self, Change, Layout};
+use crate::board::{self, BoardTxn, CommitMessage, Layout, Trailer};
 use crate::config::DEFAULT_YAML;
 use crate::error::{Error, Result};
-use crate::git::{self, Worktree};
+use crate::git;
 use crate::lock::BoardLock;
 use crate::ticket::State;
 
@@ -32,7 +32,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
         .hinted("make a first commit, e.g. `git commit --allow-empty -m \"initial commit\"`, then run `orch init` again"));
     }
     let layout = Layout::new(&main.root);
-    let _lock = BoardLock::acquire(&layout.lock_path(), ctx.lock_timeout)?;
+    let lock = BoardLock::acquire(&layout.lock_path(), ctx.lock_timeout)?;
     let mut report: Vec<String> = Vec::new();
 
     if main.exclude_orch_dir()? {
@@ -68,9 +68,9 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
             .iter()
             .map(|(p, c)| (p.as_str(), c.as_slice()))
             .collect();
-        let msg = Change::new("orch: init board")
-            .trailer("Orch-Base", &base)
-            .message(&board::host_name());
+        let msg = CommitMessage::new("orch: init board")
+            .trailer(Trailer::Base, &base)
+            .render(&board::host_name());
         main.create_plan_branch(&refs, &msg)?;
         report.push(format!("created branch orch/plan (base: {base})"));
     }
@@ -87,22 +87,28 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
         ));
     }
 
-    // Repair ticket directories a person or a bad merge removed.
-    let plan = Worktree::open(&layout.plan)?;
-    let mut missing = Vec::new();
-    for s in State::ALL {
-        let dir = layout.plan.join(s.rel_dir());
-        if !dir.is_dir() {
-            std::fs::create_dir_all(&dir).map_err(|e| Error::io("cannot create", &dir, e))?;
-            let keep = format!("{}/.gitkeep", s.rel_dir());
-            std::fs::write(layout.plan.join(&keep), b"")
-                .map_err(|e| Error::io("cannot create", &dir, e))?;
-            missing.push(keep);
+    // Repair ticket directories a person or a bad merge removed, as a board
+    // change of its own (which takes the lock again).
+    drop(lock);
+    let mut txn = BoardTxn::open_in(main, layout.clone(), ctx.lock_timeout)?;
+    let repaired = txn.apply(|txn| {
+        let mut missing = Vec::new();
+        for s in State::ALL {
+            if !txn.layout.plan.join(s.rel_dir()).is_dir() {
+                let keep = format!("{}/.gitkeep", s.rel_dir());
+                txn.write(&keep, b"")?;
+                missing.push(keep);
+            }
         }
-    }
-    if !missing.is_empty() {
-        let msg = Change::new("orch: repair ticket directories").message(&board::host_name());
-        plan.commit_paths(&missing, &msg)?;
+        Ok((!missing.is_empty()).then(|| {
+            (
+                CommitMessage::new("orch: repair ticket directories"),
+                missing,
+            )
+        }))
+    })?;
+    drop(txn);
+    if let Some(missing) = repaired {
         report.push(format!(
             "recreated {} missing ticket director{}",
             missing.len(),

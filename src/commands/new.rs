@@ -1,6 +1,6 @@
 //! `orch new`: add a ticket to todo.
 
-use crate::board::{Change, Session};
+use crate::board::{BoardTxn, CommitMessage, Trailer};
 use crate::error::{Error, Result};
 use crate::ticket::{self, State};
 
@@ -32,8 +32,8 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
         return Err(Error::usage("the title is empty").hinted("orch new \"Retry failed uploads\""));
     }
     let (id, path) = {
-        let session = Session::open(&ctx.cwd, ctx.lock_timeout)?;
-        let board = session.load();
+        let mut txn = BoardTxn::open(&ctx.cwd, ctx.lock_timeout)?;
+        let board = txn.load();
         for dep in &args.depends_on {
             if !board.seen.contains_key(dep) {
                 return Err(
@@ -51,17 +51,17 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
             args.body.as_deref().unwrap_or(""),
         );
         let rel = ticket::rel_path(State::Todo, &id);
-        let path = session.layout.plan.join(&rel);
-        crate::board::write_atomic(&path, text.as_bytes())?;
-        let change = Change::new(format!("orch: new {id}"))
-            .line(args.title.trim().to_string())
-            .trailer("Orch-Ticket", &id)
-            .trailer("Orch-Event", "new");
-        if let Err(e) = session.commit(&[rel], &change) {
-            // Leave no uncommitted ticket behind: a retry would duplicate it.
-            let _ = std::fs::remove_file(&path);
-            return Err(e);
-        }
+        let path = txn.layout.plan.join(&rel);
+        // A failed change leaves no uncommitted ticket behind (the
+        // transaction removes what it wrote): a retry would duplicate it.
+        txn.apply(|txn| {
+            txn.write(&rel, text.as_bytes())?;
+            let message = CommitMessage::new(format!("orch: new {id}"))
+                .line(args.title.trim().to_string())
+                .trailer(Trailer::Ticket, &id)
+                .trailer(Trailer::Event, "new");
+            Ok(Some((message, ())))
+        })?;
         (id, path)
     };
     crate::outln!("{id}");
@@ -69,8 +69,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
     if args.edit {
         edit(&path)?;
         // Commit the edit now rather than at the next command.
-        let session = Session::open(&ctx.cwd, ctx.lock_timeout)?;
-        drop(session);
+        drop(BoardTxn::open(&ctx.cwd, ctx.lock_timeout)?);
     }
     Ok(0)
 }

@@ -4,7 +4,7 @@ use serde::Serialize;
 
 use crate::board::{self, Board};
 use crate::error::{Error, Result};
-use crate::ticket::{self, Problem, State};
+use crate::ticket::{self, Event, Problem, State};
 use crate::ui::Style;
 
 use super::{Ctx, print_json};
@@ -49,6 +49,22 @@ pub struct Attempt {
     pub log: Option<String>,
 }
 
+impl Attempt {
+    fn new(attempt: u32) -> Attempt {
+        Attempt {
+            attempt,
+            claimed_at: None,
+            host: None,
+            pid: None,
+            settled_at: None,
+            outcome: None,
+            reason: None,
+            summary: None,
+            log: None,
+        }
+    }
+}
+
 pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
     crate::ticket::require_id(&args.id)?;
     let (_main, layout) = board::open_read(&ctx.cwd)?;
@@ -73,46 +89,33 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
     let mut attempts: Vec<Attempt> = Vec::new();
     if let Some(t) = t {
         for e in &t.log {
-            let Some(n) = e.attempt() else { continue };
-            if e.event == "claim" {
-                attempts.push(Attempt {
-                    attempt: n,
-                    claimed_at: Some(e.at.clone()),
-                    host: e.get("host").map(str::to_string),
-                    pid: e.get("pid").and_then(|p| p.parse().ok()),
-                    settled_at: None,
-                    outcome: None,
-                    reason: None,
-                    summary: None,
-                    log: None,
-                });
-            } else if e.event == "result" {
-                let slot = match attempts.iter_mut().rev().find(|a| a.attempt == n) {
-                    Some(a) => a,
-                    None => {
-                        attempts.push(Attempt {
-                            attempt: n,
-                            claimed_at: None,
-                            host: None,
-                            pid: None,
-                            settled_at: None,
-                            outcome: None,
-                            reason: None,
-                            summary: None,
-                            log: None,
-                        });
-                        let last = attempts.len() - 1;
-                        &mut attempts[last]
-                    }
-                };
-                slot.settled_at = Some(e.at.clone());
-                slot.outcome = e.get("outcome").map(str::to_string);
-                slot.reason = e.get("reason").map(str::to_string);
+            match e {
+                Event::Claim(c) => attempts.push(Attempt {
+                    attempt: c.attempt,
+                    claimed_at: Some(c.at.clone()),
+                    host: c.host.clone(),
+                    pid: c.pid,
+                    ..Attempt::new(c.attempt)
+                }),
+                Event::Result(r) => {
+                    let slot = match attempts.iter().rposition(|a| a.attempt == r.attempt) {
+                        Some(i) => &mut attempts[i],
+                        None => {
+                            attempts.push(Attempt::new(r.attempt));
+                            let last = attempts.len() - 1;
+                            &mut attempts[last]
+                        }
+                    };
+                    slot.settled_at = Some(r.at.clone());
+                    slot.outcome = Some(r.outcome.as_str().to_string());
+                    slot.reason = r.reason.clone();
+                }
+                Event::Release { .. } | Event::Abort { .. } | Event::Unknown(_) => {}
             }
         }
     }
     for a in &mut attempts {
-        let summary = format!("runs/{}/{}.md", args.id, a.attempt);
+        let summary = crate::board::layout::summary_rel(&args.id, a.attempt);
         if layout.plan.join(&summary).exists() {
             a.summary = Some(summary);
         }

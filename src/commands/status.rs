@@ -5,7 +5,8 @@ use serde::Serialize;
 
 use crate::board::{self, Board, Layout, Readiness};
 use crate::error::Result;
-use crate::lock::RunLock;
+use crate::tick::claim::lock_facts;
+use crate::tick::plan::{self, Ownership};
 use crate::ticket::{Problem, Severity, State, Ticket};
 use crate::ui::Style;
 
@@ -76,6 +77,9 @@ pub struct RunningEntry {
     /// Whether a process on this host holds the ticket's run lock; null
     /// when the claim belongs to another host.
     pub supervised: Option<bool>,
+    /// Another host's claim past its lease: the next tick settles it.
+    #[serde(skip)]
+    pub lease_expired: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -184,34 +188,35 @@ pub fn collect(layout: &Layout, board: &Board) -> StatusJson {
 
 pub fn running_entry(layout: &Layout, t: &Ticket, host: &str) -> RunningEntry {
     let claim = t.open_claim();
-    let claim_host = claim.and_then(|c| c.get("host")).map(str::to_string);
-    let supervised = match &claim_host {
-        Some(h) if h == host => RunLock::is_held(&layout.run_lock(&t.id)).ok(),
-        Some(_) => None,
-        None => RunLock::is_held(&layout.run_lock(&t.id)).ok(),
+    let owner = claim.and_then(|c| {
+        let facts = lock_facts(&layout.run_lock(&t.id)).ok()?;
+        Some(plan::ownership(c, host, facts, jiff::Timestamp::now()))
+    });
+    let supervised = match owner {
+        Some(Ownership::Live) => Some(true),
+        Some(Ownership::Dead) => Some(false),
+        Some(Ownership::Foreign { .. } | Ownership::Expired { .. }) | None => None,
     };
     RunningEntry {
         id: t.id.clone(),
         title: t.title().to_string(),
-        attempt: claim.and_then(|c| c.attempt()),
-        host: claim_host,
-        pid: claim
-            .and_then(|c| c.get("pid"))
-            .and_then(|p| p.parse().ok()),
+        attempt: claim.map(|c| c.attempt),
+        host: claim.and_then(|c| c.host.clone()),
+        pid: claim.and_then(|c| c.pid),
         claimed_at: claim.map(|c| c.at.clone()),
         elapsed_secs: claim.and_then(|c| seconds_since(&c.at)),
         supervised,
+        lease_expired: matches!(owner, Some(Ownership::Expired { .. })),
     }
 }
 
 pub fn blocked_reason(t: &Ticket) -> (Option<String>, String) {
     match t.last_result() {
         Some(r) => (
-            r.get("outcome").map(str::to_string),
-            r.get("reason")
-                .or(r.get("outcome"))
-                .unwrap_or("blocked")
-                .to_string(),
+            Some(r.outcome.as_str().to_string()),
+            r.reason
+                .clone()
+                .unwrap_or_else(|| r.outcome.as_str().to_string()),
         ),
         None => (None, "moved to blocked by a person".into()),
     }
@@ -296,6 +301,11 @@ fn print_text(s: &StatusJson) {
             let elapsed = t.elapsed_secs.map(human_secs).unwrap_or_else(|| "?".into());
             let orphan = if t.supervised == Some(false) {
                 format!("  {}", st.yellow("(no live run: the next tick settles it)"))
+            } else if t.lease_expired {
+                format!(
+                    "  {}",
+                    st.yellow("(its host's lease expired: the next tick settles it)")
+                )
             } else {
                 String::new()
             };

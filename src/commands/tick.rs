@@ -1,16 +1,14 @@
 //! `orch tick`: one pass over the board, for cron, CI or a person.
 
-use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
-use crate::agent::supervise::Control;
 use crate::board;
 use crate::error::{Error, Result};
 use crate::tick::{self, Options, Reporter};
 use crate::ui::Style;
+use crate::ui::report::{Live, Plain};
 
 use super::Ctx;
 
@@ -93,157 +91,4 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
         );
     }
     Ok(0)
-}
-
-fn stamp() -> String {
-    crate::ticket::now_rfc3339()
-}
-
-/// Timestamped lines, for cron mail and CI logs.
-pub struct Plain;
-
-impl Reporter for Plain {
-    fn event(&self, ticket: Option<&str>, text: &str) {
-        match ticket {
-            Some(id) => crate::emitln!("{} {id}: {text}", stamp()),
-            None => crate::emitln!("{} {text}", stamp()),
-        }
-    }
-    fn problem(&self, text: &str) {
-        crate::emitln!("{} skipped: {text}", stamp());
-    }
-    fn info(&self, _text: &str) {}
-    fn started(&self, ticket: &str, _control: &Control) {
-        crate::emitln!("{} {ticket}: agent started", stamp());
-    }
-    fn stopped(&self, _ticket: &str) {}
-}
-
-/// Events as lines, and below them one redrawn line per running ticket with
-/// its elapsed time and the agent's last line of output.
-pub struct Live {
-    state: Arc<Mutex<LiveState>>,
-    stop: Arc<AtomicBool>,
-    painter: Option<std::thread::JoinHandle<()>>,
-}
-
-#[derive(Default)]
-struct LiveState {
-    running: BTreeMap<String, (Instant, Control)>,
-    drawn: usize,
-}
-
-impl LiveState {
-    fn clear(&mut self, out: &mut impl Write) {
-        for _ in 0..self.drawn {
-            let _ = write!(out, "\x1b[1A\x1b[2K");
-        }
-        self.drawn = 0;
-    }
-
-    fn draw(&mut self, out: &mut impl Write, st: &Style) {
-        for (id, (since, control)) in &self.running {
-            let elapsed = crate::duration::display(Duration::from_secs(since.elapsed().as_secs()));
-            let mut last = control
-                .last_line
-                .lock()
-                .map(|l| l.clone())
-                .unwrap_or_default();
-            if last.chars().count() > 70 {
-                last = last.chars().take(70).collect::<String>() + "…";
-            }
-            let _ = writeln!(
-                out,
-                "  {} {} {}  {}",
-                st.cyan("▸"),
-                st.bold(id),
-                st.dim(&elapsed),
-                last
-            );
-            self.drawn += 1;
-        }
-        let _ = out.flush();
-    }
-}
-
-impl Live {
-    pub fn start() -> Live {
-        let state = Arc::new(Mutex::new(LiveState::default()));
-        let stop = Arc::new(AtomicBool::new(false));
-        let painter = {
-            let state = state.clone();
-            let stop = stop.clone();
-            std::thread::spawn(move || {
-                let st = Style::stdout();
-                while !stop.load(Ordering::SeqCst) {
-                    if let Ok(mut s) = state.lock() {
-                        let mut out = std::io::stdout().lock();
-                        s.clear(&mut out);
-                        s.draw(&mut out, &st);
-                    }
-                    std::thread::sleep(Duration::from_millis(200));
-                }
-            })
-        };
-        Live {
-            state,
-            stop,
-            painter: Some(painter),
-        }
-    }
-
-    fn line(&self, text: &str) {
-        if let Ok(mut s) = self.state.lock() {
-            let mut out = std::io::stdout().lock();
-            s.clear(&mut out);
-            let _ = writeln!(out, "{text}");
-            s.draw(&mut out, &Style::stdout());
-        }
-    }
-}
-
-impl Drop for Live {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(p) = self.painter.take() {
-            let _ = p.join();
-        }
-        if let Ok(mut s) = self.state.lock() {
-            s.running.clear();
-            s.clear(&mut std::io::stdout().lock());
-        }
-    }
-}
-
-impl Reporter for Live {
-    fn event(&self, ticket: Option<&str>, text: &str) {
-        let st = Style::stdout();
-        let time = jiff::Zoned::now().strftime("%H:%M:%S").to_string();
-        match ticket {
-            Some(id) => self.line(&format!("{} {} {text}", st.dim(&time), st.cyan(id))),
-            None => self.line(&format!("{} {text}", st.dim(&time))),
-        }
-    }
-    fn problem(&self, text: &str) {
-        let st = Style::stdout();
-        self.line(&format!("{} {text}", st.yellow("skipped:")));
-    }
-    fn info(&self, text: &str) {
-        let st = Style::stdout();
-        self.line(&st.dim(text));
-    }
-    fn started(&self, ticket: &str, control: &Control) {
-        if let Ok(mut s) = self.state.lock() {
-            s.running
-                .insert(ticket.to_string(), (Instant::now(), control.clone()));
-        }
-    }
-    fn stopped(&self, ticket: &str) {
-        if let Ok(mut s) = self.state.lock() {
-            let mut out = std::io::stdout().lock();
-            s.clear(&mut out);
-            s.running.remove(ticket);
-            s.draw(&mut out, &Style::stdout());
-        }
-    }
 }

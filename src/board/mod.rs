@@ -1,93 +1,27 @@
 //! The board: the plan worktree at `.orch/plan` on the branch orch/plan.
 //!
-//! Every change follows one shape: take the board lock, adopt what a person
-//! left uncommitted, read the board once, decide, write files, commit once,
-//! release. [`Session`] is that shape. The multi-host mode will publish the
-//! same commit with a non-force push, which is why a session never commits
-//! twice for one decision.
+//! [`Board`] is the read model: every ticket, its problems and readiness,
+//! read from the files in one pass. Changes go through one door,
+//! [`txn::BoardTxn`] (read at commit C, decide, commit on C, publish with
+//! the expected old value C), and only [`transition`] decides what a change
+//! writes.
+
+pub mod layout;
+pub mod message;
+pub mod transition;
+pub mod txn;
+
+pub use layout::{Layout, PLAN_WORKTREE_NAME};
+pub use message::{CommitMessage, Trailer};
+pub use txn::BoardTxn;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use crate::config::{Config, Warning};
 use crate::error::{Context, Error, Result};
-use crate::git::{self, MainRepo, Worktree};
-use crate::lock::BoardLock;
+use crate::git::{self, MainRepo};
 use crate::ticket::{self, Problem, Severity, State, Ticket};
-
-pub const PLAN_WORKTREE_NAME: &str = "orch-plan";
-
-/// Where orch keeps things in a user's repository.
-#[derive(Debug, Clone)]
-pub struct Layout {
-    /// The user's checkout.
-    pub root: PathBuf,
-    /// `<root>/.orch`
-    pub orch: PathBuf,
-    /// `<root>/.orch/plan`
-    pub plan: PathBuf,
-}
-
-impl Layout {
-    pub fn new(root: &Path) -> Layout {
-        let orch = root.join(".orch");
-        Layout {
-            root: root.to_path_buf(),
-            plan: orch.join("plan"),
-            orch,
-        }
-    }
-
-    pub fn lock_path(&self) -> PathBuf {
-        self.orch.join("lock")
-    }
-
-    pub fn config_path(&self) -> PathBuf {
-        self.plan.join("orch.yaml")
-    }
-
-    pub fn worktree(&self, id: &str) -> PathBuf {
-        self.orch.join("worktrees").join(id)
-    }
-
-    pub fn worktree_name(id: &str) -> String {
-        format!("orch-ticket-{id}")
-    }
-
-    pub fn log_dir(&self, id: &str) -> PathBuf {
-        self.orch.join("logs").join(id)
-    }
-
-    pub fn log_path(&self, id: &str, attempt: u32) -> PathBuf {
-        self.log_dir(id).join(format!("{attempt}.log"))
-    }
-
-    /// Local, uncommitted per-ticket state: run lock, prompt, result file.
-    pub fn state_dir(&self, id: &str) -> PathBuf {
-        self.orch.join("state").join(id)
-    }
-
-    pub fn run_lock(&self, id: &str) -> PathBuf {
-        self.state_dir(id).join("run.lock")
-    }
-
-    pub fn run_info(&self, id: &str) -> PathBuf {
-        self.state_dir(id).join("run.json")
-    }
-
-    pub fn abort_request(&self, id: &str) -> PathBuf {
-        self.state_dir(id).join("abort")
-    }
-
-    pub fn prompt_file(&self, id: &str, attempt: u32) -> PathBuf {
-        self.state_dir(id).join(format!("prompt-{attempt}.md"))
-    }
-
-    pub fn result_file(&self, id: &str, attempt: u32) -> PathBuf {
-        self.state_dir(id).join(format!("result-{attempt}.json"))
-    }
-}
 
 /// This machine's name in claims and trailers (`ORCH_HOST` overrides it).
 pub fn host_name() -> String {
@@ -172,178 +106,6 @@ pub fn ensure_plan_worktree(main: &MainRepo, layout: &Layout) -> Result<bool> {
     main.exclude_orch_dir()?;
     main.add_worktree(PLAN_WORKTREE_NAME, &layout.plan, git::PLAN_BRANCH)?;
     Ok(true)
-}
-
-/// A message and the trailers that make `git log` the query language.
-#[derive(Debug, Clone)]
-pub struct Change {
-    pub summary: String,
-    pub body: Vec<String>,
-    pub trailers: Vec<(String, String)>,
-}
-
-impl Change {
-    pub fn new(summary: impl Into<String>) -> Change {
-        Change {
-            summary: summary.into(),
-            body: Vec::new(),
-            trailers: Vec::new(),
-        }
-    }
-
-    pub fn line(mut self, text: impl Into<String>) -> Change {
-        self.body.push(text.into());
-        self
-    }
-
-    pub fn trailer(mut self, key: &str, value: impl ToString) -> Change {
-        self.trailers.push((key.to_string(), value.to_string()));
-        self
-    }
-
-    pub fn message(&self, host: &str) -> String {
-        let mut m = format!("{}\n\n", self.summary);
-        if !self.body.is_empty() {
-            for l in &self.body {
-                m.push_str(l);
-                m.push('\n');
-            }
-            m.push('\n');
-        }
-        for (k, v) in &self.trailers {
-            m.push_str(&format!("{k}: {v}\n"));
-        }
-        m.push_str(&format!("Orch-Host: {host}\n"));
-        m
-    }
-}
-
-/// The board lock, held for one read-modify-commit.
-pub struct Session {
-    pub main: MainRepo,
-    pub layout: Layout,
-    pub plan: Worktree,
-    pub host: String,
-    /// Notes for the user about what the session had to do (adoption, repair).
-    pub notes: Vec<String>,
-    _lock: BoardLock,
-}
-
-impl Session {
-    /// Lock the board, repair the plan worktree if needed, adopt hand edits.
-    pub fn open(start: &Path, lock_timeout: Duration) -> Result<Session> {
-        let (main, layout) = discover(start)?;
-        Session::open_in(main, layout, lock_timeout)
-    }
-
-    pub fn open_in(main: MainRepo, layout: Layout, lock_timeout: Duration) -> Result<Session> {
-        if !main.branch_exists(git::PLAN_BRANCH) && main.remote_plan_tip().is_none() {
-            // Nothing to lock: say so before creating .orch/ in the checkout.
-            return Err(Error::usage(format!(
-                "{} has no board: the branch orch/plan does not exist",
-                main.root.display()
-            ))
-            .hinted("run `orch init` in this repository first"));
-        }
-        let lock = BoardLock::acquire(&layout.lock_path(), lock_timeout)?;
-        let mut notes = Vec::new();
-        if ensure_plan_worktree(&main, &layout)? {
-            notes.push(format!(
-                "recreated the missing plan worktree at {}",
-                layout.plan.display()
-            ));
-        }
-        let plan = Worktree::open(&layout.plan)?;
-        let mut session = Session {
-            main,
-            layout,
-            plan,
-            host: host_name(),
-            notes,
-            _lock: lock,
-        };
-        session.clear_stale_index_lock();
-        session.adopt()?;
-        Ok(session)
-    }
-
-    /// Under the board lock no orch writes the plan's index, so an
-    /// `index.lock` there belongs to a person's git command, which finishes
-    /// in moments, or to a process that was killed. Wait briefly for the
-    /// first; remove the second, or every later command would fail on it.
-    fn clear_stale_index_lock(&mut self) {
-        let start = std::time::Instant::now();
-        while self.plan.has_stale_lock() && start.elapsed() < Duration::from_secs(2) {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        if let Some(path) = self.plan.clear_stale_index_lock() {
-            self.notes.push(format!(
-                "removed a stale {} left by a killed git process",
-                path.display()
-            ));
-        }
-    }
-
-    /// Commit what a person left uncommitted in the plan worktree, in a
-    /// commit of its own, so every later commit holds only orch's change.
-    pub fn adopt(&mut self) -> Result<Option<git2::Oid>> {
-        let changed = self.plan.changed_paths()?;
-        if changed.is_empty() {
-            return Ok(None);
-        }
-        let mut change = Change::new(format!(
-            "orch: adopt edits to {} file{}",
-            changed.len(),
-            if changed.len() == 1 { "" } else { "s" }
-        ));
-        for p in changed.iter().take(50) {
-            change = change.line(format!("- {p}"));
-        }
-        if changed.len() > 50 {
-            change = change.line(format!("- and {} more", changed.len() - 50));
-        }
-        change = change.trailer("Orch-Adopted", changed.len());
-        let oid = self.plan.commit_all(&change.message(&self.host))?;
-        if oid.is_some() {
-            self.notes.push(format!(
-                "adopted uncommitted edits to {} file{} in the plan worktree",
-                changed.len(),
-                if changed.len() == 1 { "" } else { "s" }
-            ));
-        }
-        Ok(oid)
-    }
-
-    pub fn load(&self) -> Board {
-        Board::load(&self.layout)
-    }
-
-    /// Write `text` as `tickets/<to>/<id>.md`, removing the file from `from`.
-    /// The rename comes first, so a crash between the steps leaves one file,
-    /// never two.
-    pub fn move_ticket(&self, id: &str, from: State, to: State, text: &str) -> Result<Vec<String>> {
-        let old = ticket::rel_path(from, id);
-        let new = ticket::rel_path(to, id);
-        let old_abs = self.layout.plan.join(&old);
-        let new_abs = self.layout.plan.join(&new);
-        if let Some(dir) = new_abs.parent() {
-            std::fs::create_dir_all(dir).context_path("cannot create", dir)?;
-        }
-        if from != to {
-            std::fs::rename(&old_abs, &new_abs).context_path("cannot move the ticket", &old_abs)?;
-        }
-        write_atomic(&new_abs, text.as_bytes())?;
-        Ok(if from == to {
-            vec![new]
-        } else {
-            vec![old, new]
-        })
-    }
-
-    /// Commit exactly `paths` with `change`'s message.
-    pub fn commit(&self, paths: &[String], change: &Change) -> Result<Option<git2::Oid>> {
-        self.plan.commit_paths(paths, &change.message(&self.host))
-    }
 }
 
 /// Write through a temporary file and rename, so a reader never sees half a file.

@@ -6,7 +6,6 @@
 //! so the file alone says how many attempts a ticket had and whether one is
 //! running: reading the board never needs git history.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -15,12 +14,13 @@ use serde::Deserialize;
 use crate::config::{AgentSpec, check_agent, key_line, positive, with_source_line, yaml_message};
 use crate::duration::Dur;
 
+pub mod log;
+
+pub use log::{AttemptResult, Claim, Event, LOG_MARKER, now_rfc3339};
+
 /// Largest ticket file orch reads. A bigger file is reported, not parsed, so
 /// one runaway file cannot make every tick slow.
 pub const MAX_TICKET_BYTES: u64 = 4 << 20;
-
-pub const LOG_MARKER: &str =
-    "<!-- orch: the lines below are appended by orch; write above this line -->";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -45,6 +45,16 @@ impl State {
 
     pub fn rel_dir(self) -> String {
         format!("tickets/{}", self.dir())
+    }
+}
+
+impl std::str::FromStr for State {
+    type Err = String;
+    fn from_str(s: &str) -> Result<State, String> {
+        State::ALL
+            .into_iter()
+            .find(|st| st.dir() == s)
+            .ok_or_else(|| format!("`{s}` is not a ticket state"))
     }
 }
 
@@ -162,113 +172,6 @@ impl std::fmt::Display for Problem {
     }
 }
 
-/// One line of the machine-owned section.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LogEntry {
-    pub at: String,
-    pub event: String,
-    pub fields: BTreeMap<String, String>,
-}
-
-impl LogEntry {
-    pub fn new(event: &str) -> LogEntry {
-        LogEntry {
-            at: now_rfc3339(),
-            event: event.to_string(),
-            fields: BTreeMap::new(),
-        }
-    }
-
-    pub fn with(mut self, key: &str, value: impl ToString) -> LogEntry {
-        self.fields.insert(key.to_string(), value.to_string());
-        self
-    }
-
-    pub fn get(&self, key: &str) -> Option<&str> {
-        self.fields.get(key).map(String::as_str)
-    }
-
-    pub fn attempt(&self) -> Option<u32> {
-        self.get("attempt").and_then(|a| a.parse().ok())
-    }
-
-    pub fn render(&self) -> String {
-        let mut out = format!("- {} {}", self.at, self.event);
-        for (k, v) in &self.fields {
-            out.push(' ');
-            out.push_str(k);
-            out.push('=');
-            if !v.is_empty()
-                && v.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "._:/@+-".contains(c))
-            {
-                out.push_str(v);
-            } else {
-                out.push_str(&serde_json::Value::String(v.clone()).to_string());
-            }
-        }
-        out
-    }
-
-    pub fn parse(line: &str) -> Option<LogEntry> {
-        let rest = line.strip_prefix("- ")?;
-        let (at, rest) = rest.split_once(' ')?;
-        let (event, mut rest) = match rest.split_once(' ') {
-            Some((e, r)) => (e, r),
-            None => (rest, ""),
-        };
-        let mut fields = BTreeMap::new();
-        loop {
-            rest = rest.trim_start();
-            if rest.is_empty() {
-                break;
-            }
-            let (key, after) = rest.split_once('=')?;
-            if let Some(quoted) = after.strip_prefix('"') {
-                // Find the closing quote that is not escaped.
-                let mut end = None;
-                let mut escaped = false;
-                for (i, c) in quoted.char_indices() {
-                    match c {
-                        '\\' if !escaped => escaped = true,
-                        '"' if !escaped => {
-                            end = Some(i);
-                            break;
-                        }
-                        _ => escaped = false,
-                    }
-                }
-                let end = end?;
-                let value: String = serde_json::from_str(&after[..end + 2]).ok()?;
-                fields.insert(key.to_string(), value);
-                rest = &quoted[end + 1..];
-            } else {
-                let (value, r) = after.split_once(' ').unwrap_or((after, ""));
-                fields.insert(key.to_string(), value.to_string());
-                rest = r;
-            }
-        }
-        Some(LogEntry {
-            at: at.to_string(),
-            event: event.to_string(),
-            fields,
-        })
-    }
-}
-
-pub fn now_rfc3339() -> String {
-    jiff::Timestamp::now()
-        .round(jiff::Unit::Second)
-        .unwrap_or_else(|_| jiff::Timestamp::now())
-        .to_string()
-}
-
-/// Outcomes that do not use up one of the ticket's attempts: the agent was
-/// never given a fair run.
-pub fn outcome_counts_as_attempt(outcome: &str) -> bool {
-    !matches!(outcome, "interrupted" | "stale" | "agent-unavailable")
-}
-
 /// A ticket file that parsed.
 #[derive(Debug, Clone)]
 pub struct Ticket {
@@ -277,7 +180,7 @@ pub struct Ticket {
     pub front: FrontMatter,
     /// The whole file as read, so writes append to exactly what is there.
     pub text: String,
-    pub log: Vec<LogEntry>,
+    pub log: Vec<Event>,
 }
 
 impl Ticket {
@@ -291,11 +194,21 @@ impl Ticket {
 
     /// Attempts started so far (claims), including a running one.
     pub fn attempts_started(&self) -> u32 {
-        self.log
-            .iter()
-            .filter_map(|e| (e.event == "claim").then(|| e.attempt()).flatten())
-            .max()
-            .unwrap_or(0)
+        self.claims().map(|c| c.attempt).max().unwrap_or(0)
+    }
+
+    pub fn claims(&self) -> impl DoubleEndedIterator<Item = &Claim> {
+        self.log.iter().filter_map(|e| match e {
+            Event::Claim(c) => Some(c),
+            _ => None,
+        })
+    }
+
+    pub fn results(&self) -> impl DoubleEndedIterator<Item = &AttemptResult> {
+        self.log.iter().filter_map(|e| match e {
+            Event::Result(r) => Some(r),
+            _ => None,
+        })
     }
 
     /// Attempts that count against `max_attempts`: those since the ticket
@@ -303,8 +216,10 @@ impl Ticket {
     /// todo gives it a fresh set. While it is in blocked, those that sent it
     /// there.
     pub fn attempts_used(&self) -> u32 {
-        let boundary = |e: &LogEntry| {
-            (e.event == "result" && e.get("to") == Some("blocked")) || e.event == "abort"
+        let boundary = |e: &Event| match e {
+            Event::Result(r) => r.to == Some(State::Blocked),
+            Event::Abort { .. } => true,
+            _ => false,
         };
         let ends: Vec<usize> = self
             .log
@@ -322,35 +237,32 @@ impl Ticket {
         };
         self.log[from..to]
             .iter()
-            .filter(|e| {
-                e.event == "result"
-                    && match e.get("counted") {
-                        Some("no") => false,
-                        Some("yes") => true,
-                        _ => e.get("outcome").is_some_and(outcome_counts_as_attempt),
-                    }
-            })
+            .filter(|e| matches!(e, Event::Result(r) if r.counts()))
             .count() as u32
     }
 
     /// The claim of the attempt that has no result yet, if any.
-    pub fn open_claim(&self) -> Option<&LogEntry> {
-        let claim = self.log.iter().rev().find(|e| e.event == "claim")?;
-        let attempt = claim.attempt();
-        let settled = self
-            .log
-            .iter()
-            .any(|e| e.event == "result" && e.attempt() == attempt);
+    pub fn open_claim(&self) -> Option<&Claim> {
+        let claim = self.claims().next_back()?;
+        let settled = self.results().any(|r| r.attempt == claim.attempt);
         (!settled).then_some(claim)
     }
 
-    pub fn last_result(&self) -> Option<&LogEntry> {
-        self.log.iter().rev().find(|e| e.event == "result")
+    pub fn last_result(&self) -> Option<&AttemptResult> {
+        self.results().next_back()
     }
 
-    /// The file with `entry` appended to the machine-owned section.
-    pub fn text_with_entry(&self, entry: &LogEntry) -> String {
-        append_entry(&self.text, entry)
+    /// How many agent-unavailable results end the log, in a row.
+    pub fn unavailable_in_a_row(&self) -> usize {
+        self.results()
+            .rev()
+            .take_while(|r| r.outcome == crate::outcome::Outcome::AgentUnavailable)
+            .count()
+    }
+
+    /// The file with `event` appended to the machine-owned section.
+    pub fn text_with(&self, event: &Event) -> String {
+        log::append(&self.text, event)
     }
 
     /// The person's part of the body: after the front matter, before the log.
@@ -367,22 +279,6 @@ impl Ticket {
 
 pub fn rel_path(state: State, id: &str) -> String {
     format!("tickets/{}/{id}.md", state.dir())
-}
-
-pub fn append_entry(text: &str, entry: &LogEntry) -> String {
-    let mut out = text.to_string();
-    if !out.contains(LOG_MARKER) {
-        let trimmed = out.trim_end_matches('\n').len();
-        out.truncate(trimmed);
-        out.push_str("\n\n");
-        out.push_str(LOG_MARKER);
-        out.push('\n');
-    } else if !out.ends_with('\n') {
-        out.push('\n');
-    }
-    out.push_str(&entry.render());
-    out.push('\n');
-    out
 }
 
 /// Why an id cannot be used, or None when it can.
@@ -419,7 +315,7 @@ pub fn check_id(id: &str) -> Option<String> {
             "the ticket id `{id}` cannot name a git branch (no '..', no trailing '.' or '.lock')"
         ));
     }
-    if !git2::Reference::is_valid_name(&format!("refs/heads/orch/{id}")) {
+    if !crate::git::is_valid_branch_name(&format!("orch/{id}")) {
         return Some(format!("the ticket id `{id}` cannot name a git branch"));
     }
     None
@@ -602,7 +498,7 @@ pub fn parse(id: &str, state: State, bytes: &[u8]) -> (Option<Ticket>, Vec<Probl
         }
     }
     let depends_on = raw.depends_on.0;
-    let log = log_entries(text);
+    let log = log::entries(text);
     let ticket = Ticket {
         id: id.to_string(),
         state,
@@ -622,17 +518,6 @@ pub fn parse(id: &str, state: State, bytes: &[u8]) -> (Option<Ticket>, Vec<Probl
     (Some(ticket), problems)
 }
 
-/// The entries of the machine-owned section of a ticket file's text.
-pub fn log_entries(text: &str) -> Vec<LogEntry> {
-    match text.find(LOG_MARKER) {
-        Some(i) => text[i + LOG_MARKER.len()..]
-            .lines()
-            .filter_map(LogEntry::parse)
-            .collect(),
-        None => Vec::new(),
-    }
-}
-
 /// A ticket whose front matter does not parse, seen only through its id,
 /// its text and its log: enough to settle a run that was under way when a
 /// person broke the front matter, without touching what they wrote.
@@ -647,7 +532,7 @@ pub fn parse_lenient(id: &str, state: State, bytes: &[u8]) -> Option<Ticket> {
             ..FrontMatter::default()
         },
         text: text.to_string(),
-        log: log_entries(text),
+        log: log::entries(text),
     })
 }
 
@@ -662,7 +547,7 @@ pub fn render_new(title: &str, priority: Option<i64>, depends_on: &[String], bod
     }
     front.push_str("---\n");
     let body = if body.trim().is_empty() {
-        include_str!("../templates/ticket.md").to_string()
+        include_str!("../../templates/ticket.md").to_string()
     } else {
         let mut b = body.trim_end().to_string();
         b.push('\n');
@@ -811,21 +696,24 @@ mod tests {
     #[test]
     fn log_round_trip_and_claims() {
         let t = parse_ok("---\ntitle: x\n---\nbody\n");
-        let claim = LogEntry::new("claim").with("attempt", 1).with("host", "h1");
-        let text = t.text_with_entry(&claim);
+        let claim = Event::Claim(Claim::new(1, "h1", "run-1", "2026-01-01T00:00:00Z".into()));
+        let text = t.text_with(&claim);
         let t = parse_ok(&text);
         assert_eq!(t.attempts_started(), 1);
         assert!(t.open_claim().is_some());
         assert_eq!(t.body(), "body");
-        let result = LogEntry::new("result")
-            .with("attempt", 1)
-            .with("outcome", "failed")
-            .with("reason", "exit status 3, said \"no\"");
-        let t = parse_ok(&t.text_with_entry(&result));
+        let result = Event::result(
+            1,
+            crate::outcome::Outcome::Failed,
+            "exit status 3, said \"no\"".into(),
+            true,
+            State::Todo,
+        );
+        let t = parse_ok(&t.text_with(&result));
         assert!(t.open_claim().is_none());
         assert_eq!(t.attempts_used(), 1);
         assert_eq!(
-            t.last_result().and_then(|r| r.get("reason")),
+            t.last_result().and_then(|r| r.reason.as_deref()),
             Some("exit status 3, said \"no\"")
         );
     }

@@ -5,6 +5,8 @@ use std::io::{IsTerminal, Write};
 
 use crate::error::{Error, render_chain};
 
+pub mod report;
+
 /// Whether to emit ANSI styling on stdout.
 pub fn color_stdout() -> bool {
     std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stdout().is_terminal()

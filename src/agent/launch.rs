@@ -1,0 +1,129 @@
+//! From a ticket's settings and its prepared worktree to the exact command
+//! orch spawns: argv with placeholders filled, the `ORCH_*` environment, a
+//! `PATH` on which the agent finds `orch submit`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::agent::contract::{
+    ENV_ATTEMPT, ENV_BRANCH, ENV_PROMPT_FILE, ENV_RESULT_FILE, ENV_TICKET, ENV_WORKTREE,
+};
+use crate::agent::preset;
+use crate::agent::supervise::Spec;
+use crate::board::Layout;
+use crate::board::layout::CONFIG_DISPLAY;
+use crate::config::AgentSpec;
+use crate::error::{Error, Result};
+use crate::tick::settings::RunSettings;
+
+/// Everything about one attempt that the command depends on.
+pub struct Attempt<'a> {
+    pub layout: &'a Layout,
+    pub settings: &'a RunSettings,
+    pub id: &'a str,
+    pub attempt: u32,
+    pub run_id: &'a str,
+    pub worktree: &'a Path,
+    pub branch: &'a str,
+    pub prompt_file: &'a Path,
+    pub result_file: &'a Path,
+    pub prompt_text: &'a str,
+}
+
+/// The supervised command for the agent of `a`.
+pub fn agent_spec(a: &Attempt<'_>) -> Result<Spec> {
+    let preset::Resolved {
+        argv,
+        env: agent_env,
+        stdin,
+        events,
+    } = preset::resolve(&a.settings.agent)?;
+    let wt = a.worktree.display().to_string();
+    let mut vars: BTreeMap<&str, String> = BTreeMap::new();
+    vars.insert("prompt_file", a.prompt_file.display().to_string());
+    vars.insert("worktree", wt.clone());
+    vars.insert("ticket", a.id.to_string());
+    vars.insert("attempt", a.attempt.to_string());
+    vars.insert("branch", a.branch.to_string());
+    vars.insert("state_dir", a.layout.state_dir(a.id).display().to_string());
+    let argv = preset::expand(&argv, &vars);
+    let mut env: Vec<(String, String)> = vec![
+        (ENV_TICKET.into(), a.id.to_string()),
+        (ENV_ATTEMPT.into(), a.attempt.to_string()),
+        (ENV_WORKTREE.into(), wt),
+        (ENV_BRANCH.into(), a.branch.to_string()),
+        (ENV_PROMPT_FILE.into(), a.prompt_file.display().to_string()),
+        (ENV_RESULT_FILE.into(), a.result_file.display().to_string()),
+    ];
+    if let Some(path) = path_with_orch() {
+        env.push(("PATH".into(), path));
+    }
+    env.extend(agent_env);
+    let mut env_remove = a.settings.env_remove.clone();
+    // The agent works in its worktree, whatever git environment orch ran in.
+    env_remove.extend(["GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE"].map(String::from));
+    Ok(Spec {
+        argv,
+        cwd: a.worktree.to_path_buf(),
+        env,
+        env_remove,
+        stdin: stdin.then(|| a.prompt_text.as_bytes().to_vec()),
+        log_path: a.layout.log_path(a.id, a.attempt),
+        log_append: false,
+        max_log: a.settings.max_log,
+        timeout: a.settings.timeout,
+        no_output_timeout: a.settings.no_output_timeout,
+        kill_grace: a.settings.kill_grace,
+        run_id: a.run_id.to_string(),
+        events,
+        no_progress_timeout: a.settings.no_progress_timeout,
+    })
+}
+
+/// A `verify` command run like the agent, appending to its log. It keeps
+/// the agent's run id: a verify orphaned by a dead supervisor is found and
+/// killed like the agent.
+pub fn verify_spec(agent: &Spec, cmd: &str) -> Spec {
+    Spec {
+        argv: vec!["sh".into(), "-c".into(), cmd.to_string()],
+        log_append: true,
+        stdin: None,
+        events: None,
+        ..agent.clone()
+    }
+}
+
+/// The agent's program must exist before anything is claimed for it, or
+/// every ticket would spend its attempts on a missing binary (a short PATH
+/// under cron is the usual cause).
+pub fn check_program(agent: &AgentSpec) -> Result<()> {
+    let argv = preset::resolve(agent)?.argv;
+    let Some(program) = argv.first() else {
+        return Err(Error::usage("the agent command is empty"));
+    };
+    let path = path_with_orch().unwrap_or_default();
+    if preset::locate(program, std::ffi::OsStr::new(&path)).is_some() {
+        return Ok(());
+    }
+    Err(Error::Config {
+        path: PathBuf::from(CONFIG_DISPLAY),
+        line: None,
+        message: format!("the agent program `{program}` cannot be found or is not executable"),
+        hint: Some(format!(
+            "install it, or give its absolute path in `agent:`; cron runs with a short PATH (PATH here: {path})"
+        )),
+    })
+}
+
+/// PATH with the directory of the running orch appended, so an agent can
+/// call `orch submit` even when orch is not installed on PATH.
+fn path_with_orch() -> Option<String> {
+    let exe = std::env::current_exe().ok()?;
+    let dir = exe.parent()?.to_path_buf();
+    let current = std::env::var_os("PATH").unwrap_or_default();
+    let mut parts: Vec<PathBuf> = std::env::split_paths(&current).collect();
+    if !parts.contains(&dir) {
+        parts.push(dir);
+    }
+    std::env::join_paths(parts).ok()?.into_string().ok()
+}

@@ -1,0 +1,223 @@
+//! Every move of a ticket, and the only code that appends to a ticket's
+//! log. Each function is one board change through [`BoardTxn::apply`]: it
+//! reads the ticket as the board holds it now, decides, writes, and commits
+//! once with the trailers of that transition.
+
+use crate::board::layout::{stale_summary_rel, summary_rel};
+use crate::board::{BoardTxn, CommitMessage, Trailer};
+use crate::error::Result;
+use crate::failpoint;
+use crate::outcome::{Outcome, Settlement};
+use crate::summary::AttemptSummary;
+use crate::text;
+use crate::ticket::{Claim, Event, State, Ticket};
+
+/// Longest reason kept in a log line or a commit message.
+const REASON_MAX: usize = 300;
+
+/// What a claim wants to record.
+pub struct ClaimRequest<'a> {
+    pub id: &'a str,
+    pub attempt: u32,
+    pub run: &'a str,
+    pub lease: String,
+    pub agent: &'a str,
+}
+
+/// Move a todo ticket to in-progress with a claim for `attempt`. None when
+/// the ticket is no longer in todo on the board (another tick took it).
+pub fn claim(txn: &mut BoardTxn, req: &ClaimRequest<'_>) -> Result<Option<(Ticket, Claim)>> {
+    let host = txn.host.clone();
+    txn.apply(|txn| {
+        let Some(t) = txn.read_ticket(req.id, State::Todo) else {
+            return Ok(None);
+        };
+        if t.attempts_started() + 1 != req.attempt {
+            return Ok(None);
+        }
+        let claim = Claim::new(req.attempt, &host, req.run, req.lease.clone());
+        let text = t.text_with(&Event::Claim(claim.clone()));
+        txn.move_ticket(req.id, State::Todo, State::InProgress, &text)?;
+        failpoint::hit("claim-after-move");
+        let message =
+            CommitMessage::new(format!("orch: claim {} (attempt {})", req.id, req.attempt))
+                .trailer(Trailer::Ticket, req.id)
+                .trailer(Trailer::Attempt, req.attempt)
+                .trailer(Trailer::Event, "claim")
+                .trailer(Trailer::Run, req.run)
+                .trailer(Trailer::Agent, req.agent);
+        let mut claimed = t;
+        claimed.state = State::InProgress;
+        claimed.log.push(Event::Claim(claim.clone()));
+        claimed.text = text;
+        Ok(Some((message, (claimed, claim))))
+    })
+}
+
+/// An in-progress ticket without a claim by orch (moved there by hand, or a
+/// crash between the move and the claim line) goes back to todo.
+pub fn release(txn: &mut BoardTxn, id: &str) -> Result<bool> {
+    let done = txn.apply(|txn| {
+        let Some(t) = txn.read_ticket(id, State::InProgress) else {
+            return Ok(None);
+        };
+        if t.open_claim().is_some() {
+            return Ok(None);
+        }
+        let event = Event::release("in progress without a claim by orch; returned to todo");
+        txn.move_ticket(id, State::InProgress, State::Todo, &t.text_with(&event))?;
+        let message = CommitMessage::new(format!("orch: release {id} (no claim)"))
+            .trailer(Trailer::Ticket, id)
+            .trailer(Trailer::Event, "release");
+        Ok(Some((message, ())))
+    })?;
+    Ok(done.is_some())
+}
+
+/// A todo ticket, or an in-progress one without a claim, sent to blocked by
+/// `orch abort`.
+pub fn abort_unclaimed(txn: &mut BoardTxn, id: &str, from: State) -> Result<bool> {
+    let done = txn.apply(|txn| {
+        let Some(t) = txn.read_ticket(id, from) else {
+            return Ok(None);
+        };
+        let event = Event::abort("aborted by `orch abort` before it ran");
+        txn.move_ticket(id, from, State::Blocked, &t.text_with(&event))?;
+        let message = CommitMessage::new(format!("orch: aborted {id}"))
+            .trailer(Trailer::Ticket, id)
+            .trailer(Trailer::Outcome, Outcome::Aborted)
+            .trailer(Trailer::State, State::Blocked);
+        Ok(Some((message, ())))
+    })?;
+    Ok(done.is_some())
+}
+
+/// Which run a result belongs to.
+pub struct RunRef<'a> {
+    pub id: &'a str,
+    pub attempt: u32,
+    /// The claim's run id; empty for a claim written without one.
+    pub run: &'a str,
+}
+
+/// What became of a result handed to [`settle`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Settled {
+    /// Recorded: the ticket moved to `to`.
+    Moved { to: State, reason: String },
+    /// The claim was no longer this run's: the result was kept beside the
+    /// attempt's summary and the ticket left alone.
+    Stale,
+}
+
+/// Record an attempt's result, if its claim is still the open one on the
+/// board: append the result, move the ticket, write the summary (and the
+/// settlement's extra files), commit once.
+pub fn settle(
+    txn: &mut BoardTxn,
+    run: &RunRef<'_>,
+    settlement: &Settlement,
+    max_attempts: u32,
+    summary: &AttemptSummary,
+) -> Result<Settled> {
+    let settled = txn.apply(|txn| {
+        let current = txn.read_ticket(run.id, State::InProgress);
+        let ours = current
+            .as_ref()
+            .and_then(|t| t.open_claim())
+            .is_some_and(|c| c.attempt == run.attempt && c.run.as_deref().unwrap_or("") == run.run);
+        match current {
+            Some(t) if ours => record(txn, &t, run, settlement, max_attempts, summary).map(Some),
+            _ => refuse_stale(txn, run, summary).map(Some),
+        }
+    })?;
+    // apply only returns None when the decision wrote nothing; both
+    // branches above always write.
+    Ok(settled.unwrap_or(Settled::Stale))
+}
+
+fn record(
+    txn: &mut BoardTxn,
+    t: &Ticket,
+    run: &RunRef<'_>,
+    settlement: &Settlement,
+    max_attempts: u32,
+    summary: &AttemptSummary,
+) -> Result<(CommitMessage, Settled)> {
+    let used = t.attempts_used() + u32::from(settlement.counts);
+    let dest = settlement.destination(used, max_attempts);
+    let reason = text::one_line(&dest.reason, REASON_MAX);
+    let event = Event::result(
+        run.attempt,
+        settlement.outcome,
+        reason.clone(),
+        settlement.counts,
+        dest.state,
+    );
+    // The summary first: a crash after it leaves the ticket in progress,
+    // which the next tick settles, rather than a moved ticket without one.
+    let mut summary = summary.clone();
+    if dest.reason != settlement.reason {
+        summary
+            .notes
+            .push(format!("moved to blocked: {}", dest.reason));
+    }
+    txn.write(
+        &summary_rel(run.id, run.attempt),
+        summary.render().as_bytes(),
+    )?;
+    for file in &settlement.extra_files {
+        txn.write(&file.path, file.content.as_bytes())?;
+    }
+    failpoint::hit("settle-after-summary");
+    txn.move_ticket(run.id, State::InProgress, dest.state, &t.text_with(&event))?;
+    failpoint::hit("settle-after-move");
+    let mut message = CommitMessage::new(format!(
+        "orch: {} {} (attempt {})",
+        settlement.outcome, run.id, run.attempt
+    ))
+    .line(reason)
+    .trailer(Trailer::Ticket, run.id)
+    .trailer(Trailer::Attempt, run.attempt)
+    .trailer(Trailer::Outcome, settlement.outcome)
+    .trailer(Trailer::State, dest.state);
+    if !run.run.is_empty() {
+        message = message.trailer(Trailer::Run, run.run);
+    }
+    if let Some(tip) = &summary.tip {
+        message = message.trailer(Trailer::Commit, tip);
+    }
+    Ok((
+        message,
+        Settled::Moved {
+            to: dest.state,
+            reason: dest.reason,
+        },
+    ))
+}
+
+/// Someone settled and perhaps reclaimed this ticket meanwhile. The work
+/// stays on the branch; the result is only recorded.
+fn refuse_stale(
+    txn: &mut BoardTxn,
+    run: &RunRef<'_>,
+    summary: &AttemptSummary,
+) -> Result<(CommitMessage, Settled)> {
+    let mut stale = summary.clone();
+    stale
+        .notes
+        .push("refused: the claim was no longer this run's when it finished".into());
+    txn.write(
+        &stale_summary_rel(run.id, run.attempt),
+        stale.render().as_bytes(),
+    )?;
+    let message = CommitMessage::new(format!(
+        "orch: refuse stale result of {} (attempt {})",
+        run.id, run.attempt
+    ))
+    .trailer(Trailer::Ticket, run.id)
+    .trailer(Trailer::Attempt, run.attempt)
+    .trailer(Trailer::Outcome, Outcome::Stale)
+    .trailer(Trailer::Run, run.run);
+    Ok((message, Settled::Stale))
+}

@@ -1,0 +1,345 @@
+//! The one path for a board change.
+//!
+//! A [`BoardTxn`] takes the board lock, repairs the plan worktree, adopts
+//! what a person left uncommitted, and remembers the commit C it read. Each
+//! change then writes files, commits them with C as the only parent, and
+//! publishes that commit by moving orch/plan from exactly C (a
+//! compare-and-swap). If orch/plan moved meanwhile, the publish is rejected
+//! with [`GitError::Rejected`]; [`BoardTxn::apply`] then brings the worktree
+//! to the new tip and decides again, so nothing is ever decided on a board
+//! that is not the published one. Today the publish is a local ref update;
+//! a board on a remote adds a push behind the same call.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::board::{
+    Board, CommitMessage, Layout, Trailer, discover, ensure_plan_worktree, host_name,
+};
+use crate::error::{Context, Error, Result};
+use crate::git::{self, GitError, MainRepo, Oid, Worktree};
+use crate::lock::BoardLock;
+use crate::ticket::{self, State, Ticket};
+
+/// How often a change is decided again after losing a race for orch/plan.
+const MAX_ROUNDS: u32 = 3;
+
+/// The board lock, the commit the board was read at, and the files written
+/// since. Dropping it releases the lock.
+#[must_use = "a board transaction holds the board lock until it is dropped"]
+pub struct BoardTxn {
+    pub main: MainRepo,
+    pub layout: Layout,
+    pub host: String,
+    /// What the transaction had to do on opening (adoption, repair), for the user.
+    pub notes: Vec<String>,
+    plan: Worktree,
+    base: Oid,
+    /// Plan paths written by the change being prepared.
+    touched: Vec<String>,
+    _lock: BoardLock,
+}
+
+/// A commit made on the board's base but not yet on orch/plan.
+#[must_use = "publish() it, or the change never reaches the board"]
+pub struct Unpublished {
+    commit: Option<Oid>,
+    base: Oid,
+}
+
+impl BoardTxn {
+    /// Lock the board, repair the plan worktree if needed, adopt hand edits.
+    pub fn open(start: &Path, lock_timeout: Duration) -> Result<BoardTxn> {
+        let (main, layout) = discover(start)?;
+        BoardTxn::open_in(main, layout, lock_timeout)
+    }
+
+    pub fn open_in(main: MainRepo, layout: Layout, lock_timeout: Duration) -> Result<BoardTxn> {
+        if !main.branch_exists(git::PLAN_BRANCH) && main.remote_plan_tip().is_none() {
+            // Nothing to lock: say so before creating .orch/ in the checkout.
+            return Err(Error::usage(format!(
+                "{} has no board: the branch orch/plan does not exist",
+                main.root.display()
+            ))
+            .hinted("run `orch init` in this repository first"));
+        }
+        let lock = BoardLock::acquire(&layout.lock_path(), lock_timeout)?;
+        let mut notes = Vec::new();
+        if ensure_plan_worktree(&main, &layout)? {
+            notes.push(format!(
+                "recreated the missing plan worktree at {}",
+                layout.plan.display()
+            ));
+        }
+        let plan = Worktree::open(&layout.plan)?;
+        let base = plan_tip(&main)?;
+        let mut txn = BoardTxn {
+            main,
+            layout,
+            host: host_name(),
+            notes,
+            plan,
+            base,
+            touched: Vec::new(),
+            _lock: lock,
+        };
+        txn.clear_stale_index_lock();
+        txn.adopt()?;
+        Ok(txn)
+    }
+
+    /// The commit of orch/plan this transaction's decisions are based on.
+    pub fn base(&self) -> Oid {
+        self.base
+    }
+
+    pub fn load(&self) -> Board {
+        Board::load(&self.layout)
+    }
+
+    /// The ticket file `id` in `state` as it is now, read from its log
+    /// alone if a person broke its front matter (a run under way must still
+    /// be settled).
+    pub fn read_ticket(&self, id: &str, state: State) -> Option<Ticket> {
+        let bytes = std::fs::read(ticket::path_in(&self.layout.plan, state, id)).ok()?;
+        ticket::parse(id, state, &bytes)
+            .0
+            .or_else(|| ticket::parse_lenient(id, state, &bytes))
+    }
+
+    /// Under the board lock no orch writes the plan's index, so an
+    /// `index.lock` there belongs to a person's git command, which finishes
+    /// in moments, or to a process that was killed. Wait briefly for the
+    /// first; remove the second, or every later command would fail on it.
+    fn clear_stale_index_lock(&mut self) {
+        let start = Instant::now();
+        while self.plan.has_stale_lock() && start.elapsed() < Duration::from_secs(2) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        if let Some(path) = self.plan.clear_stale_index_lock() {
+            self.notes.push(format!(
+                "removed a stale {} left by a killed git process",
+                path.display()
+            ));
+        }
+    }
+
+    /// Commit what a person left uncommitted in the plan worktree, in a
+    /// commit of its own, so every later commit holds only orch's change.
+    fn adopt(&mut self) -> Result<()> {
+        let changed = self.plan.changed_paths()?;
+        if changed.is_empty() {
+            return Ok(());
+        }
+        let n = changed.len();
+        let files = if n == 1 { "file" } else { "files" };
+        let mut message = CommitMessage::new(format!("orch: adopt edits to {n} {files}"));
+        for p in changed.iter().take(50) {
+            message = message.line(format!("- {p}"));
+        }
+        if n > 50 {
+            message = message.line(format!("- and {} more", n - 50));
+        }
+        message = message.trailer(Trailer::Adopted, n);
+        self.plan.stage_all()?;
+        let unpublished = Unpublished {
+            commit: self
+                .plan
+                .commit_staged_on(self.base, &message.render(&self.host))?,
+            base: self.base,
+        };
+        self.touched = changed;
+        if self.publish(unpublished)?.is_some() {
+            self.notes.push(format!(
+                "adopted uncommitted edits to {n} {files} in the plan worktree"
+            ));
+        }
+        Ok(())
+    }
+
+    /// Write a plan file (relative path) as part of the change being prepared.
+    pub fn write(&mut self, rel: &str, bytes: &[u8]) -> Result<()> {
+        super::write_atomic(&self.layout.plan.join(rel), bytes)?;
+        self.touch(rel);
+        Ok(())
+    }
+
+    /// Write `text` as `tickets/<to>/<id>.md`, removing the file from `from`.
+    /// The rename comes first, so a crash between the steps leaves one file,
+    /// never two.
+    pub fn move_ticket(&mut self, id: &str, from: State, to: State, text: &str) -> Result<()> {
+        let old = ticket::rel_path(from, id);
+        let new = ticket::rel_path(to, id);
+        let old_abs = self.layout.plan.join(&old);
+        let new_abs = self.layout.plan.join(&new);
+        if let Some(dir) = new_abs.parent() {
+            std::fs::create_dir_all(dir).context_path("cannot create", dir)?;
+        }
+        if from != to {
+            std::fs::rename(&old_abs, &new_abs).context_path("cannot move the ticket", &old_abs)?;
+            self.touch(&old);
+        }
+        self.write(&new, text.as_bytes())
+    }
+
+    fn touch(&mut self, rel: &str) {
+        if !self.touched.iter().any(|p| p == rel) {
+            self.touched.push(rel.to_string());
+        }
+    }
+
+    /// Commit exactly the files written since the last publish, on the base.
+    pub fn commit(&mut self, message: &CommitMessage) -> Result<Unpublished> {
+        self.plan.stage_paths(&self.touched)?;
+        let commit = self
+            .plan
+            .commit_staged_on(self.base, &message.render(&self.host))?;
+        Ok(Unpublished {
+            commit,
+            base: self.base,
+        })
+    }
+
+    /// Move orch/plan from the base to the commit, or fail with
+    /// [`GitError::Rejected`] if it is no longer at the base. Returns the
+    /// new tip, or None when the change wrote nothing new.
+    pub fn publish(&mut self, change: Unpublished) -> Result<Option<Oid>> {
+        let Some(commit) = change.commit else {
+            self.touched.clear();
+            return Ok(None);
+        };
+        self.main
+            .update_ref(git::PLAN_REF, commit, change.base, "orch: board change")?;
+        self.base = commit;
+        self.touched.clear();
+        Ok(Some(commit))
+    }
+
+    /// Decide a change on the board as it is, commit it and publish it. A
+    /// lost race brings the worktree to the new tip and runs `decide`
+    /// again (a bounded number of times). `decide` returns None when there
+    /// is nothing to change; it must then have written nothing.
+    pub fn apply<T>(
+        &mut self,
+        mut decide: impl FnMut(&mut BoardTxn) -> Result<Option<(CommitMessage, T)>>,
+    ) -> Result<Option<T>> {
+        let mut round = 1;
+        loop {
+            self.touched.clear();
+            let Some((message, value)) = decide(self)? else {
+                return Ok(None);
+            };
+            let change = self.commit(&message)?;
+            match self.publish(change) {
+                Ok(_) => return Ok(Some(value)),
+                Err(Error::Git(GitError::Rejected { .. })) if round < MAX_ROUNDS => {
+                    self.follow()?;
+                    round += 1;
+                }
+                Err(e) => {
+                    // Leave the worktree as the board is, whatever the caller does next.
+                    let _ = self.follow();
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    /// Bring the plan worktree to where orch/plan is now, dropping the
+    /// change that lost the race, and read from there.
+    fn follow(&mut self) -> Result<()> {
+        let touched = std::mem::take(&mut self.touched);
+        self.plan.follow_head(&touched)?;
+        self.base = plan_tip(&self.main)?;
+        Ok(())
+    }
+}
+
+fn plan_tip(main: &MainRepo) -> Result<Oid> {
+    main.ref_target(git::PLAN_REF).ok_or_else(|| {
+        Error::other("the branch orch/plan has no commit")
+            .hinted("run `orch init` to repair the board")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::Command;
+
+    fn git(dir: &Path, args: &[&str]) -> String {
+        let out = Command::new("git")
+            .args(args)
+            .current_dir(dir)
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@example.com")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@example.com")
+            .output()
+            .expect("git runs");
+        assert!(out.status.success(), "git {args:?}: {out:?}");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    fn board() -> (tempfile::TempDir, std::path::PathBuf) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let repo = dir.path().join("repo");
+        std::fs::create_dir_all(&repo).expect("mkdir");
+        git(&repo, &["init", "-q", "-b", "main"]);
+        git(&repo, &["commit", "-q", "--allow-empty", "-m", "first"]);
+        let main = git::open_main(&repo).expect("open");
+        main.create_plan_branch(&[("orch.yaml", b"base: main\n")], "orch: init board")
+            .expect("plan branch");
+        (dir, repo)
+    }
+
+    #[test]
+    fn a_change_is_one_commit_on_the_base() {
+        let (_d, repo) = board();
+        let mut txn = BoardTxn::open(&repo, Duration::from_secs(5)).expect("open");
+        let base = txn.base();
+        txn.apply(|txn| {
+            txn.write("tickets/todo/a.md", b"---\ntitle: a\n---\n")?;
+            Ok(Some((CommitMessage::new("orch: add a"), ())))
+        })
+        .expect("apply");
+        let parent = git(&repo, &["rev-parse", "orch/plan^"]);
+        assert_eq!(parent, base.to_string());
+        assert_eq!(
+            txn.base().to_string(),
+            git(&repo, &["rev-parse", "orch/plan"])
+        );
+        // The plan worktree is clean: the index holds what was committed.
+        assert_eq!(git(&txn.layout.plan, &["status", "--porcelain"]), "");
+    }
+
+    #[test]
+    fn a_lost_race_is_decided_again_on_the_new_tip() {
+        let (_d, repo) = board();
+        let mut txn = BoardTxn::open(&repo, Duration::from_secs(5)).expect("open");
+        let mut rounds = 0;
+        let result = txn.apply(|txn| {
+            rounds += 1;
+            if rounds == 1 {
+                // Another writer publishes first, without the board lock.
+                let tree = git(&repo, &["rev-parse", "orch/plan^{tree}"]);
+                let other = git(
+                    &repo,
+                    &["commit-tree", &tree, "-p", "orch/plan", "-m", "other"],
+                );
+                git(&repo, &["update-ref", "refs/heads/orch/plan", &other]);
+            }
+            txn.write("runs/a/1.md", format!("round {rounds}\n").as_bytes())?;
+            Ok(Some((CommitMessage::new("orch: write a summary"), rounds)))
+        });
+        assert_eq!(result.expect("apply"), Some(2));
+        assert_eq!(
+            git(&repo, &["log", "-1", "--format=%s", "orch/plan^"]),
+            "other"
+        );
+        assert_eq!(git(&repo, &["show", "orch/plan:runs/a/1.md"]), "round 2");
+        assert_eq!(git(&txn.layout.plan, &["status", "--porcelain"]), "");
+    }
+}

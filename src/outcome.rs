@@ -1,0 +1,308 @@
+//! The vocabulary of results: what became of an attempt ([`Outcome`]), where
+//! the ticket goes next ([`Next`]), and the one value a tick records
+//! ([`Settlement`]).
+//!
+//! Outcomes are written to ticket logs and `Orch-Outcome` trailers by their
+//! [`Outcome::as_str`] names, which never change. Adding an outcome here
+//! makes the compiler name every `match` that must decide about it.
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::ticket::State;
+
+/// What became of one attempt, or of a ticket's claim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    /// The agent finished, with changes that passed `verify` (or reported
+    /// done with nothing to change).
+    Success,
+    /// The agent exited non-zero, reported failure, or could not start.
+    Failed,
+    /// Still running at the hard timeout.
+    Timeout,
+    /// No output (or no progress) for the stall limit.
+    Stalled,
+    /// Exit 0 without a change.
+    NoChanges,
+    /// A `verify` command failed on the agent's work.
+    VerifyFailed,
+    /// The agent asked for a person (`orch submit blocked`).
+    Blocked,
+    /// A person stopped it with `orch abort`.
+    Aborted,
+    /// orch was stopped by a signal; the ticket goes back to todo.
+    Interrupted,
+    /// Its supervising orch died, or another host's lease expired.
+    Abandoned,
+    /// The agent could not reach or use its model: says nothing about the ticket.
+    AgentUnavailable,
+    /// A result whose claim was no longer the run's when it finished.
+    Stale,
+    /// In progress without a claim by orch; returned to todo.
+    Released,
+}
+
+impl Outcome {
+    pub const ALL: [Outcome; 13] = [
+        Outcome::Success,
+        Outcome::Failed,
+        Outcome::Timeout,
+        Outcome::Stalled,
+        Outcome::NoChanges,
+        Outcome::VerifyFailed,
+        Outcome::Blocked,
+        Outcome::Aborted,
+        Outcome::Interrupted,
+        Outcome::Abandoned,
+        Outcome::AgentUnavailable,
+        Outcome::Stale,
+        Outcome::Released,
+    ];
+
+    /// The name in ticket logs, summaries and trailers.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Success => "success",
+            Outcome::Failed => "failed",
+            Outcome::Timeout => "timeout",
+            Outcome::Stalled => "stalled",
+            Outcome::NoChanges => "no-changes",
+            Outcome::VerifyFailed => "verify-failed",
+            Outcome::Blocked => "blocked",
+            Outcome::Aborted => "aborted",
+            Outcome::Interrupted => "interrupted",
+            Outcome::Abandoned => "abandoned",
+            Outcome::AgentUnavailable => "agent-unavailable",
+            Outcome::Stale => "stale",
+            Outcome::Released => "released",
+        }
+    }
+
+    /// Whether the attempt uses up one of the ticket's attempts. Those that
+    /// do not: the agent was never given a fair run.
+    pub fn counts_as_attempt(self) -> bool {
+        match self {
+            Outcome::Interrupted | Outcome::Stale | Outcome::AgentUnavailable => false,
+            Outcome::Released => false,
+            Outcome::Success
+            | Outcome::Failed
+            | Outcome::Timeout
+            | Outcome::Stalled
+            | Outcome::NoChanges
+            | Outcome::VerifyFailed
+            | Outcome::Blocked
+            | Outcome::Aborted
+            | Outcome::Abandoned => true,
+        }
+    }
+
+    /// Whether an agent's outage could explain this outcome, so its output
+    /// is worth checking for one.
+    pub fn may_be_outage(self) -> bool {
+        matches!(
+            self,
+            Outcome::Failed | Outcome::Timeout | Outcome::Stalled | Outcome::NoChanges
+        )
+    }
+
+    /// Where a ticket with this outcome goes.
+    pub fn next(self) -> Next {
+        match self {
+            Outcome::Success => Next::Done,
+            Outcome::Blocked | Outcome::Aborted => Next::Block,
+            Outcome::Interrupted | Outcome::Released => Next::Todo,
+            Outcome::Failed
+            | Outcome::Timeout
+            | Outcome::Stalled
+            | Outcome::NoChanges
+            | Outcome::VerifyFailed
+            | Outcome::Abandoned
+            | Outcome::AgentUnavailable
+            | Outcome::Stale => Next::Retry,
+        }
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A name that is not an outcome of this version of orch.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` is not an outcome")]
+pub struct UnknownOutcome(pub String);
+
+impl FromStr for Outcome {
+    type Err = UnknownOutcome;
+    fn from_str(s: &str) -> Result<Outcome, UnknownOutcome> {
+        Outcome::ALL
+            .into_iter()
+            .find(|o| o.as_str() == s)
+            .ok_or_else(|| UnknownOutcome(s.to_string()))
+    }
+}
+
+/// Where a ticket goes after an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    Done,
+    /// Back to todo whatever the attempts used (nothing was tried).
+    Todo,
+    /// Back to todo while attempts remain, else blocked.
+    Retry,
+    Block,
+}
+
+/// The outcome of one attempt, decided and ready to record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settlement {
+    pub outcome: Outcome,
+    pub reason: String,
+    /// Whether this attempt uses up one of the ticket's attempts; the
+    /// outcome's default unless the run says otherwise.
+    pub counts: bool,
+    /// Further plan files written in the same commit.
+    pub extra_files: Vec<PlanFile>,
+}
+
+/// A file on the plan branch that a settlement writes beside the ticket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanFile {
+    /// Relative to the plan worktree.
+    pub path: String,
+    pub content: String,
+}
+
+/// Where a settled ticket ends, and why, once its attempts are counted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Destination {
+    pub state: State,
+    pub reason: String,
+}
+
+impl Settlement {
+    pub fn new(outcome: Outcome, reason: impl Into<String>) -> Settlement {
+        Settlement {
+            outcome,
+            reason: reason.into(),
+            counts: outcome.counts_as_attempt(),
+            extra_files: Vec::new(),
+        }
+    }
+
+    /// The same settlement, using up an attempt or not, whatever its outcome says.
+    pub fn counting(mut self, counts: bool) -> Settlement {
+        self.counts = counts;
+        self
+    }
+
+    pub fn with_file(mut self, path: String, content: String) -> Settlement {
+        self.extra_files.push(PlanFile { path, content });
+        self
+    }
+
+    pub fn next(&self) -> Next {
+        self.outcome.next()
+    }
+
+    /// Where the ticket goes with `used` attempts used (this one included)
+    /// of `max`.
+    pub fn destination(&self, used: u32, max: u32) -> Destination {
+        let keep = |state| Destination {
+            state,
+            reason: self.reason.clone(),
+        };
+        match self.next() {
+            Next::Done => keep(State::Done),
+            Next::Todo => keep(State::Todo),
+            Next::Block => keep(State::Blocked),
+            Next::Retry if used < max => keep(State::Todo),
+            Next::Retry => Destination {
+                state: State::Blocked,
+                reason: format!(
+                    "attempts used up ({used} of {max}); last: {}: {}",
+                    self.outcome, self.reason
+                ),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_are_the_release_names() {
+        let names: Vec<&str> = Outcome::ALL.iter().map(|o| o.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "success",
+                "failed",
+                "timeout",
+                "stalled",
+                "no-changes",
+                "verify-failed",
+                "blocked",
+                "aborted",
+                "interrupted",
+                "abandoned",
+                "agent-unavailable",
+                "stale",
+                "released"
+            ]
+        );
+        for o in Outcome::ALL {
+            assert_eq!(o.as_str().parse::<Outcome>(), Ok(o));
+        }
+        assert!("conflict".parse::<Outcome>().is_err());
+    }
+
+    #[test]
+    fn attempts_that_count() {
+        let uncounted: Vec<Outcome> = Outcome::ALL
+            .into_iter()
+            .filter(|o| !o.counts_as_attempt())
+            .collect();
+        assert_eq!(
+            uncounted,
+            [
+                Outcome::Interrupted,
+                Outcome::AgentUnavailable,
+                Outcome::Stale,
+                Outcome::Released
+            ]
+        );
+    }
+
+    #[test]
+    fn destinations() {
+        let failed = Settlement::new(Outcome::Failed, "exit 1");
+        assert_eq!(failed.destination(1, 3).state, State::Todo);
+        let last = failed.destination(3, 3);
+        assert_eq!(last.state, State::Blocked);
+        assert_eq!(
+            last.reason,
+            "attempts used up (3 of 3); last: failed: exit 1"
+        );
+        let interrupted = Settlement::new(Outcome::Interrupted, "signal");
+        assert_eq!(interrupted.destination(9, 3).state, State::Todo);
+        assert_eq!(
+            Settlement::new(Outcome::Success, "")
+                .destination(9, 3)
+                .state,
+            State::Done
+        );
+        assert_eq!(
+            Settlement::new(Outcome::Aborted, "")
+                .destination(0, 3)
+                .state,
+            State::Blocked
+        );
+        assert!(!failed.clone().counting(false).counts);
+    }
+}

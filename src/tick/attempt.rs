@@ -1,0 +1,344 @@
+//! One attempt, from a won claim to the facts [`classify`] needs: prepare
+//! the worktree, render the prompt, run the agent under supervision, keep
+//! whatever it left uncommitted, notice writes outside its worktree and a
+//! rewound branch, run `verify`. Nothing here touches the board.
+//!
+//! [`classify`]: super::classify::classify
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::agent::contract::{self, RunInfo, SubmitStatus};
+use crate::agent::launch;
+use crate::agent::prompt::{self, PromptVars};
+use crate::agent::supervise::{self, Control, Ended, Report, Spec};
+use crate::board::layout::summary_rel;
+use crate::board::{CommitMessage, Layout, Trailer, host_name};
+use crate::error::render_chain;
+use crate::failpoint;
+use crate::git::{self, MainRepo, Oid, Worktree};
+use crate::runlog;
+use crate::summary;
+use crate::text::short_oid;
+use crate::ticket::Ticket;
+use crate::workspace::{self, Prepared};
+
+use super::classify::RunFacts;
+use super::event::{Event, Reporter};
+use super::settings::RunSettings;
+
+/// A claim this tick won, and what its attempt runs with.
+pub struct Won<'a> {
+    pub ticket: &'a Ticket,
+    pub attempt: u32,
+    pub run_id: &'a str,
+    pub base: Oid,
+    pub settings: &'a RunSettings,
+}
+
+/// Run one attempt and gather its facts. Failures of orch's own steps end
+/// up in `setup_error`, never as a panic or an early return without facts.
+pub fn run(
+    layout: &Layout,
+    main: &MainRepo,
+    won: &Won<'_>,
+    interrupt: Arc<AtomicBool>,
+    reporter: &dyn Reporter,
+) -> RunFacts {
+    let t = won.ticket;
+    let mut facts = RunFacts {
+        unavailable_in_a_row: t.unavailable_in_a_row(),
+        ..RunFacts::default()
+    };
+    if interrupt.load(Ordering::SeqCst) {
+        facts.interrupted_early = true;
+        return facts;
+    }
+    let prepared = match workspace::prepare(main, layout, &t.id, won.base) {
+        Ok(p) => p,
+        Err(e) => {
+            facts.setup_error = Some(format!("cannot prepare the worktree: {}", render_chain(&e)));
+            return facts;
+        }
+    };
+    facts.notes.extend(prepared.notes.iter().cloned());
+    let control = Control {
+        interrupt,
+        abort_file: Some(layout.abort_request(&t.id)),
+        last_line: Default::default(),
+    };
+    let spec = match launch_agent(layout, won, &prepared, &mut facts) {
+        Some(spec) => spec,
+        None => return facts,
+    };
+    // What is already changed outside the worktree, to tell afterwards what
+    // the agent touched there.
+    let plan_before = plan_changes(layout);
+    let checkout_before = main.checkout_changes();
+    reporter.started(&t.id, &control);
+    let report = supervise::run(&spec, &control);
+    reporter.stopped(&t.id);
+    if report.ended == Ended::SpawnFailed && prepared.created_branch {
+        // Nothing ran: leave no half-made worktree or branch behind.
+        if let Err(e) = workspace::discard(main, layout, &t.id) {
+            facts.notes.push(format!(
+                "cannot remove the unused worktree: {}",
+                render_chain(&e)
+            ));
+        }
+        facts.report = Some(report);
+        return facts;
+    }
+    if report.leftovers_stopped > 0 {
+        facts.notes.push(format!(
+            "stopped {} process(es) the agent left running",
+            report.leftovers_stopped
+        ));
+    }
+    facts.submission = contract::read_submission(&layout.result_file(&t.id, won.attempt));
+    keep_agent_work(main, &prepared, won, &mut facts);
+    failpoint::hit("settle-after-work-commit");
+    for (place, before, after) in [
+        (
+            "the plan worktree (.orch/plan)",
+            plan_before,
+            plan_changes(layout),
+        ),
+        ("your checkout", checkout_before, main.checkout_changes()),
+    ] {
+        if let Some(text) = outside_writes(place, &before, &after) {
+            reporter.report(&Event::OutsideWrites {
+                id: t.id.clone(),
+                text: text.clone(),
+            });
+            facts.notes.push(text);
+        }
+    }
+    collect_commits(main, &prepared, won, &mut facts);
+    if agent_finished_cleanly(&report, &facts) && !facts.commits.is_empty() {
+        run_verify(won, &spec, &control, &prepared, &mut facts);
+    }
+    facts.report = Some(report);
+    facts
+}
+
+/// Write the prompt and the run file and build the agent's command. None
+/// (with `setup_error` set) when orch cannot.
+fn launch_agent(
+    layout: &Layout,
+    won: &Won<'_>,
+    prepared: &Prepared,
+    facts: &mut RunFacts,
+) -> Option<Spec> {
+    let t = won.ticket;
+    let prompt_path = layout.prompt_file(&t.id, won.attempt);
+    let result_path = layout.result_file(&t.id, won.attempt);
+    let setup = || -> crate::Result<Spec> {
+        match std::fs::remove_file(&result_path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(crate::Error::io("cannot remove", &result_path, e)),
+        }
+        let prompt_text = render_prompt(layout, t, won.attempt, won.settings);
+        crate::board::write_atomic(&prompt_path, prompt_text.as_bytes())?;
+        let spec = launch::agent_spec(&launch::Attempt {
+            layout,
+            settings: won.settings,
+            id: &t.id,
+            attempt: won.attempt,
+            run_id: won.run_id,
+            worktree: &prepared.path,
+            branch: &prepared.branch,
+            prompt_file: &prompt_path,
+            result_file: &result_path,
+            prompt_text: &prompt_text,
+        })?;
+        // `orch abort` finds the live run through this file: without it,
+        // the run could not be aborted, so it must not start.
+        contract::write_run_info(
+            &layout.run_info(&t.id),
+            &RunInfo {
+                run: won.run_id.to_string(),
+                attempt: won.attempt,
+                orch_pid: std::process::id(),
+            },
+        )?;
+        Ok(spec)
+    };
+    match setup() {
+        Ok(spec) => Some(spec),
+        Err(e) => {
+            facts.setup_error = Some(render_chain(&e));
+            None
+        }
+    }
+}
+
+/// Keep whatever the agent left uncommitted, whatever the outcome.
+fn keep_agent_work(main: &MainRepo, prepared: &Prepared, won: &Won<'_>, facts: &mut RunFacts) {
+    match Worktree::open(&prepared.path) {
+        Ok(w) => {
+            // The agent's processes are all gone: a lock its git left is stale.
+            w.clear_stale_index_lock();
+            let message = work_message(&won.ticket.id, won.attempt, WorkOf::Agent);
+            match workspace::keep_work(main, &w, &won.ticket.id, won.attempt, &message) {
+                Ok(Some(note)) if !note.starts_with("committed") => facts.notes.push(note),
+                Ok(_) => {}
+                Err(e) => facts.notes.push(format!(
+                    "cannot commit the agent's changes: {}",
+                    render_chain(&e)
+                )),
+            }
+        }
+        Err(_) => facts.notes.push("the agent deleted its worktree".into()),
+    }
+}
+
+/// The commits the attempt added, and a kept ref if the agent rewound its
+/// branch (reset --hard, rebase), so no attempt's work is lost.
+fn collect_commits(main: &MainRepo, prepared: &Prepared, won: &Won<'_>, facts: &mut RunFacts) {
+    let Some(tip) = main.branch_tip(&prepared.branch) else {
+        return;
+    };
+    facts.tip = Some(tip.to_string());
+    if !main.contains(tip, prepared.start) {
+        let kept = format!("refs/orch/kept/{}/{}", won.ticket.id, won.attempt);
+        match main.keep(&kept, prepared.start, "orch: the agent rewound its branch") {
+            Ok(()) => facts.notes.push(format!(
+                "the agent rewound {} from {}; that commit is kept as {kept}",
+                prepared.branch,
+                short_oid(&prepared.start.to_string())
+            )),
+            Err(e) => facts.notes.push(render_chain(&e)),
+        }
+    }
+    facts.commits = main
+        .commits_between(Some(prepared.start), tip)
+        .unwrap_or_default();
+}
+
+fn agent_finished_cleanly(report: &Report, facts: &RunFacts) -> bool {
+    report.success()
+        && !matches!(
+            facts.submission.as_ref().map(|s| s.status),
+            Some(SubmitStatus::Blocked | SubmitStatus::Failed)
+        )
+}
+
+/// Run the ticket's `verify` commands in order, stopping at the first failure.
+fn run_verify(
+    won: &Won<'_>,
+    agent: &Spec,
+    control: &Control,
+    prepared: &Prepared,
+    facts: &mut RunFacts,
+) {
+    if won.settings.verify.is_empty() || !prepared.path.exists() {
+        return;
+    }
+    for cmd in &won.settings.verify {
+        let spec = launch::verify_spec(agent, cmd);
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&agent.log_path)
+        {
+            use std::io::Write;
+            // The marker only helps a reader of the log; verify runs without it.
+            let _ = writeln!(f, "\n[orch: verify: {cmd}]");
+        }
+        let v = supervise::run(&spec, control);
+        let text = match v.ended {
+            Ended::Exited if v.success() => "passed".to_string(),
+            Ended::Exited | Ended::SpawnFailed => format!("failed ({})", v.exit_text()),
+            Ended::Timeout => "timed out".into(),
+            Ended::Stalled | Ended::NoProgress => "stalled (no output)".into(),
+            Ended::Interrupted => "interrupted".into(),
+            Ended::Aborted => "aborted".into(),
+        };
+        facts.verify.push((cmd.clone(), text.clone()));
+        if !v.success() {
+            facts.verify_failed = Some(format!("verify `{cmd}` {text}"));
+            facts.verify_ended = Some(v.ended);
+            break;
+        }
+    }
+}
+
+/// The note for paths that changed in `place` while the agent ran.
+fn outside_writes(place: &str, before: &[String], after: &[String]) -> Option<String> {
+    let new: Vec<&String> = after.iter().filter(|p| !before.contains(p)).collect();
+    if new.is_empty() {
+        return None;
+    }
+    let list: Vec<&str> = new.iter().take(10).map(|s| s.as_str()).collect();
+    Some(format!(
+        "while the agent ran, {} path(s) changed in {place}, outside its worktree: {}; they are not part of the ticket's work",
+        new.len(),
+        list.join(", ")
+    ))
+}
+
+fn plan_changes(layout: &Layout) -> Vec<String> {
+    Worktree::open(&layout.plan)
+        .and_then(|w| w.changed_paths())
+        .unwrap_or_default()
+}
+
+pub fn render_prompt(layout: &Layout, t: &Ticket, attempt: u32, settings: &RunSettings) -> String {
+    let last = t.last_result();
+    let previous_outcome = last.map(|r| {
+        format!(
+            "{}{}",
+            r.outcome,
+            r.reason
+                .as_deref()
+                .map(|x| format!(" ({x})"))
+                .unwrap_or_default()
+        )
+    });
+    let previous_tail = match last.map(|r| r.attempt) {
+        Some(prev) => {
+            let local = runlog::tail(layout, &t.id, prev);
+            if local.is_empty() {
+                std::fs::read_to_string(layout.plan.join(summary_rel(&t.id, prev)))
+                    .map(|s| summary::tail_of(&s))
+                    .unwrap_or_default()
+            } else {
+                local
+            }
+        }
+        None => Vec::new(),
+    };
+    let n = previous_tail.len();
+    let vars = PromptVars {
+        id: t.id.clone(),
+        title: t.title().to_string(),
+        body: t.body().to_string(),
+        branch: git::ticket_branch(&t.id),
+        attempt,
+        max_attempts: settings.max_attempts,
+        verify: settings.verify.clone(),
+        previous_outcome,
+        previous_tail: previous_tail[n.saturating_sub(20)..].to_vec(),
+    };
+    prompt::render(&prompt::template(&layout.plan), &vars)
+}
+
+/// Whose uncommitted work orch commits on a ticket branch.
+#[derive(Debug, Clone, Copy)]
+pub enum WorkOf {
+    Agent,
+    AbandonedRun,
+}
+
+pub fn work_message(id: &str, attempt: u32, of: WorkOf) -> String {
+    let what = match of {
+        WorkOf::AbandonedRun => "uncommitted work of an abandoned run",
+        WorkOf::Agent => "uncommitted work of the agent",
+    };
+    CommitMessage::new(format!("orch: {what} on {id} (attempt {attempt})"))
+        .trailer(Trailer::Ticket, id)
+        .trailer(Trailer::Attempt, attempt)
+        .trailer(Trailer::Event, "commit-work")
+        .render(&host_name())
+}

@@ -1,0 +1,180 @@
+//! The claim phase: look up what the plan needs (run locks, pauses, agent
+//! programs), let [`plan::plan_claims`] decide, and claim each chosen
+//! ticket in one board change. A claim whose change lost its race is
+//! decided again on the new board and, if the ticket is gone, skipped:
+//! no agent ever runs on a claim this tick did not win.
+
+use std::collections::BTreeMap;
+
+use crate::agent::launch;
+use crate::agent::unavailable;
+use crate::board::transition::{self, ClaimRequest};
+use crate::board::{Board, BoardTxn, Layout};
+use crate::config::{AgentSpec, Config};
+use crate::error::{Result, render_chain};
+use crate::failpoint;
+use crate::git::Oid;
+use crate::lock::RunLock;
+use crate::ticket::{Claim, State, Ticket};
+
+use super::Options;
+use super::event::{Event, Reporter, SkipReason};
+use super::plan::{self, PlanInputs, RunLockFacts};
+use super::settings::{RunSettings, run_id};
+
+/// A claim this tick won, with the run lock its supervisor holds until
+/// the result is recorded.
+pub struct Claimed {
+    pub ticket: Ticket,
+    pub claim: Claim,
+    pub run_id: String,
+    pub base: Oid,
+    pub settings: RunSettings,
+    pub run_lock: RunLock,
+}
+
+/// Runs on the board that occupy a slot under `max_in_progress`.
+pub fn running(txn: &BoardTxn, board: &Board) -> Result<u32> {
+    let now = jiff::Timestamp::now();
+    let mut n = 0;
+    for t in board.in_state(State::InProgress) {
+        let live = match t.open_claim() {
+            Some(c) => plan::ownership(c, &txn.host, lock_facts(&txn.layout.run_lock(&t.id))?, now)
+                .is_running(),
+            // Reconcile returns it to todo before anything is claimed.
+            None => false,
+        };
+        n += u32::from(live);
+    }
+    // Files in in-progress that did not parse still hold their slot.
+    let invalid = board.count(State::InProgress) - board.in_state(State::InProgress).count();
+    Ok(n + invalid as u32)
+}
+
+/// Pauses in force, by agent label.
+pub fn paused_agents(layout: &Layout) -> BTreeMap<String, unavailable::Cooldown> {
+    unavailable::all_active(&layout.plan)
+        .into_iter()
+        .map(|c| (c.agent.clone(), c))
+        .collect()
+}
+
+/// Why an agent's program cannot start, if it cannot.
+pub fn agent_missing(agent: &AgentSpec) -> Option<String> {
+    launch::check_program(agent).err().map(|e| render_chain(&e))
+}
+
+/// Whether a run lock is there and held, without creating it.
+pub fn lock_facts(path: &std::path::Path) -> Result<RunLockFacts> {
+    Ok(RunLockFacts {
+        present: path.exists(),
+        held: RunLock::is_held(path)?,
+    })
+}
+
+pub fn claim(
+    txn: &mut BoardTxn,
+    board: &Board,
+    config: &Config,
+    opts: &Options,
+    reporter: &dyn Reporter,
+) -> Result<Vec<Claimed>> {
+    let paused = paused_agents(&txn.layout);
+    let running = running(txn, board)?;
+    let plan = plan::plan_claims(
+        board,
+        config,
+        &PlanInputs {
+            jobs: opts.jobs,
+            only: opts.only.as_deref(),
+            running,
+            paused: &paused,
+            agent_missing: &agent_missing,
+        },
+    );
+    if let Some(only) = &opts.only
+        && plan.candidates.is_empty()
+        && plan.skipped.is_empty()
+    {
+        reporter.report(&Event::NotClaimed {
+            id: only.clone(),
+            why: SkipReason::NotClaimable(plan::not_claimable(board, only)),
+        });
+        return Ok(Vec::new());
+    }
+    if plan.candidates.is_empty() && plan.skipped.is_empty() {
+        return Ok(Vec::new());
+    }
+    if plan.room == 0 {
+        reporter.report(&Event::NoRoom {
+            ready: plan.candidates.len() + plan.skipped.len(),
+            in_progress: plan.running,
+            max_in_progress: config.max_in_progress,
+        });
+        return Ok(Vec::new());
+    }
+    // A base or agent that does not resolve is a configuration error:
+    // claim nothing rather than spend every ticket's attempts on it.
+    let base = txn.main.resolve_commit(&config.base)?;
+    launch::check_program(&config.agent)?;
+    for (t, why) in &plan.skipped {
+        reporter.report(&Event::NotClaimed {
+            id: t.id.clone(),
+            why: why.clone(),
+        });
+    }
+    let mut claims = Vec::new();
+    for t in plan.candidates {
+        if claims.len() >= plan.room {
+            break;
+        }
+        if let Some(c) = claim_one(txn, t, config, base, reporter)? {
+            claims.push(c);
+        }
+    }
+    Ok(claims)
+}
+
+fn claim_one(
+    txn: &mut BoardTxn,
+    t: &Ticket,
+    config: &Config,
+    base: Oid,
+    reporter: &dyn Reporter,
+) -> Result<Option<Claimed>> {
+    let Some(run_lock) = RunLock::try_acquire(&txn.layout.run_lock(&t.id))? else {
+        reporter.report(&Event::NotClaimed {
+            id: t.id.clone(),
+            why: SkipReason::RunLockHeld,
+        });
+        return Ok(None);
+    };
+    let settings = RunSettings::for_ticket(config, t);
+    let attempt = t.attempts_started() + 1;
+    let run = run_id(attempt);
+    let request = ClaimRequest {
+        id: &t.id,
+        attempt,
+        run: &run,
+        lease: settings.lease(),
+        agent: &settings.agent.label(),
+    };
+    let Some((ticket, claim)) = transition::claim(txn, &request)? else {
+        // Taken or changed meanwhile: not ours to run.
+        return Ok(None);
+    };
+    failpoint::hit("claim-after-commit");
+    reporter.report(&Event::Claimed {
+        id: t.id.clone(),
+        attempt,
+        title: t.title().to_string(),
+    });
+    Ok(Some(Claimed {
+        ticket,
+        claim,
+        run_id: run,
+        base,
+        settings,
+        run_lock,
+    }))
+}

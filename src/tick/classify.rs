@@ -1,0 +1,380 @@
+//! Pure: what an attempt's facts amount to. [`classify`] turns the facts a
+//! finished run left (how the agent ended, what it submitted, its commits,
+//! verify) into the one [`Settlement`] the tick records.
+
+use crate::agent::contract::{Submission, SubmitStatus};
+use crate::agent::supervise::{Ended, Report};
+use crate::agent::unavailable;
+use crate::duration::display;
+use crate::git::CommitInfo;
+use crate::outcome::{Outcome, Settlement};
+
+use super::settings::RunSettings;
+
+/// Everything a finished run knows, gathered for classification.
+#[derive(Debug, Default)]
+pub struct RunFacts {
+    pub report: Option<Report>,
+    pub submission: Option<Submission>,
+    pub commits: Vec<CommitInfo>,
+    pub tip: Option<String>,
+    pub verify: Vec<(String, String)>,
+    pub verify_failed: Option<String>,
+    pub verify_ended: Option<Ended>,
+    pub notes: Vec<String>,
+    /// orch could not prepare the run (worktree, prompt, preset).
+    pub setup_error: Option<String>,
+    /// orch was stopped before the agent started.
+    pub interrupted_early: bool,
+    /// agent-unavailable results that end the ticket's log, in a row.
+    pub unavailable_in_a_row: usize,
+}
+
+/// The run's outcome, unless its output says the agent could not use its
+/// model at all: then the attempt says nothing about the ticket.
+pub fn classify(f: &RunFacts, settings: &RunSettings) -> Settlement {
+    let settlement = classify_run(f, settings);
+    if !settlement.outcome.may_be_outage() || f.setup_error.is_some() {
+        return settlement;
+    }
+    let tail = f.report.as_ref().map(|r| r.tail.as_slice()).unwrap_or(&[]);
+    let Some(reason) = unavailable::recognise(tail) else {
+        return settlement;
+    };
+    let seconds = i64::try_from(settings.agent_cooldown.as_secs()).unwrap_or(i64::MAX);
+    let until =
+        jiff::Timestamp::from_second(jiff::Timestamp::now().as_second().saturating_add(seconds))
+            .map(|t| t.to_string())
+            .unwrap_or_default();
+    let agent = settings.agent.label();
+    let cooldown = unavailable::Cooldown {
+        agent: agent.clone(),
+        until,
+        reason: reason.clone(),
+    };
+    Settlement::new(Outcome::AgentUnavailable, reason)
+        // The third in a row counts after all (see UNCOUNTED_IN_A_ROW).
+        .counting(f.unavailable_in_a_row + 1 >= unavailable::UNCOUNTED_IN_A_ROW)
+        .with_file(
+            unavailable::rel_path(&agent),
+            unavailable::render(&cooldown),
+        )
+}
+
+fn classify_run(f: &RunFacts, settings: &RunSettings) -> Settlement {
+    if f.interrupted_early {
+        return Settlement::new(
+            Outcome::Interrupted,
+            "orch was stopped before the agent started",
+        );
+    }
+    if let Some(e) = &f.setup_error {
+        return Settlement::new(Outcome::Failed, e.clone());
+    }
+    let Some(r) = &f.report else {
+        return Settlement::new(Outcome::Failed, "the agent did not run");
+    };
+    let ended = match (r.ended, f.verify_ended) {
+        (Ended::Exited, Some(v @ (Ended::Interrupted | Ended::Aborted))) => v,
+        (e, _) => e,
+    };
+    if let Some(s) = classify_ending(ended, r, settings) {
+        return s;
+    }
+    let said = f.submission.as_ref().map(|s| s.status);
+    let with_message = |base: String| match f.submission.as_ref().and_then(|s| s.message.as_deref())
+    {
+        Some(m) if !m.trim().is_empty() => {
+            format!("{base}: {}", m.lines().next().unwrap_or("").trim())
+        }
+        _ => base,
+    };
+    match said {
+        Some(SubmitStatus::Blocked) => {
+            return Settlement::new(
+                Outcome::Blocked,
+                with_message("the agent asked for a person".into()),
+            );
+        }
+        Some(SubmitStatus::Failed) => {
+            return Settlement::new(
+                Outcome::Failed,
+                with_message(format!("the agent reported failure ({})", r.exit_text())),
+            );
+        }
+        Some(SubmitStatus::Done) | None => {}
+    }
+    if !r.success() {
+        return Settlement::new(Outcome::Failed, with_message(r.exit_text()));
+    }
+    if f.commits.is_empty() {
+        if said == Some(SubmitStatus::Done) {
+            return Settlement::new(
+                Outcome::Success,
+                with_message("the agent reported done with no changes needed".into()),
+            );
+        }
+        return Settlement::new(
+            Outcome::NoChanges,
+            "the agent exited 0 without changing anything",
+        );
+    }
+    if let Some(v) = &f.verify_failed {
+        return Settlement::new(Outcome::VerifyFailed, v.clone());
+    }
+    let n = f.commits.len();
+    Settlement::new(
+        Outcome::Success,
+        with_message(format!(
+            "{n} commit{} on the ticket branch",
+            if n == 1 { "" } else { "s" }
+        )),
+    )
+}
+
+/// The settlement for a run that did not end by exiting on its own.
+fn classify_ending(ended: Ended, r: &Report, settings: &RunSettings) -> Option<Settlement> {
+    Some(match ended {
+        Ended::Exited => return None,
+        Ended::Interrupted => Settlement::new(Outcome::Interrupted, "orch was stopped by a signal"),
+        Ended::Aborted => Settlement::new(Outcome::Aborted, "stopped by `orch abort`"),
+        Ended::NoProgress => Settlement::new(
+            Outcome::Stalled,
+            format!(
+                "no progress for {} (only retry messages or idle output)",
+                display(settings.no_progress_timeout.unwrap_or_default())
+            ),
+        ),
+        Ended::Timeout => Settlement::new(
+            Outcome::Timeout,
+            format!(
+                "still running after the hard timeout of {}",
+                display(settings.timeout)
+            ),
+        ),
+        Ended::Stalled => Settlement::new(
+            Outcome::Stalled,
+            format!("no output for {}", display(settings.no_output_timeout)),
+        ),
+        // Checked before the claim, so this is a race with an uninstall:
+        // a configuration problem, not the ticket's failure.
+        Ended::SpawnFailed => Settlement::new(Outcome::Failed, r.exit_text()).counting(false),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::outcome::Next;
+
+    fn settings() -> RunSettings {
+        let t = crate::ticket::parse("t", crate::ticket::State::Todo, b"---\ntitle: t\n---\n")
+            .0
+            .expect("ticket");
+        RunSettings::for_ticket(&Config::defaults(), &t)
+    }
+
+    fn exited(code: i32, tail: &[&str]) -> Report {
+        Report::for_tests(Ended::Exited, Some(code), tail)
+    }
+
+    fn commit() -> CommitInfo {
+        CommitInfo {
+            id: "0".repeat(40),
+            summary: "work".into(),
+            message: "work".into(),
+            time: 0,
+            author: "a".into(),
+        }
+    }
+
+    fn facts(report: Report) -> RunFacts {
+        RunFacts {
+            report: Some(report),
+            ..RunFacts::default()
+        }
+    }
+
+    fn submitted(status: SubmitStatus, message: &str) -> Option<Submission> {
+        Some(Submission {
+            status,
+            message: Some(message.into()),
+        })
+    }
+
+    #[test]
+    fn table() {
+        let s = settings();
+        let mut with_commit = facts(exited(0, &[]));
+        with_commit.commits = vec![commit()];
+        let mut verify_failed = facts(exited(0, &[]));
+        verify_failed.commits = vec![commit()];
+        verify_failed.verify_failed = Some("verify `false` failed (exit status 1)".into());
+        let mut asked = facts(exited(0, &[]));
+        asked.submission = submitted(SubmitStatus::Blocked, "which API?\nmore");
+        let mut reported = facts(exited(0, &[]));
+        reported.submission = submitted(SubmitStatus::Failed, "");
+        let mut done_nothing = facts(exited(0, &[]));
+        done_nothing.submission = submitted(SubmitStatus::Done, "already fine");
+        let mut verify_interrupted = facts(exited(0, &[]));
+        verify_interrupted.verify_ended = Some(Ended::Interrupted);
+        let setup = RunFacts {
+            setup_error: Some("cannot prepare the worktree".into()),
+            ..RunFacts::default()
+        };
+        let early = RunFacts {
+            interrupted_early: true,
+            ..RunFacts::default()
+        };
+        let cases: Vec<(&str, RunFacts, Outcome, Next, bool, &str)> = vec![
+            (
+                "success",
+                with_commit,
+                Outcome::Success,
+                Next::Done,
+                true,
+                "1 commit on the ticket branch",
+            ),
+            (
+                "no changes",
+                facts(exited(0, &[])),
+                Outcome::NoChanges,
+                Next::Retry,
+                true,
+                "the agent exited 0 without changing anything",
+            ),
+            (
+                "exit 3",
+                facts(exited(3, &[])),
+                Outcome::Failed,
+                Next::Retry,
+                true,
+                "exit status 3",
+            ),
+            (
+                "verify",
+                verify_failed,
+                Outcome::VerifyFailed,
+                Next::Retry,
+                true,
+                "verify `false` failed (exit status 1)",
+            ),
+            (
+                "asked",
+                asked,
+                Outcome::Blocked,
+                Next::Block,
+                true,
+                "the agent asked for a person: which API?",
+            ),
+            (
+                "reported",
+                reported,
+                Outcome::Failed,
+                Next::Retry,
+                true,
+                "the agent reported failure (exit status 0)",
+            ),
+            (
+                "done, nothing",
+                done_nothing,
+                Outcome::Success,
+                Next::Done,
+                true,
+                "the agent reported done with no changes needed: already fine",
+            ),
+            (
+                "timeout",
+                facts(Report::for_tests(Ended::Timeout, None, &[])),
+                Outcome::Timeout,
+                Next::Retry,
+                true,
+                "still running after the hard timeout of 1h",
+            ),
+            (
+                "stalled",
+                facts(Report::for_tests(Ended::Stalled, None, &[])),
+                Outcome::Stalled,
+                Next::Retry,
+                true,
+                "no output for 10m",
+            ),
+            (
+                "aborted",
+                facts(Report::for_tests(Ended::Aborted, None, &[])),
+                Outcome::Aborted,
+                Next::Block,
+                true,
+                "stopped by `orch abort`",
+            ),
+            (
+                "signal",
+                facts(Report::for_tests(Ended::Interrupted, None, &[])),
+                Outcome::Interrupted,
+                Next::Todo,
+                false,
+                "orch was stopped by a signal",
+            ),
+            (
+                "verify signal",
+                verify_interrupted,
+                Outcome::Interrupted,
+                Next::Todo,
+                false,
+                "orch was stopped by a signal",
+            ),
+            (
+                "spawn",
+                facts(Report::for_tests(Ended::SpawnFailed, None, &[])),
+                Outcome::Failed,
+                Next::Retry,
+                false,
+                "",
+            ),
+            (
+                "setup",
+                setup,
+                Outcome::Failed,
+                Next::Retry,
+                true,
+                "cannot prepare the worktree",
+            ),
+            (
+                "early",
+                early,
+                Outcome::Interrupted,
+                Next::Todo,
+                false,
+                "orch was stopped before the agent started",
+            ),
+        ];
+        for (name, f, outcome, next, counts, reason) in cases {
+            let got = classify(&f, &s);
+            assert_eq!(got.outcome, outcome, "{name}");
+            assert_eq!(got.next(), next, "{name}");
+            assert_eq!(got.counts, counts, "{name}");
+            if !reason.is_empty() {
+                assert_eq!(got.reason, reason, "{name}");
+            }
+        }
+    }
+
+    #[test]
+    fn an_outage_in_the_output_spends_no_attempt_until_the_third() {
+        let s = settings();
+        let tail = ["ERROR: Reconnecting... waiting for network"];
+        let mut f = facts(exited(1, &tail));
+        let got = classify(&f, &s);
+        assert_eq!(got.outcome, Outcome::AgentUnavailable);
+        assert!(!got.counts);
+        assert_eq!(got.extra_files.len(), 1);
+        assert!(got.extra_files[0].path.starts_with("cooldown/"));
+        f.unavailable_in_a_row = 2;
+        assert!(classify(&f, &s).counts);
+        // A success that mentions an outage stays a success.
+        let mut ok = facts(exited(0, &tail));
+        ok.commits = vec![commit()];
+        assert_eq!(classify(&ok, &s).outcome, Outcome::Success);
+    }
+}

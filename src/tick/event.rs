@@ -1,0 +1,104 @@
+//! What a tick reports while it works, as typed events. The command picks
+//! a renderer (live on a terminal, labelled lines for cron); `--json` or
+//! `watch` can render the same events later.
+
+use crate::agent::supervise::Control;
+use crate::outcome::Outcome;
+use crate::ticket::{Problem, State};
+
+/// Why a ready ticket was not claimed this tick.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SkipReason {
+    /// Its agent is paused after it could not reach its model.
+    AgentPaused {
+        agent: String,
+        until: String,
+        reason: String,
+    },
+    /// Its own agent's program cannot be found.
+    AgentMissing(String),
+    /// Another process holds its run lock.
+    RunLockHeld,
+    /// `--ticket` asked for it, but it cannot be claimed.
+    NotClaimable(String),
+}
+
+/// One thing a tick did or found.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// Something the board transaction had to do (adopt edits, repair).
+    Note(String),
+    /// A warning about orch.yaml.
+    ConfigWarning(String),
+    /// An invalid ticket this tick skips.
+    Invalid(Problem),
+    /// Ready tickets left unclaimed for want of room.
+    NoRoom {
+        ready: usize,
+        in_progress: u32,
+        max_in_progress: u32,
+    },
+    NotClaimed {
+        id: String,
+        why: SkipReason,
+    },
+    Claimed {
+        id: String,
+        attempt: u32,
+        title: String,
+    },
+    /// An in-progress ticket without a claim went back to todo.
+    Released {
+        id: String,
+    },
+    /// A run whose supervisor is gone was settled by this tick.
+    Abandoned {
+        id: String,
+        attempt: u32,
+        reason: String,
+        to: State,
+    },
+    Settled {
+        id: String,
+        attempt: u32,
+        outcome: Outcome,
+        reason: String,
+        to: State,
+    },
+    /// A result refused because its claim was superseded.
+    Refused {
+        id: String,
+    },
+    /// While the agent ran, paths changed outside its worktree.
+    OutsideWrites {
+        id: String,
+        text: String,
+    },
+    /// A leftover of an earlier tick was cleaned up.
+    Cleaned {
+        id: String,
+        text: String,
+    },
+    /// Something failed; about one ticket, or about the tick.
+    Error {
+        id: Option<String>,
+        text: String,
+    },
+}
+
+impl Event {
+    pub fn error(id: &str, text: impl Into<String>) -> Event {
+        Event::Error {
+            id: Some(id.to_string()),
+            text: text.into(),
+        }
+    }
+}
+
+/// Where a tick reports what it does.
+pub trait Reporter: Send + Sync {
+    fn report(&self, event: &Event);
+    /// A ticket's agent started; `control.last_line` shows its output.
+    fn started(&self, ticket: &str, control: &Control);
+    fn stopped(&self, ticket: &str);
+}

@@ -1,0 +1,125 @@
+//! `--explain`: what a tick would do with every ticket, and why. A renderer
+//! of the same decisions the tick makes ([`plan`]), on the files as they
+//! are; it takes no lock and changes nothing.
+
+use std::path::Path;
+
+use crate::board::{Board, Layout, Readiness, host_name};
+use crate::error::Result;
+use crate::ticket::State;
+
+use super::Options;
+use super::claim::{self, lock_facts};
+use super::event::SkipReason;
+use super::plan::{self, Ownership, PlanInputs};
+
+/// One row: (ticket, state, what a tick would do and why).
+pub type Row = (String, String, String);
+
+pub fn explain(layout: &Layout, opts: &Options) -> Result<Vec<Row>> {
+    let board = Board::load(layout);
+    let config = board.config()?.clone();
+    let host = host_name();
+    let now = jiff::Timestamp::now();
+    let mut out = Vec::new();
+    let mut running = 0u32;
+    for t in board.in_state(State::InProgress) {
+        let why = match t.open_claim() {
+            None => "would return to todo: in progress without a claim".to_string(),
+            Some(c) => {
+                let owner = plan::ownership(c, &host, lock_facts(&layout.run_lock(&t.id))?, now);
+                running += u32::from(owner.is_running());
+                match owner {
+                    Ownership::Live => {
+                        format!("running (attempt {}), supervised by a live orch", c.attempt)
+                    }
+                    Ownership::Dead => {
+                        "would settle as abandoned: its supervising orch is gone".to_string()
+                    }
+                    Ownership::Foreign { host } => format!("running on host {host}"),
+                    Ownership::Expired { host } => {
+                        format!("would settle as abandoned: the lease of host {host} expired")
+                    }
+                }
+            }
+        };
+        out.push((t.id.clone(), "in-progress".into(), why));
+    }
+    let paused = claim::paused_agents(layout);
+    let plan = plan::plan_claims(
+        &board,
+        &config,
+        &PlanInputs {
+            jobs: opts.jobs,
+            only: None,
+            running,
+            paused: &paused,
+            agent_missing: &claim::agent_missing,
+        },
+    );
+    let mut taken = 0usize;
+    for t in board.ready_queue() {
+        let skipped = plan
+            .skipped
+            .iter()
+            .find(|(s, _)| s.id == t.id)
+            .map(|(_, r)| r);
+        let why = if opts.only.as_ref().is_some_and(|o| o != &t.id) {
+            "ready, but --ticket names another".to_string()
+        } else if let Some(SkipReason::AgentPaused { agent, until, .. }) = skipped {
+            format!("ready, not claimed: agent `{agent}` is paused until {until}")
+        } else if let Some(SkipReason::AgentMissing(why)) = skipped {
+            format!("ready, not claimed: {why}")
+        } else if taken < plan.room {
+            taken += 1;
+            format!(
+                "would claim: ready, priority {}, attempt {}",
+                t.front.priority,
+                t.attempts_started() + 1
+            )
+        } else if plan.cap == 0 {
+            format!(
+                "ready, not claimed: over the cap (max_in_progress {})",
+                config.max_in_progress
+            )
+        } else {
+            format!(
+                "ready, not claimed: this tick runs {} (--jobs / max_in_progress)",
+                plan.room
+            )
+        };
+        out.push((t.id.clone(), "todo".into(), why));
+    }
+    for t in board.in_state(State::Todo) {
+        match board.readiness(t) {
+            Readiness::Ready => {}
+            Readiness::Waiting(on) => out.push((
+                t.id.clone(),
+                "todo".into(),
+                format!("waiting on {}", on.join(", ")),
+            )),
+            Readiness::Invalid(why) => out.push((
+                t.id.clone(),
+                "todo".into(),
+                format!("skipped, invalid: {why}"),
+            )),
+        }
+    }
+    for t in board.in_state(State::Blocked) {
+        let why = t
+            .last_result()
+            .and_then(|r| r.reason.as_deref())
+            .unwrap_or("needs a person");
+        out.push((t.id.clone(), "blocked".into(), format!("blocked: {why}")));
+    }
+    for p in board.errors() {
+        let id = Path::new(&p.path)
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if !out.iter().any(|(i, _, _)| *i == id) {
+            out.push((id, "invalid".into(), format!("skipped: {p}")));
+        }
+    }
+    Ok(out)
+}

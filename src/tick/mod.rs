@@ -1,0 +1,174 @@
+//! One tick, in phases: open the board ([`BoardTxn`]), [`reconcile`] what
+//! earlier ticks left, [`claim`] what the [`plan`] picks, then for each
+//! claim run its [`attempt`], [`classify`] the facts and [`settle`] the
+//! result.
+//!
+//! The board lock is held only to read and commit the board: once to
+//! reconcile and claim, and once per finished ticket to settle it; never
+//! while an agent runs. Each claimed ticket also has a run lock, taken
+//! before its claim is committed and held by its supervisor until its
+//! result is committed. A free run lock on an in-progress ticket therefore
+//! means its supervisor died, and the next tick settles it as `abandoned`.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use crate::board::BoardTxn;
+use crate::error::{Error, Result, render_chain};
+use crate::git;
+use crate::outcome::Outcome;
+
+pub mod attempt;
+pub mod claim;
+pub mod classify;
+pub mod event;
+pub mod explain;
+pub mod plan;
+pub mod reconcile;
+pub mod settings;
+pub mod settle;
+
+pub use event::{Event, Reporter};
+pub use explain::explain;
+
+use crate::board::transition::Settled;
+use claim::Claimed;
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub jobs: Option<u32>,
+    pub only: Option<String>,
+    pub lock_timeout: Duration,
+}
+
+/// What one ticket's run came to, as the tick reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunEnd {
+    Settled(Outcome),
+    /// Refused: the claim was no longer this run's.
+    Stale,
+    /// orch failed to record it; the next tick settles it.
+    Error(String),
+}
+
+#[derive(Debug, Default)]
+pub struct TickResult {
+    pub reconciled: reconcile::Reconciled,
+    pub settled: Vec<(String, RunEnd)>,
+    pub claimed: Vec<String>,
+}
+
+/// Run one tick.
+pub fn tick(
+    root: &Path,
+    opts: &Options,
+    interrupt: Arc<AtomicBool>,
+    reporter: &dyn Reporter,
+) -> Result<TickResult> {
+    let mut result = TickResult::default();
+    let (claims, layout) = {
+        let mut txn = BoardTxn::open(root, opts.lock_timeout)?;
+        for note in &txn.notes {
+            reporter.report(&Event::Note(note.clone()));
+        }
+        let mut board = txn.load();
+        let config = board.config()?.clone();
+        for w in &board.config_warnings {
+            reporter.report(&Event::ConfigWarning(format!(
+                "orch.yaml{}: {}",
+                w.line.map(|l| format!(":{l}")).unwrap_or_default(),
+                w.message
+            )));
+        }
+        // Name what this tick skips: invalid tickets it could otherwise
+        // have run. Warnings and problems of settled tickets are left to
+        // `orch status`, so cron does not mail them every few minutes.
+        for p in board.errors() {
+            if !(p.path.starts_with("tickets/done/") || p.path.starts_with("tickets/blocked/")) {
+                reporter.report(&Event::Invalid(p.clone()));
+            }
+        }
+        result.reconciled = reconcile::reconcile(&mut txn, &board, &config, reporter)?;
+        if !result.reconciled.is_empty() {
+            board = txn.load();
+        }
+        if let Some(only) = &opts.only
+            && !board.seen.contains_key(only)
+        {
+            return Err(Error::usage(format!("there is no ticket `{only}`"))
+                .hinted("`orch status` lists the tickets"));
+        }
+        let claims = if interrupt.load(Ordering::SeqCst) {
+            Vec::new()
+        } else {
+            claim::claim(&mut txn, &board, &config, opts, reporter)?
+        };
+        (claims, txn.layout.clone())
+    };
+    result.claimed = claims.iter().map(|c| c.ticket.id.clone()).collect();
+    if claims.is_empty() {
+        return Ok(result);
+    }
+    result.settled = std::thread::scope(|scope| {
+        let handles: Vec<_> = claims
+            .into_iter()
+            .map(|c| {
+                let layout = &layout;
+                let interrupt = interrupt.clone();
+                scope.spawn(move || {
+                    let id = c.ticket.id.clone();
+                    let end = match run_and_settle(layout, c, opts, interrupt, reporter) {
+                        Ok(end) => end,
+                        Err(e) => {
+                            let text = render_chain(&e);
+                            reporter.report(&Event::error(&id, text.clone()));
+                            RunEnd::Error(text)
+                        }
+                    };
+                    (id, end)
+                })
+            })
+            .collect();
+        handles.into_iter().filter_map(|h| h.join().ok()).collect()
+    });
+    Ok(result)
+}
+
+/// One claimed ticket, from its attempt to its recorded result.
+fn run_and_settle(
+    layout: &crate::board::Layout,
+    c: Claimed,
+    opts: &Options,
+    interrupt: Arc<AtomicBool>,
+    reporter: &dyn Reporter,
+) -> Result<RunEnd> {
+    let main = git::open_main(&layout.root)?;
+    let won = attempt::Won {
+        ticket: &c.ticket,
+        attempt: c.claim.attempt,
+        run_id: &c.run_id,
+        base: c.base,
+        settings: &c.settings,
+    };
+    let facts = attempt::run(layout, &main, &won, interrupt, reporter);
+    let settlement = classify::classify(&facts, &c.settings);
+    let summary = settle::summary(layout, &won, &c.claim.at, &facts, &settlement);
+    let settled = settle::record(
+        layout,
+        &main,
+        &won,
+        &settlement,
+        &summary,
+        opts.lock_timeout,
+        reporter,
+    )?;
+    // The run lock goes last: until the result is committed, a second
+    // tick must see this run as live.
+    drop(c.run_lock);
+    Ok(match settled {
+        Settled::Moved { .. } => RunEnd::Settled(settlement.outcome),
+        Settled::Stale => RunEnd::Stale,
+    })
+}

@@ -1,0 +1,228 @@
+//! What earlier ticks left behind, found and settled under the board lock:
+//! in-progress tickets without a claim go back to todo, claims whose run is
+//! dead (or whose lease expired on another host) are settled as
+//! `abandoned`, and worktrees of done tickets that a crash left are removed.
+
+use crate::board::transition::{self, RunRef, Settled};
+use crate::board::{Board, BoardTxn};
+use crate::config::Config;
+use crate::error::{Result, render_chain};
+use crate::failpoint;
+use crate::git::{self, Worktree};
+use crate::lock::RunLock;
+use crate::outcome::{Outcome, Settlement};
+use crate::process;
+use crate::runlog;
+use crate::summary::AttemptSummary;
+use crate::ticket::{Claim, State, Ticket, now_rfc3339};
+use crate::workspace;
+
+use super::attempt::{WorkOf, work_message};
+use super::event::{Event, Reporter};
+use super::plan::{self, Ownership, RunLockFacts};
+use super::settings::RunSettings;
+use super::settle::forget_run;
+
+/// What reconcile settled: (ticket, outcome).
+pub type Reconciled = Vec<(String, Outcome)>;
+
+/// Settle in-progress tickets whose run is over. Holds the board lock.
+pub fn reconcile(
+    txn: &mut BoardTxn,
+    board: &Board,
+    config: &Config,
+    reporter: &dyn Reporter,
+) -> Result<Reconciled> {
+    let mut settled = Vec::new();
+    let stranded = board.stranded.iter().filter(|t| {
+        board
+            .seen
+            .get(&t.id)
+            .is_some_and(|s| s == &[State::InProgress])
+    });
+    for t in board.in_state(State::InProgress).chain(stranded) {
+        let Some(claim) = t.open_claim() else {
+            if transition::release(txn, &t.id)? {
+                reporter.report(&Event::Released { id: t.id.clone() });
+                settled.push((t.id.clone(), Outcome::Released));
+            }
+            continue;
+        };
+        let lock_path = txn.layout.run_lock(&t.id);
+        let present = lock_path.exists();
+        // Take the run lock of a run of this host: holding it while settling
+        // keeps a late supervisor (or a second tick) out.
+        let (guard, held) = if plan::claimed_here(
+            claim,
+            &txn.host,
+            RunLockFacts {
+                present,
+                held: false,
+            },
+        ) {
+            match RunLock::try_acquire(&lock_path)? {
+                Some(g) => (Some(g), false),
+                None => (None, true),
+            }
+        } else {
+            (None, false)
+        };
+        let owner = plan::ownership(
+            claim,
+            &txn.host,
+            RunLockFacts { present, held },
+            jiff::Timestamp::now(),
+        );
+        let (reason, notes) = match &owner {
+            Ownership::Live | Ownership::Foreign { .. } => continue,
+            Ownership::Dead => (
+                "its supervising orch died (no live run lock)".to_string(),
+                Vec::new(),
+            ),
+            Ownership::Expired { host } => (
+                format!("host {host} did not settle it before its lease expired"),
+                vec![format!("the lease of host {host} expired")],
+            ),
+        };
+        let settlement = Settlement::new(Outcome::Abandoned, reason);
+        let dead = DeadRun {
+            ticket: t,
+            claim,
+            owner: &owner,
+        };
+        if let Settled::Moved { to, reason } =
+            settle_dead_run(txn, config, &dead, settlement, notes)?
+        {
+            reporter.report(&Event::Abandoned {
+                id: t.id.clone(),
+                attempt: claim.attempt,
+                reason,
+                to,
+            });
+            settled.push((t.id.clone(), Outcome::Abandoned));
+        }
+        drop(guard);
+    }
+    sweep_done_worktrees(txn, board, reporter);
+    Ok(settled)
+}
+
+/// Remove worktrees of done tickets that no run holds: a crash between
+/// recording a success and removing its worktree leaves one behind.
+fn sweep_done_worktrees(txn: &BoardTxn, board: &Board, reporter: &dyn Reporter) {
+    let Ok(entries) = std::fs::read_dir(txn.layout.orch.join("worktrees")) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let id = entry.file_name().to_string_lossy().into_owned();
+        if board.seen.get(&id).is_none_or(|s| s != &[State::Done]) {
+            continue;
+        }
+        let Ok(Some(_lock)) = RunLock::try_acquire(&txn.layout.run_lock(&id)) else {
+            continue;
+        };
+        if workspace::remove(&txn.main, &txn.layout, &id).is_ok() {
+            reporter.report(&Event::Cleaned {
+                id,
+                text: "removed the worktree of a done ticket left by an earlier tick".into(),
+            });
+        }
+    }
+}
+
+/// A claim whose supervisor is gone, and whose it was.
+pub struct DeadRun<'a> {
+    pub ticket: &'a Ticket,
+    pub claim: &'a Claim,
+    pub owner: &'a Ownership,
+}
+
+/// Settle a run whose supervisor is gone: kill what is left of it, keep its
+/// uncommitted work on the ticket branch, record the outcome. The caller
+/// holds the board lock and, for a run of this host, its run lock.
+pub fn settle_dead_run(
+    txn: &mut BoardTxn,
+    config: &Config,
+    dead: &DeadRun<'_>,
+    settlement: Settlement,
+    mut notes: Vec<String>,
+) -> Result<Settled> {
+    let t = dead.ticket;
+    let attempt = dead.claim.attempt;
+    let run = dead.claim.run.clone().unwrap_or_default();
+    let ours = matches!(dead.owner, Ownership::Dead | Ownership::Live);
+    if ours {
+        clean_up_after(txn, t, attempt, &run, &mut notes);
+    }
+    let settings = RunSettings::for_ticket(config, t);
+    let mut settlement = settlement;
+    // A run whose orch died before the agent started (it has no log) was
+    // never given a chance: it does not use up an attempt.
+    if ours
+        && settlement.outcome == Outcome::Abandoned
+        && !txn.layout.log_path(&t.id, attempt).exists()
+    {
+        settlement = Settlement::new(Outcome::Abandoned, "its orch died before the agent started")
+            .counting(false);
+    }
+    let summary = AttemptSummary {
+        id: t.id.clone(),
+        attempt,
+        outcome: settlement.outcome.as_str().to_string(),
+        reason: settlement.reason.clone(),
+        agent: settings.agent.label(),
+        host: dead.claim.host.clone().unwrap_or_default(),
+        started: dead.claim.at.clone(),
+        finished: now_rfc3339(),
+        branch: git::ticket_branch(&t.id),
+        tip: txn
+            .main
+            .branch_tip(&git::ticket_branch(&t.id))
+            .map(|o| o.to_string()),
+        notes,
+        log: runlog::summary_field(&txn.layout, &t.id, attempt),
+        tail: runlog::tail(&txn.layout, &t.id, attempt),
+        ..Default::default()
+    };
+    let settled = transition::settle(
+        txn,
+        &RunRef {
+            id: &t.id,
+            attempt,
+            run: &run,
+        },
+        &settlement,
+        settings.max_attempts,
+        &summary,
+    )?;
+    forget_run(&txn.layout, &t.id);
+    Ok(settled)
+}
+
+/// Kill what is left of a dead run of this host and commit the work it left.
+fn clean_up_after(txn: &BoardTxn, t: &Ticket, attempt: u32, run: &str, notes: &mut Vec<String>) {
+    if !run.is_empty() {
+        let killed = process::kill_run(run);
+        if killed > 0 {
+            notes.push(format!("killed {killed} leftover process(es) of the run"));
+        }
+    }
+    failpoint::hit("reconcile-after-kill");
+    let wt_path = txn.layout.worktree(&t.id);
+    if wt_path.join(".git").exists()
+        && let Ok(wt) = Worktree::open(&wt_path)
+    {
+        // The run's processes are dead: their git locks are stale.
+        wt.clear_stale_index_lock();
+        let message = work_message(&t.id, attempt, WorkOf::AbandonedRun);
+        match workspace::keep_work(&txn.main, &wt, &t.id, attempt, &message) {
+            Ok(Some(note)) => notes.push(note),
+            Ok(None) => {}
+            Err(e) => notes.push(format!(
+                "cannot commit the run's uncommitted work: {}",
+                render_chain(&e)
+            )),
+        }
+    }
+    workspace::unlock(&txn.main, &t.id);
+}
