@@ -31,6 +31,8 @@ pub struct AttemptSummary {
 const TAIL_BYTES: usize = 8 * 1024;
 
 impl AttemptSummary {
+    // Long but flat: one block per section of the summary, in the order a
+    // reader meets them; splitting it would scatter the format.
     pub fn render(&self) -> String {
         let mut s = format!("# {} attempt {}\n\n", self.id, self.attempt);
         let mut field = |k: &str, v: &str| {

@@ -287,9 +287,84 @@ pub fn run(spec: &Spec, control: &Control) -> Report {
         pgid: None,
         activity: Activity::default(),
     };
+    let mut child = match spawn(spec) {
+        Ok(c) => c,
+        Err(text) => {
+            log.note(&format!("could not start {text}"));
+            report.spawn_error = Some(text);
+            report.duration = start.elapsed();
+            return report;
+        }
+    };
+    let pgid = child.id() as i32;
+    report.pgid = Some(pgid);
+    crate::failpoint::hit("run-after-spawn");
+    let rx = start_io(&mut child, spec);
+    let mut w = Watch::new(start);
+    loop {
+        match rx.recv_timeout(POLL) {
+            Ok(Chunk::Data(is_stdout, data)) => {
+                w.output(
+                    spec,
+                    control,
+                    &mut log,
+                    &mut report.activity,
+                    is_stdout,
+                    &data,
+                );
+                // Keep draining, but check the limits at least every POLL:
+                // output that never pauses must not disable them.
+                if w.last_check.elapsed() < POLL {
+                    continue;
+                }
+            }
+            Ok(Chunk::Eof) => w.eofs += 1,
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                // Both pipes are closed but the run goes on: wait, don't spin.
+                w.eofs = 2;
+                std::thread::sleep(POLL);
+            }
+        }
+        w.last_check = Instant::now();
+        if w.status.is_none()
+            && let Ok(Some(s)) = child.try_wait()
+        {
+            w.status = Some(s);
+            w.ended.get_or_insert(Ended::Exited);
+        }
+        let now = Instant::now();
+        if w.ended.is_none()
+            && let Some(why) = limit_reached(spec, control, &w, now)
+        {
+            w.ended = Some(why);
+            log.note(stop_note(why));
+        }
+        // Once the run is over (by itself or by a limit), stop the group.
+        if w.ended.is_some() && w.stop_group(spec, pgid, now, &mut report) {
+            break;
+        }
+    }
+    report.ended = w.ended.unwrap_or(Ended::Exited);
+    report.status = w.status;
+    report.duration = start.elapsed();
+    report.log_bytes = log.written;
+    report.log_truncated = log.truncated;
+    report.tail = w.tail.finish();
+    if report.leftovers_stopped > 0 {
+        log.note(&format!(
+            "stopped {} process(es) the command left running",
+            report.leftovers_stopped
+        ));
+    }
+    report
+}
+
+/// Start the command in a process group of its own, with the run id in
+/// its environment. The error names the program.
+fn spawn(spec: &Spec) -> Result<std::process::Child, String> {
     let Some((program, args)) = spec.argv.split_first() else {
-        report.spawn_error = Some("the command is empty".into());
-        return report;
+        return Err("the command is empty".into());
     };
     let mut cmd = Command::new(program);
     cmd.args(args)
@@ -309,20 +384,11 @@ pub fn run(spec: &Spec, control: &Control) -> Report {
         cmd.env(k, v);
     }
     cmd.env(process::RUN_ID_VAR, &spec.run_id);
-    let mut child = match cmd.spawn() {
-        Ok(c) => c,
-        Err(e) => {
-            let text = format!("{program}: {e}");
-            log.note(&format!("could not start {text}"));
-            report.spawn_error = Some(text);
-            report.duration = start.elapsed();
-            return report;
-        }
-    };
-    let pgid = child.id() as i32;
-    report.pgid = Some(pgid);
-    crate::failpoint::hit("run-after-spawn");
+    cmd.spawn().map_err(|e| format!("{program}: {e}"))
+}
 
+/// Feed stdin and start draining stdout and stderr into one channel.
+fn start_io(child: &mut std::process::Child, spec: &Spec) -> mpsc::Receiver<Chunk> {
     if let (Some(mut stdin), Some(bytes)) = (child.stdin.take(), spec.stdin.clone()) {
         // A separate thread: an agent that never reads stdin must not block orch.
         std::thread::spawn(move || {
@@ -336,165 +402,158 @@ pub fn run(spec: &Spec, control: &Control) -> Report {
         reader(out, true, tx.clone());
     }
     if let Some(err) = child.stderr.take() {
-        reader(err, false, tx.clone());
+        reader(err, false, tx);
     }
-    drop(tx);
+    rx
+}
 
-    let mut tail = Tail {
-        lines: VecDeque::new(),
-        partial: Vec::new(),
-    };
-    let mut eofs = 0;
-    let mut last_output = Instant::now();
-    let mut status: Option<ExitStatus> = None;
-    let mut ended: Option<Ended> = None;
-    // When termination started (SIGTERM sent); SIGKILL follows after the grace.
-    let mut term_started: Option<Instant> = None;
-    let mut group_gone_at: Option<Instant> = None;
-    let mut last_progress = Instant::now();
-    let mut last_check = Instant::now();
-    let mut event_line: Vec<u8> = Vec::new();
+/// What the supervisor loop knows about the run so far.
+struct Watch {
+    start: Instant,
+    tail: Tail,
+    eofs: u32,
+    last_output: Instant,
+    last_progress: Instant,
+    last_check: Instant,
+    status: Option<ExitStatus>,
+    ended: Option<Ended>,
+    /// When termination started (SIGTERM sent); SIGKILL follows after the grace.
+    term_started: Option<Instant>,
+    group_gone_at: Option<Instant>,
+    event_line: Vec<u8>,
+}
 
-    loop {
-        match rx.recv_timeout(POLL) {
-            Ok(Chunk::Data(is_stdout, data)) => {
-                last_output = Instant::now();
-                log.write(&data);
-                tail.push(&data);
-                let mut shown = None;
-                if let (Some(format), true) = (spec.events, is_stdout) {
-                    for &b in &data {
-                        if b != b'\n' {
-                            // A line longer than this is no event of interest.
-                            if event_line.len() < 1 << 20 {
-                                event_line.push(b);
-                            }
-                            continue;
-                        }
-                        let line = String::from_utf8_lossy(&event_line).into_owned();
-                        event_line.clear();
-                        let (progress, human) =
-                            events::parse_line(format, &line, &mut report.activity);
-                        if progress {
-                            last_progress = Instant::now();
-                        }
-                        shown = human.or(shown);
+impl Watch {
+    fn new(start: Instant) -> Watch {
+        // The output and progress clocks start when the command has started.
+        let now = Instant::now();
+        Watch {
+            start,
+            tail: Tail {
+                lines: VecDeque::new(),
+                partial: Vec::new(),
+            },
+            eofs: 0,
+            last_output: now,
+            last_progress: now,
+            last_check: now,
+            status: None,
+            ended: None,
+            term_started: None,
+            group_gone_at: None,
+            event_line: Vec::new(),
+        }
+    }
+
+    /// Log a chunk of output, track progress events, show the last line.
+    fn output(
+        &mut self,
+        spec: &Spec,
+        control: &Control,
+        log: &mut Log,
+        activity: &mut Activity,
+        is_stdout: bool,
+        data: &[u8],
+    ) {
+        self.last_output = Instant::now();
+        log.write(data);
+        self.tail.push(data);
+        let mut shown = None;
+        if let (Some(format), true) = (spec.events, is_stdout) {
+            for &b in data {
+                if b != b'\n' {
+                    // A line longer than this is no event of interest.
+                    if self.event_line.len() < 1 << 20 {
+                        self.event_line.push(b);
                     }
-                }
-                if let Ok(mut l) = control.last_line.lock() {
-                    match shown {
-                        Some(h) => *l = strip_ansi(&h),
-                        None if spec.events.is_none() => *l = strip_ansi(&tail.last_line()),
-                        None => {}
-                    }
-                }
-                // Keep draining, but check the limits at least every POLL:
-                // output that never pauses must not disable them.
-                if last_check.elapsed() < POLL {
                     continue;
                 }
-            }
-            Ok(Chunk::Eof) => eofs += 1,
-            Err(mpsc::RecvTimeoutError::Timeout) => {}
-            Err(mpsc::RecvTimeoutError::Disconnected) => {
-                // Both pipes are closed but the run goes on: wait, don't spin.
-                eofs = 2;
-                std::thread::sleep(POLL);
-            }
-        }
-        last_check = Instant::now();
-        if status.is_none()
-            && let Ok(Some(s)) = child.try_wait()
-        {
-            status = Some(s);
-            if ended.is_none() {
-                ended = Some(Ended::Exited);
-            }
-        }
-        let now = Instant::now();
-        if ended.is_none() {
-            let why = if control.interrupt.load(Ordering::SeqCst) {
-                Some(Ended::Interrupted)
-            } else if control.abort_file.as_ref().is_some_and(|p| {
-                // Honoured only when it names this run: a request written
-                // for an earlier run must not stop a later one.
-                p.exists() && std::fs::read_to_string(p).is_ok_and(|c| c.trim() == spec.run_id)
-            }) {
-                Some(Ended::Aborted)
-            } else if now.duration_since(start) >= spec.timeout {
-                Some(Ended::Timeout)
-            } else if now.duration_since(last_output) >= spec.no_output_timeout {
-                Some(Ended::Stalled)
-            } else if spec.events.is_some()
-                && spec
-                    .no_progress_timeout
-                    .is_some_and(|limit| now.duration_since(last_progress) >= limit)
-            {
-                Some(Ended::NoProgress)
-            } else {
-                None
-            };
-            if let Some(why) = why {
-                ended = Some(why);
-                log.note(match why {
-                    Ended::Interrupted => "orch was interrupted: stopping the agent",
-                    Ended::Aborted => "abort requested: stopping the agent",
-                    Ended::Timeout => "hard timeout reached: stopping the agent",
-                    Ended::NoProgress => {
-                        "no progress within no_progress_timeout: stopping the agent"
-                    }
-                    _ => "no output within no_output_timeout: stopping the agent",
-                });
-            }
-        }
-        // Once the run is over (by itself or by a limit), stop the group.
-        if ended.is_some() {
-            let members = process::group_members(pgid);
-            match term_started {
-                None => {
-                    if !members.is_empty() {
-                        if status.is_some() {
-                            report.leftovers_stopped = members.len();
-                        }
-                        process::signal_group(pgid, Signal::TERM);
-                    }
-                    term_started = Some(now);
+                let line = String::from_utf8_lossy(&self.event_line).into_owned();
+                self.event_line.clear();
+                let (progress, human) = events::parse_line(format, &line, activity);
+                if progress {
+                    self.last_progress = Instant::now();
                 }
-                // Repeated while members remain: nothing may outlive the run.
-                Some(t) if now.duration_since(t) >= spec.kill_grace && !members.is_empty() => {
-                    process::signal_group(pgid, Signal::KILL);
-                }
-                _ => {}
-            }
-            if members.is_empty() && status.is_some() {
-                let gone = *group_gone_at.get_or_insert_with(|| {
-                    // Processes that left the group but kept the run id.
-                    report.leftovers_stopped += process::kill_run(&spec.run_id);
-                    now
-                });
-                if eofs >= 2 || now.duration_since(gone) >= LEAK_WAIT {
-                    break;
-                }
+                shown = human.or(shown);
             }
         }
-        if status.is_some() && eofs >= 2 && ended == Some(Ended::Exited) && term_started.is_some() {
-            // Exited and pipes closed; the group check above finishes the job.
-            continue;
+        if let Ok(mut l) = control.last_line.lock() {
+            match shown {
+                Some(h) => *l = strip_ansi(&h),
+                None if spec.events.is_none() => *l = strip_ansi(&self.tail.last_line()),
+                None => {}
+            }
         }
     }
-    report.ended = ended.unwrap_or(Ended::Exited);
-    report.status = status;
-    report.duration = start.elapsed();
-    report.log_bytes = log.written;
-    report.log_truncated = log.truncated;
-    report.tail = tail.finish();
-    if report.leftovers_stopped > 0 {
-        log.note(&format!(
-            "stopped {} process(es) the command left running",
-            report.leftovers_stopped
-        ));
+
+    /// Signal what is left of the group: SIGTERM once, then SIGKILL after
+    /// the grace, repeated while members remain. True once the group is
+    /// gone, the leader reaped and the pipes closed (or left to leakers).
+    fn stop_group(&mut self, spec: &Spec, pgid: i32, now: Instant, report: &mut Report) -> bool {
+        let members = process::group_members(pgid);
+        match self.term_started {
+            None => {
+                if !members.is_empty() {
+                    if self.status.is_some() {
+                        report.leftovers_stopped = members.len();
+                    }
+                    process::signal_group(pgid, Signal::TERM);
+                }
+                self.term_started = Some(now);
+            }
+            // Repeated while members remain: nothing may outlive the run.
+            Some(t) if now.duration_since(t) >= spec.kill_grace && !members.is_empty() => {
+                process::signal_group(pgid, Signal::KILL);
+            }
+            _ => {}
+        }
+        if !members.is_empty() || self.status.is_none() {
+            return false;
+        }
+        let gone = *self.group_gone_at.get_or_insert_with(|| {
+            // Processes that left the group but kept the run id.
+            report.leftovers_stopped += process::kill_run(&spec.run_id);
+            now
+        });
+        self.eofs >= 2 || now.duration_since(gone) >= LEAK_WAIT
     }
-    report
+}
+
+/// Which limit, signal or request ends a run that is still going, if any.
+fn limit_reached(spec: &Spec, control: &Control, w: &Watch, now: Instant) -> Option<Ended> {
+    if control.interrupt.load(Ordering::SeqCst) {
+        Some(Ended::Interrupted)
+    } else if control.abort_file.as_ref().is_some_and(|p| {
+        // Honoured only when it names this run: a request written for an
+        // earlier run must not stop a later one.
+        p.exists() && std::fs::read_to_string(p).is_ok_and(|c| c.trim() == spec.run_id)
+    }) {
+        Some(Ended::Aborted)
+    } else if now.duration_since(w.start) >= spec.timeout {
+        Some(Ended::Timeout)
+    } else if now.duration_since(w.last_output) >= spec.no_output_timeout {
+        Some(Ended::Stalled)
+    } else if spec.events.is_some()
+        && spec
+            .no_progress_timeout
+            .is_some_and(|limit| now.duration_since(w.last_progress) >= limit)
+    {
+        Some(Ended::NoProgress)
+    } else {
+        None
+    }
+}
+
+fn stop_note(why: Ended) -> &'static str {
+    match why {
+        Ended::Interrupted => "orch was interrupted: stopping the agent",
+        Ended::Aborted => "abort requested: stopping the agent",
+        Ended::Timeout => "hard timeout reached: stopping the agent",
+        Ended::NoProgress => "no progress within no_progress_timeout: stopping the agent",
+        Ended::Stalled | Ended::Exited | Ended::SpawnFailed => {
+            "no output within no_output_timeout: stopping the agent"
+        }
+    }
 }
 
 fn open_log(spec: &Spec) -> Option<File> {

@@ -19,9 +19,17 @@ pub type Row = (String, String, String);
 pub fn explain(layout: &Layout, opts: &Options) -> Result<Vec<Row>> {
     let board = Board::load(layout);
     let config = board.config()?.clone();
+    let mut out = Vec::new();
+    let running = in_progress_rows(layout, &board, &mut out)?;
+    ready_rows(layout, &board, &config, opts, running, &mut out);
+    waiting_rows(&board, &mut out);
+    Ok(out)
+}
+
+/// Rows for in-progress tickets; returns how many hold a slot.
+fn in_progress_rows(layout: &Layout, board: &Board, out: &mut Vec<Row>) -> Result<u32> {
     let host = host_name();
     let now = jiff::Timestamp::now();
-    let mut out = Vec::new();
     let mut running = 0u32;
     for t in board.in_state(State::InProgress) {
         let why = match t.open_claim() {
@@ -45,10 +53,22 @@ pub fn explain(layout: &Layout, opts: &Options) -> Result<Vec<Row>> {
         };
         out.push((t.id.clone(), "in-progress".into(), why));
     }
+    Ok(running)
+}
+
+/// Rows for the ready queue, in the order a tick takes it.
+fn ready_rows(
+    layout: &Layout,
+    board: &Board,
+    config: &crate::config::Config,
+    opts: &Options,
+    running: u32,
+    out: &mut Vec<Row>,
+) {
     let paused = claim::paused_agents(layout);
     let plan = plan::plan_claims(
-        &board,
-        &config,
+        board,
+        config,
         &PlanInputs {
             jobs: opts.jobs,
             only: None,
@@ -90,6 +110,10 @@ pub fn explain(layout: &Layout, opts: &Options) -> Result<Vec<Row>> {
         };
         out.push((t.id.clone(), "todo".into(), why));
     }
+}
+
+/// Rows for tickets that wait, are blocked, or are invalid.
+fn waiting_rows(board: &Board, out: &mut Vec<Row>) {
     for t in board.in_state(State::Todo) {
         match board.readiness(t) {
             Readiness::Ready => {}
@@ -121,5 +145,4 @@ pub fn explain(layout: &Layout, opts: &Options) -> Result<Vec<Row>> {
             out.push((id, "invalid".into(), format!("skipped: {p}")));
         }
     }
-    Ok(out)
 }

@@ -433,70 +433,14 @@ pub fn parse(id: &str, state: State, bytes: &[u8]) -> (Option<Ticket>, Vec<Probl
             }
         }
     };
-    // Top-level keys start in the first column; scanning for them costs far
-    // less than a second YAML parse of every ticket.
-    for (i, line) in yaml.lines().enumerate() {
-        if line.starts_with([' ', '\t', '#', '-']) {
-            continue;
-        }
-        let Some((key, _)) = line.split_once(':') else {
-            continue;
-        };
-        let key = key.trim().trim_matches(['"', '\'']);
-        if !key.is_empty() && !KNOWN_KEYS.contains(&key) {
-            problems.push(Problem {
-                path: path.clone(),
-                line: Some(i as u64 + first_line),
-                severity: Severity::Warning,
-                message: format!("unknown key `{key}` is ignored"),
-                hint: Some(format!("known keys: {}", KNOWN_KEYS.join(", "))),
-            });
-        }
-    }
-    let title = match raw.title.as_deref().map(str::trim) {
-        Some(t) if !t.is_empty() => t.to_string(),
-        _ => {
-            problems.push(error(
-                Some(first_line),
-                "the ticket has no title".into(),
-                "add a line `title: What to do` to the front matter",
-            ));
+    problems.extend(unknown_keys(&path, yaml, first_line));
+    let title = match check_front(&raw, yaml, first_line) {
+        Ok(title) => title,
+        Err((line, message, hint)) => {
+            problems.push(error(line, message, hint));
             return (None, problems);
         }
     };
-    if raw.max_attempts == Some(0) {
-        problems.push(error(
-            key_line(yaml, "max_attempts").map(|l| l + first_line - 1),
-            "max_attempts must be at least 1".into(),
-            "",
-        ));
-        return (None, problems);
-    }
-    if let Some(agent) = &raw.agent
-        && let Err(why) = check_agent(agent)
-    {
-        problems.push(error(
-            key_line(yaml, "agent").map(|l| l + first_line - 1),
-            why,
-            "fix the ticket's `agent:` or remove it to use orch.yaml's",
-        ));
-        return (None, problems);
-    }
-    for (key, value) in [
-        ("timeout", &raw.timeout),
-        ("no_output_timeout", &raw.no_output_timeout),
-    ] {
-        if let Some(Dur(d)) = value
-            && let Err(why) = positive(key, *d)
-        {
-            problems.push(error(
-                key_line(yaml, key).map(|l| l + first_line - 1),
-                why,
-                "give a duration like 90s or 30m",
-            ));
-            return (None, problems);
-        }
-    }
     let depends_on = raw.depends_on.0;
     let log = log::entries(text);
     let ticket = Ticket {
@@ -516,6 +460,79 @@ pub fn parse(id: &str, state: State, bytes: &[u8]) -> (Option<Ticket>, Vec<Probl
         log,
     };
     (Some(ticket), problems)
+}
+
+/// Warnings for top-level keys this version does not know. Top-level keys
+/// start in the first column; scanning for them costs far less than a
+/// second YAML parse of every ticket.
+fn unknown_keys(path: &str, yaml: &str, first_line: u64) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    for (i, line) in yaml.lines().enumerate() {
+        if line.starts_with([' ', '\t', '#', '-']) {
+            continue;
+        }
+        let Some((key, _)) = line.split_once(':') else {
+            continue;
+        };
+        let key = key.trim().trim_matches(['"', '\'']);
+        if !key.is_empty() && !KNOWN_KEYS.contains(&key) {
+            problems.push(Problem {
+                path: path.to_string(),
+                line: Some(i as u64 + first_line),
+                severity: Severity::Warning,
+                message: format!("unknown key `{key}` is ignored"),
+                hint: Some(format!("known keys: {}", KNOWN_KEYS.join(", "))),
+            });
+        }
+    }
+    problems
+}
+
+/// The title, or the first error in the front matter's values: (line,
+/// message, hint).
+fn check_front(
+    raw: &RawFront,
+    yaml: &str,
+    first_line: u64,
+) -> Result<String, (Option<u64>, String, &'static str)> {
+    let at = |key: &str| key_line(yaml, key).map(|l| l + first_line - 1);
+    let title = match raw.title.as_deref().map(str::trim) {
+        Some(t) if !t.is_empty() => t.to_string(),
+        _ => {
+            return Err((
+                Some(first_line),
+                "the ticket has no title".into(),
+                "add a line `title: What to do` to the front matter",
+            ));
+        }
+    };
+    if raw.max_attempts == Some(0) {
+        return Err((
+            at("max_attempts"),
+            "max_attempts must be at least 1".into(),
+            "",
+        ));
+    }
+    if let Some(agent) = &raw.agent
+        && let Err(why) = check_agent(agent)
+    {
+        return Err((
+            at("agent"),
+            why,
+            "fix the ticket's `agent:` or remove it to use orch.yaml's",
+        ));
+    }
+    for (key, value) in [
+        ("timeout", &raw.timeout),
+        ("no_output_timeout", &raw.no_output_timeout),
+    ] {
+        if let Some(Dur(d)) = value
+            && let Err(why) = positive(key, *d)
+        {
+            return Err((at(key), why, "give a duration like 90s or 30m"));
+        }
+    }
+    Ok(title)
 }
 
 /// A ticket whose front matter does not parse, seen only through its id,
