@@ -5,6 +5,7 @@ mod board;
 mod crash;
 mod demo;
 mod env;
+mod format;
 mod hostile;
 mod misbehave;
 mod model_server;

@@ -486,6 +486,38 @@ fn explain_says_why_and_changes_nothing() {
     assert_eq!(env.git(&["rev-parse", "orch/plan"]), before);
 }
 
+/// Seen with the first release: `--explain` reported another host's
+/// expired claim as running and counted it against max_in_progress, while
+/// a real tick settled it and claimed the next ticket.
+#[test]
+fn explain_agrees_with_the_tick_about_an_expired_claim_of_another_host() {
+    let env = TestEnv::new();
+    env.ready("echo done > \"f-$ORCH_TICKET\"", "max_in_progress: 1\n");
+    env.write_ticket(
+        "in-progress",
+        "gone",
+        "---\ntitle: Gone\n---\n\n<!-- orch: the lines below are appended by orch; write above this line -->\n\
+         - 2026-01-01T00:00:00Z claim attempt=1 host=elsewhere lease=2026-01-01T01:00:00Z pid=1 run=1-1-1\n",
+    );
+    env.write_ticket("todo", "next", "---\ntitle: Next\npriority: 1\n---\n");
+    let out = env.orch().args(["tick", "--explain"]).output().unwrap();
+    let text = stdout(&out);
+    assert!(
+        text.contains("would settle as abandoned: the lease of host elsewhere expired"),
+        "{text}"
+    );
+    assert!(text.contains("would claim: ready"), "{text}");
+    let status = env.orch().arg("status").output().unwrap();
+    assert!(
+        stdout(&status).contains("lease expired: the next tick settles it"),
+        "{}",
+        stdout(&status)
+    );
+    let tick = env.tick_ok();
+    assert!(tick.contains("gone: abandoned (attempt 1)"), "{tick}");
+    assert!(tick.contains("next: claimed (attempt 1)"), "{tick}");
+}
+
 #[test]
 fn every_tick_names_the_invalid_tickets_it_skips() {
     let env = TestEnv::new();
