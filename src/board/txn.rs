@@ -72,6 +72,18 @@ impl BoardTxn {
             ));
         }
         let plan = Worktree::open(&layout.plan)?;
+        // Every change is committed from the plan worktree's index onto
+        // orch/plan: from a worktree on another branch it would replace
+        // the board with that branch's files.
+        let head = plan.head_ref();
+        if head.as_deref() != Some(git::PLAN_REF) {
+            return Err(Error::other(format!(
+                "the plan worktree {} is on {}, not on orch/plan",
+                layout.plan.display(),
+                head.as_deref().unwrap_or("a detached HEAD")
+            ))
+            .hinted("put it back with `git -C .orch/plan checkout orch/plan`; orch changes nothing until then"));
+        }
         let base = plan_tip(&main)?;
         let mut txn = BoardTxn {
             main,

@@ -552,3 +552,30 @@ fn new_edit_opens_the_editor_and_commits_the_edit() {
     assert_eq!(env.plan_dirt(), "", "the edit is committed");
     assert_eq!(env.plan_log()[0], "orch: adopt edits to 1 file");
 }
+
+/// A board change is committed from the plan worktree's index onto
+/// orch/plan; from a worktree switched to another branch it would replace
+/// the board with that branch's files. orch refuses and changes nothing.
+#[test]
+fn a_plan_worktree_on_another_branch_is_refused_and_the_board_kept() {
+    let env = TestEnv::new();
+    env.init();
+    env.write_ticket("todo", "a", "---\ntitle: A\n---\n");
+    env.orch().arg("status").assert().success();
+    env.git_in(&env.plan(), &["add", "-A"]);
+    env.git_in(&env.plan(), &["commit", "-q", "-m", "a ticket"]);
+    let before = env.git(&["rev-parse", "orch/plan"]);
+    env.git_in(&env.plan(), &["checkout", "-q", "-b", "elsewhere"]);
+    env.git_in(&env.plan(), &["rm", "-q", "-r", "tickets"]);
+    env.git_in(&env.plan(), &["commit", "-q", "-m", "no tickets here"]);
+    env.orch()
+        .args(["new", "B"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("is on refs/heads/elsewhere, not on orch/plan"))
+        .stderr(predicate::str::contains("git -C .orch/plan checkout orch/plan"));
+    assert_eq!(env.git(&["rev-parse", "orch/plan"]), before);
+    env.git_in(&env.plan(), &["checkout", "-q", "orch/plan"]);
+    env.orch().args(["new", "B"]).assert().success();
+    assert_eq!(env.state_of("a"), "todo");
+}
