@@ -311,14 +311,13 @@ impl MainRepo {
         }
     }
 
-    /// Resolve `base` (a branch or any revision) to a commit.
+    /// Resolve a branch or any revision to a commit.
     pub fn resolve_commit(&self, rev: &str) -> Result<Oid> {
         let obj = self.repo.revparse_single(rev).map_err(|e| {
-            Error::usage(format!(
-                "the base `{rev}` is not a branch or commit of this repository: {}",
-                e.message()
-            ))
-            .hinted("set `base:` in orch.yaml to an existing branch, e.g. main")
+            Error::Git(GitError::NotFound {
+                context: format!("`{rev}` is not a branch or commit of this repository"),
+                source: e,
+            })
         })?;
         let commit = obj
             .peel_to_commit()

@@ -41,7 +41,10 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
 
     let base = match &args.base {
         Some(b) => {
-            main.resolve_commit(b)?;
+            main.resolve_commit(b).map_err(|e| {
+                Error::usage(format!("--base {}", crate::error::render_chain(&e)))
+                    .hinted("give an existing branch, e.g. --base main")
+            })?;
             b.clone()
         }
         None => main.current_branch().unwrap_or_else(|| "main".into()),

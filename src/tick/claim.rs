@@ -11,7 +11,7 @@ use crate::agent::unavailable;
 use crate::board::transition::{self, ClaimRequest};
 use crate::board::{Board, BoardTxn, Layout};
 use crate::config::{AgentSpec, Config};
-use crate::error::{Result, render_chain};
+use crate::error::{Error, Result, render_chain};
 use crate::failpoint;
 use crate::git::Oid;
 use crate::lock::RunLock;
@@ -115,7 +115,10 @@ pub fn claim(
     }
     // A base or agent that does not resolve is a configuration error:
     // claim nothing rather than spend every ticket's attempts on it.
-    let base = txn.main.resolve_commit(&config.base)?;
+    let base = txn.main.resolve_commit(&config.base).map_err(|e| {
+        Error::usage(format!("the base {}", render_chain(&e)))
+            .hinted("set `base:` in orch.yaml to an existing branch, e.g. main")
+    })?;
     launch::check_program(&config.agent)?;
     for (t, why) in &plan.skipped {
         reporter.report(&Event::NotClaimed {
