@@ -636,12 +636,7 @@ impl Worktree {
     /// Stage everything (new, changed, deleted; .gitignore respected).
     pub fn stage_all(&self) -> Result<()> {
         let mut index = self.repo.index().git_context("cannot read the index")?;
-        index
-            .add_all(["*"], IndexAddOption::DEFAULT, None)
-            .git_context("cannot stage changes")?;
-        index
-            .update_all(["*"], None)
-            .git_context("cannot stage deletions")?;
+        stage_everything(&mut index)?;
         index.write().git_context("cannot write the index")
     }
 
@@ -665,24 +660,11 @@ impl Worktree {
     /// no ref; None when the tree is `parent`'s. The caller publishes it.
     pub fn commit_staged_on(&self, parent: Oid, message: &str) -> Result<Option<Oid>> {
         let mut index = self.repo.index().git_context("cannot read the index")?;
-        let tree_id = index.write_tree().git_context("cannot write the tree")?;
         let parent = self
             .repo
             .find_commit(parent)
             .git_context("cannot read the board's commit")?;
-        if parent.tree_id() == tree_id {
-            return Ok(None);
-        }
-        let tree = self
-            .repo
-            .find_tree(tree_id)
-            .git_context("cannot read the tree")?;
-        let sig = signature(&self.repo);
-        let oid = self
-            .repo
-            .commit(None, &sig, &sig, message, &tree, &[&parent])
-            .git_context("cannot commit")?;
-        Ok(Some(oid))
+        self.write_commit(&mut index, &parent, None, message)
     }
 
     /// Make the files and index match HEAD again after its branch moved
@@ -725,24 +707,28 @@ impl Worktree {
     /// commit on the current branch if the tree changed. Returns the commit.
     pub fn commit_all(&self, message: &str) -> Result<Option<Oid>> {
         let mut index = self.repo.index().git_context("cannot read the index")?;
-        index
-            .add_all(["*"], IndexAddOption::DEFAULT, None)
-            .git_context("cannot stage changes")?;
-        index
-            .update_all(["*"], None)
-            .git_context("cannot stage deletions")?;
-        self.commit_index(&mut index, message)
-    }
-
-    fn commit_index(&self, index: &mut git2::Index, message: &str) -> Result<Option<Oid>> {
-        let tree_id = index.write_tree().git_context("cannot write the tree")?;
+        stage_everything(&mut index)?;
         let parent = self
             .repo
             .head()
             .and_then(|h| h.peel_to_commit())
             .git_context("cannot read HEAD")?;
+        let oid = self.write_commit(&mut index, &parent, Some("HEAD"), message)?;
+        index.write().git_context("cannot write the index")?;
+        Ok(oid)
+    }
+
+    /// Commit the index's tree on `parent`, moving `update` (a ref name)
+    /// if given; None when the tree is `parent`'s.
+    fn write_commit(
+        &self,
+        index: &mut git2::Index,
+        parent: &git2::Commit<'_>,
+        update: Option<&str>,
+        message: &str,
+    ) -> Result<Option<Oid>> {
+        let tree_id = index.write_tree().git_context("cannot write the tree")?;
         if parent.tree_id() == tree_id {
-            index.write().git_context("cannot write the index")?;
             return Ok(None);
         }
         let tree = self
@@ -752,9 +738,8 @@ impl Worktree {
         let sig = signature(&self.repo);
         let oid = self
             .repo
-            .commit(Some("HEAD"), &sig, &sig, message, &tree, &[&parent])
+            .commit(update, &sig, &sig, message, &tree, &[parent])
             .git_context("cannot commit")?;
-        index.write().git_context("cannot write the index")?;
         Ok(Some(oid))
     }
 
@@ -811,6 +796,15 @@ impl Worktree {
         }
         removed
     }
+}
+
+fn stage_everything(index: &mut git2::Index) -> Result<()> {
+    index
+        .add_all(["*"], IndexAddOption::DEFAULT, None)
+        .git_context("cannot stage changes")?;
+    index
+        .update_all(["*"], None)
+        .git_context("cannot stage deletions")
 }
 
 /// `Key: value` lines of the message's last paragraph.

@@ -91,6 +91,22 @@ pub struct Report {
 }
 
 impl Report {
+    /// The report of a command that has not started (yet).
+    fn not_started() -> Report {
+        Report {
+            ended: Ended::SpawnFailed,
+            status: None,
+            duration: Duration::ZERO,
+            tail: Vec::new(),
+            log_bytes: 0,
+            log_truncated: false,
+            leftovers_stopped: 0,
+            spawn_error: None,
+            pgid: None,
+            activity: Activity::default(),
+        }
+    }
+
     pub fn success(&self) -> bool {
         self.ended == Ended::Exited && self.status.is_some_and(|s| s.success())
     }
@@ -118,14 +134,8 @@ impl Report {
         Report {
             ended,
             status: code.map(|c| ExitStatus::from_raw(c << 8)),
-            duration: Duration::ZERO,
             tail: tail.iter().map(|l| l.to_string()).collect(),
-            log_bytes: 0,
-            log_truncated: false,
-            leftovers_stopped: 0,
-            spawn_error: None,
-            pgid: None,
-            activity: Activity::default(),
+            ..Report::not_started()
         }
     }
 }
@@ -275,18 +285,7 @@ pub fn run(spec: &Spec, control: &Control) -> Report {
         max: spec.max_log,
         truncated: false,
     };
-    let mut report = Report {
-        ended: Ended::SpawnFailed,
-        status: None,
-        duration: Duration::ZERO,
-        tail: Vec::new(),
-        log_bytes: 0,
-        log_truncated: false,
-        leftovers_stopped: 0,
-        spawn_error: None,
-        pgid: None,
-        activity: Activity::default(),
-    };
+    let mut report = Report::not_started();
     let mut child = match spawn(spec) {
         Ok(c) => c,
         Err(text) => {
