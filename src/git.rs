@@ -90,6 +90,10 @@ pub fn is_valid_branch_name(name: &str) -> bool {
 }
 
 pub const PLAN_BRANCH: &str = "orch/plan";
+
+/// Part of the name a worktree directory is renamed to while it is deleted;
+/// one left by a killed orch is removed by the next tick's sweep.
+pub const REMOVING: &str = ".removing-";
 pub const PLAN_REF: &str = "refs/heads/orch/plan";
 
 pub fn ticket_branch(id: &str) -> String {
@@ -239,12 +243,34 @@ impl MainRepo {
         Ok(oid)
     }
 
+    /// Hold while creating, removing or pruning a worktree. libgit2's walk
+    /// over the worktrees (behind "is this branch checked out?") misreads
+    /// a worktree that is being created or removed at the same moment and
+    /// reports "reference ... is already checked out"; these changes must
+    /// not overlap, across threads (one open file each) and processes.
+    fn worktree_change_lock(&self) -> Result<std::fs::File> {
+        let dir = self.git_dir.join("orch");
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io("cannot create", &dir, e))?;
+        let path = dir.join("worktrees.lock");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(|e| Error::io("cannot open the lock file", &path, e))?;
+        file.lock()
+            .map_err(|e| Error::io("cannot lock", &path, e))?;
+        Ok(file)
+    }
+
     /// Check out `branch` as a linked worktree named `name` at `path`,
     /// pruning a stale registration (a worktree whose directory was deleted).
     pub fn add_worktree(&self, name: &str, path: &Path, branch: &str) -> Result<()> {
+        let _lock = self.worktree_change_lock()?;
         if !path.join(".git").exists() {
             // Whatever is registered under this name has no working tree.
-            self.force_prune_worktree(name);
+            self.force_prune_locked(name);
         }
         let reference = self
             .repo
@@ -264,6 +290,11 @@ impl MainRepo {
 
     /// Forget the worktree `name` if its directory is gone.
     pub fn prune_worktree_named(&self, name: &str) -> Result<()> {
+        let _lock = self.worktree_change_lock()?;
+        self.prune_locked(name)
+    }
+
+    fn prune_locked(&self, name: &str) -> Result<()> {
         if let Ok(wt) = self.repo.find_worktree(name)
             && (wt.validate().is_err() || !wt.path().exists())
         {
@@ -277,8 +308,15 @@ impl MainRepo {
 
     /// Forget the worktree `name` whatever state its registration is in (a
     /// crash while creating it can leave a HEAD that points at nothing).
-    pub fn force_prune_worktree(&self, name: &str) {
-        let _ = self.prune_worktree_named(name);
+    pub fn force_prune_worktree(&self, name: &str) -> Result<()> {
+        let _lock = self.worktree_change_lock()?;
+        self.force_prune_locked(name);
+        Ok(())
+    }
+
+    fn force_prune_locked(&self, name: &str) {
+        // Best effort: whatever is left is removed with the directory below.
+        let _ = self.prune_locked(name);
         let dir = self.git_dir.join("worktrees").join(name);
         if dir.exists() {
             let _ = std::fs::remove_dir_all(dir);
@@ -288,14 +326,32 @@ impl MainRepo {
     /// Remove the worktree `name`: its directory and its registration. The
     /// branch stays; it holds the work.
     pub fn remove_worktree(&self, name: &str, path: &Path) -> Result<()> {
-        if let Ok(wt) = self.repo.find_worktree(name) {
-            let _ = wt.unlock();
+        // Under the lock the directory is only renamed away, so a large
+        // checkout being deleted does not hold up other worktrees.
+        let doomed = path.with_file_name(format!(
+            ".{}{REMOVING}{}",
+            path.file_name()
+                .map(|n| n.to_string_lossy())
+                .unwrap_or_default(),
+            std::process::id()
+        ));
+        {
+            let _lock = self.worktree_change_lock()?;
+            if let Ok(wt) = self.repo.find_worktree(name) {
+                // Unlocked so that prune may forget it; it is going anyway.
+                let _ = wt.unlock();
+            }
+            if path.exists() {
+                std::fs::rename(path, &doomed)
+                    .map_err(|e| Error::io("cannot remove the worktree", path, e))?;
+            }
+            self.prune_locked(name)?;
         }
-        if path.exists() {
-            std::fs::remove_dir_all(path)
-                .map_err(|e| Error::io("cannot remove the worktree", path, e))?;
+        if doomed.exists() {
+            std::fs::remove_dir_all(&doomed)
+                .map_err(|e| Error::io("cannot remove the worktree", &doomed, e))?;
         }
-        self.prune_worktree_named(name)
+        Ok(())
     }
 
     pub fn lock_worktree(&self, name: &str, reason: &str) {

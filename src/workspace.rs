@@ -41,7 +41,7 @@ pub fn prepare(main: &MainRepo, layout: &Layout, id: &str, base: Oid) -> Result<
         if path.join(".git").exists() && Worktree::open(&path).and_then(|w| w.head()).is_err() {
             std::fs::remove_dir_all(&path)
                 .map_err(|e| crate::error::Error::io("cannot clear a broken worktree", &path, e))?;
-            main.force_prune_worktree(&name);
+            main.force_prune_worktree(&name)?;
             notes.push("recreated a broken worktree left by an interrupted orch".into());
         }
         if path.join(".git").exists() {
@@ -149,4 +149,75 @@ pub fn keep_work(
         git::ticket_branch(id),
         &tip.to_string()[..12]
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::Command;
+
+    fn git(dir: &std::path::Path, args: &[&str]) {
+        let out = Command::new("git")
+            .args(args)
+            .current_dir(dir)
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@example.com")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@example.com")
+            .output()
+            .expect("git runs");
+        assert!(out.status.success(), "git {args:?}: {out:?}");
+    }
+
+    /// libgit2 misreads a worktree that is being created or removed while
+    /// it walks the worktrees ("reference ... is already checked out"), so
+    /// worktrees made and removed at once, in threads, must not fail.
+    #[test]
+    fn worktrees_made_and_removed_at_once_do_not_fail() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let repo = dir.path().join("repo");
+        std::fs::create_dir_all(&repo).expect("mkdir");
+        git(&repo, &["init", "-q", "-b", "main"]);
+        std::fs::write(repo.join("f"), "x\n").expect("write");
+        git(&repo, &["add", "f"]);
+        git(&repo, &["commit", "-q", "-m", "first"]);
+        let layout = Layout::new(&repo);
+        let failures: Vec<String> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..8)
+                .map(|n| {
+                    let layout = &layout;
+                    let repo = &repo;
+                    scope.spawn(move || {
+                        let main = git::open_main(repo).expect("open");
+                        let base = main.resolve_commit("main").expect("base");
+                        let mut failures = Vec::new();
+                        for round in 0..15 {
+                            let id = format!("t{n}-{round}");
+                            match prepare(&main, layout, &id, base) {
+                                Ok(_) => {
+                                    if let Err(e) = remove(&main, layout, &id) {
+                                        failures.push(crate::error::render_chain(&e));
+                                    }
+                                }
+                                Err(e) => failures.push(crate::error::render_chain(&e)),
+                            }
+                        }
+                        failures
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().expect("thread"))
+                .collect()
+        });
+        assert!(
+            failures.is_empty(),
+            "{} of 120 failed, first: {:?}",
+            failures.len(),
+            &failures[..failures.len().min(3)]
+        );
+    }
 }

@@ -48,6 +48,7 @@ pub fn run(
     let t = won.ticket;
     let mut facts = RunFacts {
         unavailable_in_a_row: t.unavailable_in_a_row(),
+        orch_failures_in_a_row: t.orch_failures_in_a_row(),
         ..RunFacts::default()
     };
     if interrupt.load(Ordering::SeqCst) {

@@ -28,7 +28,14 @@ pub struct RunFacts {
     pub interrupted_early: bool,
     /// agent-unavailable results that end the ticket's log, in a row.
     pub unavailable_in_a_row: usize,
+    /// Uncounted failures of orch's own that end the ticket's log, in a row.
+    pub orch_failures_in_a_row: usize,
 }
+
+/// orch's own failures before the agent runs (a worktree it could not
+/// prepare, a command it could not start) use no attempt, until this many
+/// in a row: a persistent one must end in blocked, not retry for ever.
+pub const ORCH_FAILURES_COUNTED_AFTER: usize = 3;
 
 /// The run's outcome, unless its output says the agent could not use its
 /// model at all: then the attempt says nothing about the ticket.
@@ -68,8 +75,9 @@ fn classify_run(f: &RunFacts, settings: &RunSettings) -> Settlement {
             "orch was stopped before the agent started",
         );
     }
+    let orch_failure_counts = f.orch_failures_in_a_row + 1 >= ORCH_FAILURES_COUNTED_AFTER;
     if let Some(e) = &f.setup_error {
-        return Settlement::new(Outcome::Failed, e.clone());
+        return Settlement::new(Outcome::Failed, e.clone()).counting(orch_failure_counts);
     }
     let Some(r) = &f.report else {
         return Settlement::new(Outcome::Failed, "the agent did not run");
@@ -79,7 +87,10 @@ fn classify_run(f: &RunFacts, settings: &RunSettings) -> Settlement {
         (e, _) => e,
     };
     if let Some(s) = classify_ending(ended, r, settings) {
-        return s;
+        return match s.outcome {
+            Outcome::Failed if !s.counts => s.counting(orch_failure_counts),
+            _ => s,
+        };
     }
     let said = f.submission.as_ref().map(|s| s.status);
     let with_message = |base: String| match f.submission.as_ref().and_then(|s| s.message.as_deref())
@@ -337,7 +348,7 @@ mod tests {
                 setup,
                 Outcome::Failed,
                 Next::Retry,
-                true,
+                false,
                 "cannot prepare the worktree",
             ),
             (
@@ -358,6 +369,22 @@ mod tests {
                 assert_eq!(got.reason, reason, "{name}");
             }
         }
+    }
+
+    #[test]
+    fn orch_failures_spend_no_attempt_until_the_third_in_a_row() {
+        let s = settings();
+        let mut f = RunFacts {
+            setup_error: Some("cannot prepare the worktree: disk full".into()),
+            ..RunFacts::default()
+        };
+        assert!(!classify(&f, &s).counts);
+        f.orch_failures_in_a_row = ORCH_FAILURES_COUNTED_AFTER - 1;
+        assert!(classify(&f, &s).counts);
+        let mut spawn = facts(Report::for_tests(Ended::SpawnFailed, None, &[]));
+        assert!(!classify(&spawn, &s).counts);
+        spawn.orch_failures_in_a_row = ORCH_FAILURES_COUNTED_AFTER - 1;
+        assert!(classify(&spawn, &s).counts);
     }
 
     #[test]

@@ -115,6 +115,17 @@ fn sweep_done_worktrees(txn: &BoardTxn, board: &Board, reporter: &dyn Reporter) 
     };
     for entry in entries.flatten() {
         let id = entry.file_name().to_string_lossy().into_owned();
+        if id.starts_with('.') && id.contains(git::REMOVING) {
+            // A worktree whose deletion a killed orch did not finish; its
+            // registration is already gone, and so is anything to keep.
+            if std::fs::remove_dir_all(entry.path()).is_ok() {
+                reporter.report(&Event::Cleaned {
+                    id: id.clone(),
+                    text: "removed a worktree directory left half deleted".into(),
+                });
+            }
+            continue;
+        }
         if board.seen.get(&id).is_none_or(|s| s != &[State::Done]) {
             continue;
         }

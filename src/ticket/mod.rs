@@ -260,6 +260,15 @@ impl Ticket {
             .count()
     }
 
+    /// How many uncounted `failed` results (orch's own failures) end the
+    /// log, in a row.
+    pub fn orch_failures_in_a_row(&self) -> usize {
+        self.results()
+            .rev()
+            .take_while(|r| r.outcome == crate::outcome::Outcome::Failed && !r.counts())
+            .count()
+    }
+
     /// The file with `event` appended to the machine-owned section.
     pub fn text_with(&self, event: &Event) -> String {
         log::append(&self.text, event)

@@ -572,8 +572,12 @@ fn a_plan_worktree_on_another_branch_is_refused_and_the_board_kept() {
         .args(["new", "B"])
         .assert()
         .code(1)
-        .stderr(predicate::str::contains("is on refs/heads/elsewhere, not on orch/plan"))
-        .stderr(predicate::str::contains("git -C .orch/plan checkout orch/plan"));
+        .stderr(predicate::str::contains(
+            "is on refs/heads/elsewhere, not on orch/plan",
+        ))
+        .stderr(predicate::str::contains(
+            "git -C .orch/plan checkout orch/plan",
+        ));
     assert_eq!(env.git(&["rev-parse", "orch/plan"]), before);
     env.git_in(&env.plan(), &["checkout", "-q", "orch/plan"]);
     env.orch().args(["new", "B"]).assert().success();

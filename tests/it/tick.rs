@@ -885,3 +885,39 @@ fn a_stale_abort_request_does_not_stop_a_later_run() {
     let out = env.tick_ok();
     assert!(out.contains("later: success (attempt 1)"), "{out}");
 }
+
+/// A worktree orch cannot prepare is orch's failure, not the agent's: the
+/// first release spent an attempt on it. Until it persists (three in a row)
+/// it uses none; then the ticket ends in blocked instead of retrying for ever.
+#[test]
+fn a_worktree_orch_cannot_prepare_uses_no_attempt_until_it_persists() {
+    let env = TestEnv::new();
+    env.ready("echo work > w.txt", "max_attempts: 1\n");
+    env.write_ticket("todo", "w", "---\ntitle: W\n---\n");
+    // A branch orch/w/x: the ticket branch orch/w cannot be created.
+    env.git(&["branch", "orch/w/x"]);
+    for round in 1..=2 {
+        let out = env.tick_ok();
+        assert!(
+            out.contains(&format!(
+                "w: failed (attempt {round}): cannot prepare the worktree"
+            )),
+            "{out}"
+        );
+        assert_eq!(env.state_of("w"), "todo", "round {round}");
+        let status = env.status();
+        assert_eq!(status["ready"][0]["attempts_used"], 0, "{status}");
+    }
+    let out = env.tick_ok();
+    assert!(out.contains("moved to blocked"), "{out}");
+    assert_eq!(env.state_of("w"), "blocked");
+    // Cleared by a person and retried: the work gets done.
+    env.git(&["branch", "-D", "orch/w/x"]);
+    std::fs::rename(
+        env.ticket_path("blocked", "w"),
+        env.ticket_path("todo", "w"),
+    )
+    .unwrap();
+    let out = env.tick_ok();
+    assert!(out.contains("w: success (attempt 4)"), "{out}");
+}
