@@ -724,18 +724,39 @@ impl Worktree {
     }
 
     /// Make the files and index match HEAD again after its branch moved
-    /// elsewhere: `paths` that HEAD lacks are removed, the rest checked out.
-    pub fn follow_head(&self, paths: &[String]) -> Result<()> {
+    /// from `old` to somewhere else: every path that differs between the
+    /// two, or that is in `paths` (written since), is made as HEAD has it,
+    /// removed where HEAD has none. Files no commit knows are left alone.
+    pub fn follow_head(&self, old: Oid, paths: &[String]) -> Result<()> {
         let head = self
             .repo
             .head()
             .and_then(|h| h.peel_to_tree())
             .git_context("cannot read HEAD")?;
-        for p in paths {
-            if head.get_path(Path::new(p)).is_err() {
+        let old_tree = self
+            .repo
+            .find_commit(old)
+            .and_then(|c| c.tree())
+            .git_context("cannot read the board's commit")?;
+        let diff = self
+            .repo
+            .diff_tree_to_tree(Some(&old_tree), Some(&head), None)
+            .git_context("cannot compare the board's commits")?;
+        let mut affected: Vec<PathBuf> = paths.iter().map(PathBuf::from).collect();
+        for delta in diff.deltas() {
+            for file in [delta.old_file(), delta.new_file()] {
+                if let Some(p) = file.path() {
+                    affected.push(p.to_path_buf());
+                }
+            }
+        }
+        for p in &affected {
+            if head.get_path(p).is_err() {
                 let abs = self.path.join(p);
-                if abs.exists() {
-                    std::fs::remove_file(&abs).map_err(|e| Error::io("cannot remove", &abs, e))?;
+                match std::fs::remove_file(&abs) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(Error::io("cannot remove", &abs, e)),
                 }
             }
         }

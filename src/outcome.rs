@@ -11,74 +11,60 @@ use std::str::FromStr;
 
 use crate::ticket::State;
 
-/// What became of one attempt, or of a ticket's claim.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Outcome {
+/// Declares [`Outcome`], its wire names and [`Outcome::ALL`] from one list,
+/// so a new outcome cannot be left out of any of them.
+macro_rules! outcomes {
+    ($($(#[$doc:meta])* $variant:ident => $name:literal,)+) => {
+        /// What became of one attempt, or of a ticket's claim.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum Outcome {
+            $($(#[$doc])* $variant,)+
+        }
+
+        impl Outcome {
+            pub const ALL: &[Outcome] = &[$(Outcome::$variant,)+];
+
+            /// The name in ticket logs, summaries and trailers.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Outcome::$variant => $name,)+
+                }
+            }
+        }
+    };
+}
+
+outcomes! {
     /// The agent finished, with changes that passed `verify` (or reported
     /// done with nothing to change).
-    Success,
+    Success => "success",
     /// The agent exited non-zero, reported failure, or could not start.
-    Failed,
+    Failed => "failed",
     /// Still running at the hard timeout.
-    Timeout,
+    Timeout => "timeout",
     /// No output (or no progress) for the stall limit.
-    Stalled,
+    Stalled => "stalled",
     /// Exit 0 without a change.
-    NoChanges,
+    NoChanges => "no-changes",
     /// A `verify` command failed on the agent's work.
-    VerifyFailed,
+    VerifyFailed => "verify-failed",
     /// The agent asked for a person (`orch submit blocked`).
-    Blocked,
+    Blocked => "blocked",
     /// A person stopped it with `orch abort`.
-    Aborted,
+    Aborted => "aborted",
     /// orch was stopped by a signal; the ticket goes back to todo.
-    Interrupted,
+    Interrupted => "interrupted",
     /// Its supervising orch died, or another host's lease expired.
-    Abandoned,
+    Abandoned => "abandoned",
     /// The agent could not reach or use its model: says nothing about the ticket.
-    AgentUnavailable,
+    AgentUnavailable => "agent-unavailable",
     /// A result whose claim was no longer the run's when it finished.
-    Stale,
+    Stale => "stale",
     /// In progress without a claim by orch; returned to todo.
-    Released,
+    Released => "released",
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 13] = [
-        Outcome::Success,
-        Outcome::Failed,
-        Outcome::Timeout,
-        Outcome::Stalled,
-        Outcome::NoChanges,
-        Outcome::VerifyFailed,
-        Outcome::Blocked,
-        Outcome::Aborted,
-        Outcome::Interrupted,
-        Outcome::Abandoned,
-        Outcome::AgentUnavailable,
-        Outcome::Stale,
-        Outcome::Released,
-    ];
-
-    /// The name in ticket logs, summaries and trailers.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Success => "success",
-            Outcome::Failed => "failed",
-            Outcome::Timeout => "timeout",
-            Outcome::Stalled => "stalled",
-            Outcome::NoChanges => "no-changes",
-            Outcome::VerifyFailed => "verify-failed",
-            Outcome::Blocked => "blocked",
-            Outcome::Aborted => "aborted",
-            Outcome::Interrupted => "interrupted",
-            Outcome::Abandoned => "abandoned",
-            Outcome::AgentUnavailable => "agent-unavailable",
-            Outcome::Stale => "stale",
-            Outcome::Released => "released",
-        }
-    }
-
     /// Whether the attempt uses up one of the ticket's attempts. Those that
     /// do not: the agent was never given a fair run.
     pub fn counts_as_attempt(self) -> bool {
@@ -139,7 +125,8 @@ impl FromStr for Outcome {
     type Err = UnknownOutcome;
     fn from_str(s: &str) -> Result<Outcome, UnknownOutcome> {
         Outcome::ALL
-            .into_iter()
+            .iter()
+            .copied()
             .find(|o| o.as_str() == s)
             .ok_or_else(|| UnknownOutcome(s.to_string()))
     }
@@ -256,7 +243,7 @@ mod tests {
                 "released"
             ]
         );
-        for o in Outcome::ALL {
+        for &o in Outcome::ALL {
             assert_eq!(o.as_str().parse::<Outcome>(), Ok(o));
         }
         assert!("conflict".parse::<Outcome>().is_err());
@@ -265,7 +252,8 @@ mod tests {
     #[test]
     fn attempts_that_count() {
         let uncounted: Vec<Outcome> = Outcome::ALL
-            .into_iter()
+            .iter()
+            .copied()
             .filter(|o| !o.counts_as_attempt())
             .collect();
         assert_eq!(

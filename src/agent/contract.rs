@@ -38,7 +38,8 @@ impl SubmitStatus {
 /// The content of `$ORCH_RESULT_FILE`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Submission {
-    pub status: SubmitStatus,
+    /// None for a status this version does not know.
+    pub status: Option<SubmitStatus>,
     pub message: Option<String>,
 }
 
@@ -51,7 +52,7 @@ pub fn submit(status: SubmitStatus, message: Option<&str>) -> Result<()> {
         .hinted("to change a ticket by hand, move its file in .orch/plan/tickets/"));
     };
     let body = Submission {
-        status,
+        status: Some(status),
         message: message.map(str::to_string),
     };
     let text = serde_json::to_string(&body)
@@ -59,10 +60,18 @@ pub fn submit(status: SubmitStatus, message: Option<&str>) -> Result<()> {
     crate::board::write_atomic(Path::new(&path), text.as_bytes())
 }
 
-/// What the agent submitted, if it wrote a result file that parses.
+/// What the agent submitted, if it wrote a result file that parses. A
+/// status this version does not know is read as no status, with the
+/// message kept for the summary.
 pub fn read_submission(path: &Path) -> Option<Submission> {
     let text = std::fs::read_to_string(path).ok()?;
-    serde_json::from_str(&text).ok()
+    let value: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let status = serde_json::from_value(value.get("status")?.clone()).ok();
+    let message = value
+        .get("message")
+        .and_then(|m| m.as_str())
+        .map(str::to_string);
+    Some(Submission { status, message })
 }
 
 /// Written by the supervising tick when an agent starts: which run is
@@ -104,11 +113,17 @@ mod tests {
         assert_eq!(
             read_submission(&result),
             Some(Submission {
-                status: SubmitStatus::Blocked,
+                status: Some(SubmitStatus::Blocked),
                 message: None
             })
         );
-        std::fs::write(&result, r#"{"status":"maybe"}"#).expect("write");
-        assert_eq!(read_submission(&result), None);
+        std::fs::write(&result, r#"{"status":"Done","message":"all fine"}"#).expect("write");
+        assert_eq!(
+            read_submission(&result),
+            Some(Submission {
+                status: None,
+                message: Some("all fine".into())
+            })
+        );
     }
 }

@@ -25,10 +25,13 @@ pub struct ClaimRequest<'a> {
 }
 
 /// Move a todo ticket to in-progress with a claim for `attempt`. None when
-/// the ticket is no longer in todo on the board (another tick took it).
+/// the ticket is no longer in todo on the board (another tick took it). A
+/// lost race is returned as `GitError::Rejected`, not decided again here:
+/// whether to claim depends on the whole board (the cap), so the caller
+/// plans again.
 pub fn claim(txn: &mut BoardTxn, req: &ClaimRequest<'_>) -> Result<Option<(Ticket, Claim)>> {
     let host = txn.host.clone();
-    txn.apply(|txn| {
+    txn.apply_once(|txn| {
         let Some(t) = txn.read_ticket(req.id, State::Todo) else {
             return Ok(None);
         };
@@ -61,7 +64,7 @@ pub fn release(txn: &mut BoardTxn, id: &str) -> Result<bool> {
         let Some(t) = txn.read_ticket(id, State::InProgress) else {
             return Ok(None);
         };
-        if t.open_claim().is_some() {
+        if t.has_open_attempt() {
             return Ok(None);
         }
         let event = Event::release("in progress without a claim by orch; returned to todo");

@@ -233,23 +233,47 @@ impl BoardTxn {
     /// is nothing to change; it must then have written nothing.
     pub fn apply<T>(
         &mut self,
+        decide: impl FnMut(&mut BoardTxn) -> Result<Option<(CommitMessage, T)>>,
+    ) -> Result<Option<T>> {
+        self.apply_rounds(MAX_ROUNDS, decide)
+    }
+
+    /// [`apply`](Self::apply) without deciding again: a lost race returns
+    /// [`GitError::Rejected`] with the worktree at the new tip, for a caller
+    /// whose decision depends on more than this one change (which tickets
+    /// to claim under a cap).
+    pub fn apply_once<T>(
+        &mut self,
+        decide: impl FnMut(&mut BoardTxn) -> Result<Option<(CommitMessage, T)>>,
+    ) -> Result<Option<T>> {
+        self.apply_rounds(1, decide)
+    }
+
+    fn apply_rounds<T>(
+        &mut self,
+        rounds: u32,
         mut decide: impl FnMut(&mut BoardTxn) -> Result<Option<(CommitMessage, T)>>,
     ) -> Result<Option<T>> {
         let mut round = 1;
         loop {
             self.touched.clear();
-            let Some((message, value)) = decide(self)? else {
-                return Ok(None);
-            };
-            let change = self.commit(&message)?;
-            match self.publish(change) {
-                Ok(_) => return Ok(Some(value)),
-                Err(Error::Git(GitError::Rejected { .. })) if round < MAX_ROUNDS => {
+            let outcome = decide(self).and_then(|decided| match decided {
+                None => Ok(None),
+                Some((message, value)) => {
+                    let change = self.commit(&message)?;
+                    self.publish(change).map(|_| Some(value))
+                }
+            });
+            match outcome {
+                Ok(value) => return Ok(value),
+                Err(Error::Git(GitError::Rejected { .. })) if round < rounds => {
                     self.follow()?;
                     round += 1;
                 }
                 Err(e) => {
-                    // Leave the worktree as the board is, whatever the caller does next.
+                    // Nothing half-made stays in the worktree: what this
+                    // change wrote is put back as the board has it. The
+                    // error being returned is the one to report.
                     let _ = self.follow();
                     return Err(e);
                 }
@@ -261,7 +285,7 @@ impl BoardTxn {
     /// change that lost the race, and read from there.
     fn follow(&mut self) -> Result<()> {
         let touched = std::mem::take(&mut self.touched);
-        self.plan.follow_head(&touched)?;
+        self.plan.follow_head(self.base, &touched)?;
         self.base = plan_tip(&self.main)?;
         Ok(())
     }
@@ -325,6 +349,66 @@ mod tests {
         );
         // The plan worktree is clean: the index holds what was committed.
         assert_eq!(git(&txn.layout.plan, &["status", "--porcelain"]), "");
+    }
+
+    #[test]
+    fn a_lost_race_leaves_no_file_the_winner_moved() {
+        let (_d, repo) = board();
+        {
+            let mut txn = BoardTxn::open(&repo, Duration::from_secs(5)).expect("open");
+            txn.apply(|txn| {
+                txn.write("tickets/todo/y.md", b"---\ntitle: y\n---\n")?;
+                Ok(Some((CommitMessage::new("orch: new y"), ())))
+            })
+            .expect("apply");
+        }
+        let mut txn = BoardTxn::open(&repo, Duration::from_secs(5)).expect("open");
+        // Another writer claims y (moves it) without touching this worktree.
+        let other = tempfile::tempdir().expect("temp dir");
+        let clone = other.path().join("c");
+        git(
+            other.path(),
+            &[
+                "clone",
+                "-q",
+                "--branch",
+                "orch/plan",
+                repo.to_str().expect("utf-8"),
+                "c",
+            ],
+        );
+        git(
+            &clone,
+            &["mv", "tickets/todo/y.md", "tickets/in-progress-y.md"],
+        );
+        git(&clone, &["commit", "-q", "-m", "claim y elsewhere"]);
+        let moved = git(&clone, &["rev-parse", "HEAD"]);
+        git(
+            &repo,
+            &["fetch", "-q", clone.to_str().expect("utf-8"), "orch/plan"],
+        );
+        git(&repo, &["update-ref", "refs/heads/orch/plan", &moved]);
+        let result = txn.apply_once(|txn| {
+            txn.write("tickets/todo/x.md", b"---\ntitle: x\n---\n")?;
+            Ok(Some((CommitMessage::new("orch: new x"), ())))
+        });
+        assert!(
+            matches!(result, Err(Error::Git(GitError::Rejected { .. }))),
+            "{:?}",
+            result.err()
+        );
+        let plan = &txn.layout.plan;
+        assert!(
+            !plan.join("tickets/todo/y.md").exists(),
+            "the moved ticket stays behind"
+        );
+        assert!(
+            !plan.join("tickets/todo/x.md").exists(),
+            "the lost change stays behind"
+        );
+        assert!(plan.join("tickets/in-progress-y.md").exists());
+        assert_eq!(git(plan, &["status", "--porcelain"]), "");
+        assert_eq!(txn.base().to_string(), moved);
     }
 
     #[test]

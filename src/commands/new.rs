@@ -31,8 +31,18 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
     if args.title.trim().is_empty() {
         return Err(Error::usage("the title is empty").hinted("orch new \"Retry failed uploads\""));
     }
-    let (id, path) = {
-        let mut txn = BoardTxn::open(&ctx.cwd, ctx.lock_timeout)?;
+    let text = ticket::render_new(
+        &args.title,
+        args.priority,
+        &args.depends_on,
+        args.body.as_deref().unwrap_or(""),
+    );
+    let mut txn = BoardTxn::open(&ctx.cwd, ctx.lock_timeout)?;
+    // The number is chosen on the board the change is committed on: after
+    // a lost race it is chosen again. A failed change leaves no
+    // uncommitted ticket behind (the transaction puts back what it wrote),
+    // so a retry cannot duplicate it.
+    let id = txn.apply(|txn| {
         let board = txn.load();
         for dep in &args.depends_on {
             if !board.seen.contains_key(dep) {
@@ -44,26 +54,18 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
         }
         let number = board.highest_number() + 1;
         let id = format!("{number:04}-{}", ticket::slug(&args.title));
-        let text = ticket::render_new(
-            &args.title,
-            args.priority,
-            &args.depends_on,
-            args.body.as_deref().unwrap_or(""),
-        );
-        let rel = ticket::rel_path(State::Todo, &id);
-        let path = txn.layout.plan.join(&rel);
-        // A failed change leaves no uncommitted ticket behind (the
-        // transaction removes what it wrote): a retry would duplicate it.
-        txn.apply(|txn| {
-            txn.write(&rel, text.as_bytes())?;
-            let message = CommitMessage::new(format!("orch: new {id}"))
-                .line(args.title.trim().to_string())
-                .trailer(Trailer::Ticket, &id)
-                .trailer(Trailer::Event, "new");
-            Ok(Some((message, ())))
-        })?;
-        (id, path)
+        txn.write(&ticket::rel_path(State::Todo, &id), text.as_bytes())?;
+        let message = CommitMessage::new(format!("orch: new {id}"))
+            .line(args.title.trim().to_string())
+            .trailer(Trailer::Ticket, &id)
+            .trailer(Trailer::Event, "new");
+        Ok(Some((message, id)))
+    })?;
+    let Some(id) = id else {
+        return Err(Error::other("the new ticket was not written"));
     };
+    let path = txn.layout.plan.join(ticket::rel_path(State::Todo, &id));
+    drop(txn);
     crate::outln!("{id}");
     crate::outln!("{}", path.display());
     if args.edit {

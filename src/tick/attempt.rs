@@ -221,7 +221,7 @@ fn collect_commits(main: &MainRepo, prepared: &Prepared, won: &Won<'_>, facts: &
 fn agent_finished_cleanly(report: &Report, facts: &RunFacts) -> bool {
     report.success()
         && !matches!(
-            facts.submission.as_ref().map(|s| s.status),
+            facts.submission.as_ref().and_then(|s| s.status),
             Some(SubmitStatus::Blocked | SubmitStatus::Failed)
         )
 }

@@ -13,13 +13,14 @@ use crate::board::{Board, BoardTxn, Layout};
 use crate::config::{AgentSpec, Config};
 use crate::error::{Error, Result, render_chain};
 use crate::failpoint;
+use crate::git::GitError;
 use crate::git::Oid;
 use crate::lock::RunLock;
 use crate::ticket::{Claim, State, Ticket};
 
 use super::Options;
 use super::event::{Event, Reporter, SkipReason};
-use super::plan::{self, PlanInputs, RunLockFacts};
+use super::plan::{self, ClaimPlan, PlanInputs, RunLockFacts, Verdict};
 use super::settings::{RunSettings, run_id};
 
 /// A claim this tick won, with the run lock its supervisor holds until
@@ -33,14 +34,16 @@ pub struct Claimed {
     pub run_lock: RunLock,
 }
 
-/// Runs on the board that occupy a slot under `max_in_progress`.
-pub fn running(txn: &BoardTxn, board: &Board) -> Result<u32> {
+/// Runs on the board that occupy a slot under `max_in_progress`: what the
+/// tick counts after reconciling, and `--explain` before it.
+pub fn running(layout: &Layout, host: &str, board: &Board) -> Result<u32> {
     let now = jiff::Timestamp::now();
     let mut n = 0;
     for t in board.in_state(State::InProgress) {
         let live = match t.open_claim() {
-            Some(c) => plan::ownership(c, &txn.host, lock_facts(&txn.layout.run_lock(&t.id))?, now)
-                .is_running(),
+            Some(c) => {
+                plan::ownership(c, host, lock_facts(&layout.run_lock(&t.id))?, now).is_running()
+            }
             // Reconcile returns it to todo before anything is claimed.
             None => false,
         };
@@ -72,6 +75,9 @@ pub fn lock_facts(path: &std::path::Path) -> Result<RunLockFacts> {
     })
 }
 
+/// How often the claim phase plans again after orch/plan moved under it.
+const MAX_REPLANS: u32 = 3;
+
 pub fn claim(
     txn: &mut BoardTxn,
     board: &Board,
@@ -80,21 +86,9 @@ pub fn claim(
     reporter: &dyn Reporter,
 ) -> Result<Vec<Claimed>> {
     let paused = paused_agents(&txn.layout);
-    let running = running(txn, board)?;
-    let plan = plan::plan_claims(
-        board,
-        config,
-        &PlanInputs {
-            jobs: opts.jobs,
-            only: opts.only.as_deref(),
-            running,
-            paused: &paused,
-            agent_missing: &agent_missing,
-        },
-    );
+    let plan = plan_for(txn, board, config, opts, &paused)?;
     if let Some(only) = &opts.only
-        && plan.candidates.is_empty()
-        && plan.skipped.is_empty()
+        && plan.queue.is_empty()
     {
         reporter.report(&Event::NotClaimed {
             id: only.clone(),
@@ -102,12 +96,12 @@ pub fn claim(
         });
         return Ok(Vec::new());
     }
-    if plan.candidates.is_empty() && plan.skipped.is_empty() {
+    if plan.queue.is_empty() {
         return Ok(Vec::new());
     }
     if plan.room == 0 {
         reporter.report(&Event::NoRoom {
-            ready: plan.candidates.len() + plan.skipped.len(),
+            ready: plan.queue.len(),
             in_progress: plan.running,
             max_in_progress: config.max_in_progress,
         });
@@ -120,22 +114,88 @@ pub fn claim(
             .hinted("set `base:` in orch.yaml to an existing branch, e.g. main")
     })?;
     launch::check_program(&config.agent)?;
-    for (t, why) in &plan.skipped {
-        reporter.report(&Event::NotClaimed {
-            id: t.id.clone(),
-            why: why.clone(),
-        });
-    }
     let mut claims = Vec::new();
-    for t in plan.candidates {
-        if claims.len() >= plan.room {
+    let mut outcome = claim_from(txn, &plan, config, base, reporter, &mut claims);
+    // orch/plan moved under a claim: the claims won so far stand (their
+    // tickets are in progress, and count against the cap); the rest is
+    // planned again on the board as it is now.
+    let mut replans = 0;
+    while let Err(Error::Git(GitError::Rejected { .. })) = &outcome
+        && replans < MAX_REPLANS
+    {
+        replans += 1;
+        let board = txn.load();
+        let plan = plan_for(txn, &board, config, opts, &paused)?;
+        outcome = claim_from(txn, &plan, config, base, reporter, &mut claims);
+    }
+    match outcome {
+        Ok(()) => Ok(claims),
+        Err(e) if claims.is_empty() => Err(e),
+        Err(e) => {
+            // The claims already won still run; the error is said once.
+            reporter.report(&Event::Error {
+                id: None,
+                text: format!(
+                    "stopped claiming after {} claim(s): {}",
+                    claims.len(),
+                    render_chain(&e)
+                ),
+            });
+            Ok(claims)
+        }
+    }
+}
+
+fn plan_for<'b>(
+    txn: &BoardTxn,
+    board: &'b Board,
+    config: &Config,
+    opts: &Options,
+    paused: &BTreeMap<String, unavailable::Cooldown>,
+) -> Result<ClaimPlan<'b>> {
+    let running = running(&txn.layout, &txn.host, board)?;
+    Ok(plan::plan_claims(
+        board,
+        config,
+        &PlanInputs {
+            jobs: opts.jobs,
+            only: opts.only.as_deref(),
+            running,
+            paused,
+            agent_missing: &agent_missing,
+        },
+    ))
+}
+
+/// Walk the plan in order: report each skip, claim each candidate, until
+/// the plan's room is used. Claims are added to `claims` as they are won.
+fn claim_from(
+    txn: &mut BoardTxn,
+    plan: &ClaimPlan<'_>,
+    config: &Config,
+    base: Oid,
+    reporter: &dyn Reporter,
+    claims: &mut Vec<Claimed>,
+) -> Result<()> {
+    let mut won = 0;
+    for (t, verdict) in &plan.queue {
+        if won >= plan.room {
             break;
         }
-        if let Some(c) = claim_one(txn, t, config, base, reporter)? {
-            claims.push(c);
+        match verdict {
+            Verdict::Skip(why) => reporter.report(&Event::NotClaimed {
+                id: t.id.clone(),
+                why: why.clone(),
+            }),
+            Verdict::Claim => {
+                if let Some(c) = claim_one(txn, t, config, base, reporter)? {
+                    claims.push(c);
+                    won += 1;
+                }
+            }
         }
     }
-    Ok(claims)
+    Ok(())
 }
 
 fn claim_one(

@@ -92,7 +92,7 @@ fn classify_run(f: &RunFacts, settings: &RunSettings) -> Settlement {
             _ => s,
         };
     }
-    let said = f.submission.as_ref().map(|s| s.status);
+    let said = f.submission.as_ref().and_then(|s| s.status);
     let with_message = |base: String| match f.submission.as_ref().and_then(|s| s.message.as_deref())
     {
         Some(m) if !m.trim().is_empty() => {
@@ -209,7 +209,7 @@ mod tests {
 
     fn submitted(status: SubmitStatus, message: &str) -> Option<Submission> {
         Some(Submission {
-            status,
+            status: Some(status),
             message: Some(message.into()),
         })
     }

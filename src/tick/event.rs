@@ -23,6 +23,20 @@ pub enum SkipReason {
     NotClaimable(String),
 }
 
+impl std::fmt::Display for SkipReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SkipReason::AgentPaused {
+                agent,
+                until,
+                reason,
+            } => write!(f, "agent `{agent}` is paused until {until} ({reason})"),
+            SkipReason::AgentMissing(why) | SkipReason::NotClaimable(why) => f.write_str(why),
+            SkipReason::RunLockHeld => f.write_str("its run lock is held by another process"),
+        }
+    }
+}
+
 /// One thing a tick did or found.
 #[derive(Debug, Clone)]
 pub enum Event {

@@ -11,7 +11,7 @@ use crate::ticket::State;
 use super::Options;
 use super::claim::{self, lock_facts};
 use super::event::SkipReason;
-use super::plan::{self, Ownership, PlanInputs};
+use super::plan::{self, Ownership, PlanInputs, Verdict};
 
 /// One row: (ticket, state, what a tick would do and why).
 pub type Row = (String, String, String);
@@ -20,23 +20,22 @@ pub fn explain(layout: &Layout, opts: &Options) -> Result<Vec<Row>> {
     let board = Board::load(layout);
     let config = board.config()?.clone();
     let mut out = Vec::new();
-    let running = in_progress_rows(layout, &board, &mut out)?;
+    in_progress_rows(layout, &board, &mut out)?;
+    let running = claim::running(layout, &host_name(), &board)?;
     ready_rows(layout, &board, &config, opts, running, &mut out);
     waiting_rows(&board, &mut out);
     Ok(out)
 }
 
-/// Rows for in-progress tickets; returns how many hold a slot.
-fn in_progress_rows(layout: &Layout, board: &Board, out: &mut Vec<Row>) -> Result<u32> {
+/// Rows for in-progress tickets.
+fn in_progress_rows(layout: &Layout, board: &Board, out: &mut Vec<Row>) -> Result<()> {
     let host = host_name();
     let now = jiff::Timestamp::now();
-    let mut running = 0u32;
     for t in board.in_state(State::InProgress) {
         let why = match t.open_claim() {
             None => "would return to todo: in progress without a claim".to_string(),
             Some(c) => {
                 let owner = plan::ownership(c, &host, lock_facts(&layout.run_lock(&t.id))?, now);
-                running += u32::from(owner.is_running());
                 match owner {
                     Ownership::Live => {
                         format!("running (attempt {}), supervised by a live orch", c.attempt)
@@ -53,7 +52,7 @@ fn in_progress_rows(layout: &Layout, board: &Board, out: &mut Vec<Row>) -> Resul
         };
         out.push((t.id.clone(), "in-progress".into(), why));
     }
-    Ok(running)
+    Ok(())
 }
 
 /// Rows for the ready queue, in the order a tick takes it.
@@ -78,17 +77,16 @@ fn ready_rows(
         },
     );
     let mut taken = 0usize;
-    for t in board.ready_queue() {
-        let skipped = plan
-            .skipped
-            .iter()
-            .find(|(s, _)| s.id == t.id)
-            .map(|(_, r)| r);
+    for (t, verdict) in &plan.queue {
+        let skipped = match verdict {
+            Verdict::Skip(why) => Some(why),
+            Verdict::Claim => None,
+        };
         let why = if opts.only.as_ref().is_some_and(|o| o != &t.id) {
             "ready, but --ticket names another".to_string()
         } else if let Some(SkipReason::AgentPaused { agent, until, .. }) = skipped {
             format!("ready, not claimed: agent `{agent}` is paused until {until}")
-        } else if let Some(SkipReason::AgentMissing(why)) = skipped {
+        } else if let Some(why) = skipped {
             format!("ready, not claimed: {why}")
         } else if taken < plan.room {
             taken += 1;

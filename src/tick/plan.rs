@@ -74,20 +74,34 @@ pub fn ownership(claim: &Claim, host: &str, lock: RunLockFacts, now: jiff::Times
     }
 }
 
-/// What this tick may claim and what it must skip.
+/// What a tick does with one ready ticket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Claim it, while there is room.
+    Claim,
+    Skip(SkipReason),
+}
+
+/// The ready queue, in the order a tick takes it, with a verdict for each.
 #[derive(Debug)]
 pub struct ClaimPlan<'b> {
-    /// Ready tickets that may be claimed, in the order a tick takes them.
-    /// The tick claims the first `room` of them that it can.
-    pub candidates: Vec<&'b Ticket>,
-    /// Ready tickets that cannot be claimed now, and why.
-    pub skipped: Vec<(&'b Ticket, SkipReason)>,
+    /// The tick walks this in order and claims until `room` are claimed.
+    pub queue: Vec<(&'b Ticket, Verdict)>,
     /// How many the tick may claim: the cap left and `--jobs`.
     pub room: usize,
     /// Slots left under `max_in_progress`.
     pub cap: u32,
     /// Tickets running now, on any host.
     pub running: u32,
+}
+
+impl ClaimPlan<'_> {
+    pub fn claimable(&self) -> usize {
+        self.queue
+            .iter()
+            .filter(|(_, v)| *v == Verdict::Claim)
+            .count()
+    }
 }
 
 /// What the caller looked up for [`plan_claims`].
@@ -110,8 +124,7 @@ pub fn plan_claims<'b>(
     let cap = config.max_in_progress.saturating_sub(inputs.running);
     let jobs = inputs.jobs.unwrap_or(config.max_in_progress).max(1);
     let mut plan = ClaimPlan {
-        candidates: Vec::new(),
-        skipped: Vec::new(),
+        queue: Vec::new(),
         room: cap.min(jobs) as usize,
         cap,
         running: inputs.running,
@@ -121,20 +134,18 @@ pub fn plan_claims<'b>(
             continue;
         }
         let agent = RunSettings::for_ticket(config, t).agent;
-        if let Some(p) = inputs.paused.get(&agent.label()) {
-            plan.skipped.push((
-                t,
-                SkipReason::AgentPaused {
-                    agent: p.agent.clone(),
-                    until: p.until.clone(),
-                    reason: p.reason.clone(),
-                },
-            ));
+        let verdict = if let Some(p) = inputs.paused.get(&agent.label()) {
+            Verdict::Skip(SkipReason::AgentPaused {
+                agent: p.agent.clone(),
+                until: p.until.clone(),
+                reason: p.reason.clone(),
+            })
         } else if let Some(why) = (inputs.agent_missing)(&agent) {
-            plan.skipped.push((t, SkipReason::AgentMissing(why)));
+            Verdict::Skip(SkipReason::AgentMissing(why))
         } else {
-            plan.candidates.push(t);
-        }
+            Verdict::Claim
+        };
+        plan.queue.push((t, verdict));
     }
     plan
 }
@@ -230,6 +241,14 @@ mod tests {
         ts.iter().map(|t| t.id.as_str()).collect()
     }
 
+    fn claimable<'b>(plan: &ClaimPlan<'b>) -> Vec<&'b Ticket> {
+        plan.queue
+            .iter()
+            .filter(|(_, v)| *v == Verdict::Claim)
+            .map(|(t, _)| *t)
+            .collect()
+    }
+
     #[test]
     fn candidates_in_order_with_room_from_cap_and_jobs() {
         let (_d, board) = board_with(&[
@@ -267,23 +286,18 @@ mod tests {
             agent_missing: &missing,
         };
         let plan = plan_claims(&board, &config, &inputs);
-        assert_eq!(ids(&plan.candidates), ["c", "a", "b"]);
+        assert_eq!(ids(&claimable(&plan)), ["c", "a", "b"]);
         assert_eq!(plan.room, 2);
-        let skipped: Vec<(&str, &SkipReason)> = plan
-            .skipped
-            .iter()
-            .map(|(t, r)| (t.id.as_str(), r))
-            .collect();
-        assert!(
-            matches!(
-                skipped[..],
-                [
-                    ("m", SkipReason::AgentMissing(_)),
-                    ("p", SkipReason::AgentPaused { .. })
-                ]
-            ),
-            "{skipped:?}"
-        );
+        let order: Vec<&str> = plan.queue.iter().map(|(t, _)| t.id.as_str()).collect();
+        assert_eq!(order, ["c", "a", "b", "m", "p"]);
+        assert!(matches!(
+            plan.queue[3].1,
+            Verdict::Skip(SkipReason::AgentMissing(_))
+        ));
+        assert!(matches!(
+            plan.queue[4].1,
+            Verdict::Skip(SkipReason::AgentPaused { .. })
+        ));
 
         let jobs = plan_claims(
             &board,
@@ -318,7 +332,7 @@ mod tests {
                 agent_missing: &missing,
             },
         );
-        assert_eq!(ids(&only.candidates), ["b"]);
+        assert_eq!(ids(&claimable(&only)), ["b"]);
         assert_eq!(not_claimable(&board, "w"), "it waits on a");
     }
 }

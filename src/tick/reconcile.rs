@@ -42,7 +42,9 @@ pub fn reconcile(
     });
     for t in board.in_state(State::InProgress).chain(stranded) {
         let Some(claim) = t.open_claim() else {
-            if transition::release(txn, &t.id)? {
+            // A claim this version cannot read (a newer orch's) is left to
+            // the orch that wrote it.
+            if !t.has_open_attempt() && transition::release(txn, &t.id)? {
                 reporter.report(&Event::Released { id: t.id.clone() });
                 settled.push((t.id.clone(), Outcome::Released));
             }

@@ -81,6 +81,35 @@ impl Claim {
 }
 
 impl Event {
+    /// The attempt of a claim, typed or written by another version.
+    pub fn claimed_attempt(&self) -> Option<u32> {
+        match self {
+            Event::Claim(c) => Some(c.attempt),
+            Event::Unknown(raw) if raw.event == "claim" => raw.attempt(),
+            _ => None,
+        }
+    }
+
+    /// The attempt a result settles, typed or written by another version.
+    pub fn settled_attempt(&self) -> Option<u32> {
+        match self {
+            Event::Result(r) => Some(r.attempt),
+            Event::Unknown(raw) if raw.event == "result" => raw.attempt(),
+            _ => None,
+        }
+    }
+
+    /// Whether a result uses up an attempt. A result of an outcome this
+    /// version does not know counts unless it says otherwise, as the first
+    /// release counted it.
+    pub fn counts_as_attempt(&self) -> bool {
+        match self {
+            Event::Result(r) => r.counts(),
+            Event::Unknown(raw) if raw.event == "result" => raw.get("counted") != Some("no"),
+            _ => false,
+        }
+    }
+
     pub fn release(reason: &str) -> Event {
         Event::Release {
             at: now_rfc3339(),
@@ -250,6 +279,11 @@ impl RawLine {
 
     pub fn get(&self, key: &str) -> Option<&str> {
         self.fields.get(key).map(String::as_str)
+    }
+
+    /// The attempt a line this version does not fully understand is about.
+    pub fn attempt(&self) -> Option<u32> {
+        self.get("attempt")?.parse().ok()
     }
 
     /// Whether every field is one of `keys`: a line with more than a typed

@@ -193,8 +193,14 @@ impl Ticket {
     }
 
     /// Attempts started so far (claims), including a running one.
+    /// Claims of a newer version's format count too, so an attempt number
+    /// is never used twice.
     pub fn attempts_started(&self) -> u32 {
-        self.claims().map(|c| c.attempt).max().unwrap_or(0)
+        self.log
+            .iter()
+            .filter_map(Event::claimed_attempt)
+            .max()
+            .unwrap_or(0)
     }
 
     pub fn claims(&self) -> impl DoubleEndedIterator<Item = &Claim> {
@@ -237,14 +243,28 @@ impl Ticket {
         };
         self.log[from..to]
             .iter()
-            .filter(|e| matches!(e, Event::Result(r) if r.counts()))
+            .filter(|e| e.counts_as_attempt())
             .count() as u32
+    }
+
+    /// Whether the latest attempt has no result yet, whether or not this
+    /// version can read its claim.
+    pub fn has_open_attempt(&self) -> bool {
+        let latest = self.attempts_started();
+        latest > 0 && !self.log.iter().any(|e| e.settled_attempt() == Some(latest))
     }
 
     /// The claim of the attempt that has no result yet, if any.
     pub fn open_claim(&self) -> Option<&Claim> {
         let claim = self.claims().next_back()?;
-        let settled = self.results().any(|r| r.attempt == claim.attempt);
+        if self.attempts_started() != claim.attempt {
+            // A later claim this version cannot read is the open one, if any.
+            return None;
+        }
+        let settled = self
+            .log
+            .iter()
+            .any(|e| e.settled_attempt() == Some(claim.attempt));
         (!settled).then_some(claim)
     }
 
@@ -742,6 +762,24 @@ mod tests {
             t.last_result().and_then(|r| r.reason.as_deref()),
             Some("exit status 3, said \"no\"")
         );
+    }
+
+    #[test]
+    fn lines_of_a_newer_version_still_count() {
+        let text = format!(
+            "---\ntitle: x\n---\n\n{LOG_MARKER}\n\
+             - 2026-01-01T00:00:00Z claim attempt=1 host=h run=r1\n\
+             - 2026-01-01T00:01:00Z result attempt=1 outcome=conflict to=todo\n\
+             - 2026-01-01T00:02:00Z claim attempt=2 host=h run=r2 shard=3\n"
+        );
+        let t = parse_ok(&text);
+        assert_eq!(t.attempts_started(), 2, "attempt numbers are never reused");
+        assert_eq!(t.attempts_used(), 1, "an unknown outcome counts");
+        assert!(
+            t.open_claim().is_none(),
+            "the open claim is one this version cannot read"
+        );
+        assert!(t.has_open_attempt());
     }
 
     #[test]

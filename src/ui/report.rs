@@ -266,10 +266,14 @@ impl Reporter for Live {
         let st = Style::stdout();
         let l = line(event);
         let time = jiff::Zoned::now().strftime("%H:%M:%S").to_string();
+        let about = match &l.id {
+            Some(id) => format!("{id}: {}", l.text),
+            None => l.text.clone(),
+        };
         let text = match l.kind {
-            Kind::Info => return self.print(&st.dim(&l.text)),
-            Kind::Skipped => return self.print(&format!("{} {}", st.yellow("skipped:"), l.text)),
-            Kind::Error => return self.print(&format!("{} {}", st.red("error:"), l.text)),
+            Kind::Info => return self.print(&st.dim(&about)),
+            Kind::Skipped => return self.print(&format!("{} {about}", st.yellow("skipped:"))),
+            Kind::Error => return self.print(&format!("{} {about}", st.red("error:"))),
             Kind::Done => l.text,
         };
         match l.id {
