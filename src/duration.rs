@@ -3,7 +3,12 @@
 
 use std::time::Duration;
 
-/// Parse `250ms`, `90s`, `5m`, `2h`, `1d` or a sequence such as `1h30m`.
+/// The longest duration orch accepts: longer than any agent run or pause
+/// should last, and far from where adding it to a clock could overflow.
+pub const MAX: Duration = Duration::from_secs(365 * 86400);
+
+/// Parse `250ms`, `90s`, `5m`, `2h`, `1d` or a sequence such as `1h30m`,
+/// at most [`MAX`].
 /// A bare number is refused: `timeout: 30` could mean seconds or minutes, and
 /// guessing wrong kills an agent early or lets it hang for hours.
 pub fn parse(text: &str) -> Result<Duration, String> {
@@ -22,9 +27,9 @@ pub fn parse(text: &str) -> Result<Duration, String> {
                 "`{text}` is not a duration; write it like 90s, 5m or 1h30m"
             ));
         }
-        let value: u64 = rest[..digits]
-            .parse()
-            .map_err(|_| format!("`{text}` is too large"))?;
+        let value: u64 = rest[..digits].parse().map_err(|_| {
+            format!("`{text}` is longer than 365d, the longest duration orch accepts")
+        })?;
         rest = &rest[digits..];
         let unit_len = rest
             .find(|c: char| c.is_ascii_digit())
@@ -49,6 +54,11 @@ pub fn parse(text: &str) -> Result<Duration, String> {
             }
         };
         total = total.saturating_add(part);
+    }
+    if total > MAX {
+        return Err(format!(
+            "`{text}` is longer than 365d, the longest duration orch accepts"
+        ));
     }
     Ok(total)
 }
@@ -106,6 +116,15 @@ mod tests {
         assert!(parse("3w").unwrap_err().contains("unknown unit"));
         assert!(parse("m").is_err());
         assert!(parse("").is_err());
+    }
+
+    #[test]
+    fn refuses_what_is_too_long_to_add_to_a_clock() {
+        assert_eq!(parse("365d"), Ok(MAX));
+        for text in ["366d", "18446744073709551615s", "99999999999999999999999h"] {
+            let e = parse(text).unwrap_err();
+            assert!(e.contains("longer than 365d"), "{text}: {e}");
+        }
     }
 
     #[test]

@@ -90,5 +90,19 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
             "orch: interrupted; running tickets were settled as interrupted"
         );
     }
+    let unsettled: Vec<&str> = result
+        .settled
+        .iter()
+        .filter(|(_, end)| matches!(end, tick::RunEnd::Error(_)))
+        .map(|(id, _)| id.as_str())
+        .collect();
+    if !unsettled.is_empty() {
+        // Each error was reported as it happened; the exit code tells cron.
+        return Err(Error::other(format!(
+            "could not record the result of {}",
+            unsettled.join(", ")
+        ))
+        .hinted("the next tick settles them; the work is on their ticket branches"));
+    }
     Ok(0)
 }

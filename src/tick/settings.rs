@@ -53,7 +53,9 @@ impl RunSettings {
     /// cannot see.
     pub fn lease(&self) -> String {
         let runs = 1 + self.verify.len() as u64;
-        let secs = (self.timeout + self.kill_grace)
+        let secs = self
+            .timeout
+            .saturating_add(self.kill_grace)
             .as_secs()
             .saturating_mul(runs)
             .saturating_add(600);

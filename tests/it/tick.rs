@@ -921,3 +921,53 @@ fn a_worktree_orch_cannot_prepare_uses_no_attempt_until_it_persists() {
     let out = env.tick_ok();
     assert!(out.contains("w: success (attempt 4)"), "{out}");
 }
+
+/// Seen with the first release: this timeout made every tick panic (exit
+/// 101) after claiming, again and again.
+#[test]
+fn a_duration_too_long_to_add_to_a_clock_is_refused_and_the_others_run() {
+    let env = TestEnv::new();
+    env.ready("echo done > \"f-$ORCH_TICKET\"", "");
+    env.write_ticket(
+        "todo",
+        "huge",
+        "---\ntitle: Huge\ntimeout: 18446744073709551615s\n---\n",
+    );
+    env.write_ticket("todo", "fine", "---\ntitle: Fine\n---\n");
+    let out = env.tick_ok();
+    assert!(
+        out.contains("skipped: tickets/todo/huge.md:3:") && out.contains("longer than 365d"),
+        "{out}"
+    );
+    assert!(out.contains("fine: success (attempt 1)"), "{out}");
+    assert_eq!(env.state_of("huge"), "todo");
+}
+
+/// Seen with the first release: a result that could not be recorded (here
+/// a file `runs` that an agent planted in the plan) ended the tick with
+/// exit 0, so cron never said anything.
+#[test]
+fn a_tick_that_cannot_record_a_result_exits_non_zero() {
+    let env = TestEnv::new();
+    env.ready(
+        "echo in the way > \"$ORCH_WORKTREE/../../plan/runs\"; echo work > w.txt",
+        "",
+    );
+    env.write_ticket("todo", "t", "---\ntitle: T\n---\n");
+    let out = env.tick();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}\n{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(stdout(&out).contains("error: t: "), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("could not record the result of t"),
+        "{}",
+        stderr(&out)
+    );
+    // The work is kept on the ticket branch.
+    assert_eq!(env.git(&["show", "orch/t:w.txt"]), "work\n");
+}
