@@ -689,13 +689,6 @@ impl Worktree {
             .collect())
     }
 
-    /// Stage everything (new, changed, deleted; .gitignore respected).
-    pub fn stage_all(&self) -> Result<()> {
-        let mut index = self.repo.index().git_context("cannot read the index")?;
-        stage_everything(&mut index)?;
-        index.write().git_context("cannot write the index")
-    }
-
     /// Stage exactly `paths` as they are on disk (removed if gone).
     pub fn stage_paths(&self, paths: &[String]) -> Result<()> {
         let mut index = self.repo.index().git_context("cannot read the index")?;

@@ -116,11 +116,20 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     std::fs::create_dir_all(dir).context_path("cannot create", dir)?;
-    let tmp = dir.join(format!(".{name}.orch-tmp-{}", std::process::id()));
-    std::fs::write(&tmp, bytes).context_path("cannot write", &tmp)?;
-    std::fs::rename(&tmp, path).context_path("cannot write", path)?;
-    Ok(())
+    let tmp = dir.join(format!(".{name}{TMP_MARK}{}", std::process::id()));
+    let written = std::fs::write(&tmp, bytes)
+        .context_path("cannot write", &tmp)
+        .and_then(|()| std::fs::rename(&tmp, path).context_path("cannot write", path));
+    if written.is_err() {
+        // A full disk leaves a partial temporary file: never leave it to
+        // be mistaken for content. The write's own error is the one to report.
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
 }
+
+/// Part of the name of [`write_atomic`]'s temporary files.
+pub const TMP_MARK: &str = ".orch-tmp-";
 
 /// Why a todo ticket is or is not ready.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -139,7 +139,17 @@ impl BoardTxn {
     /// Commit what a person left uncommitted in the plan worktree, in a
     /// commit of its own, so every later commit holds only orch's change.
     fn adopt(&mut self) -> Result<()> {
-        let changed = self.plan.changed_paths()?;
+        let (leftovers, changed): (Vec<String>, Vec<String>) = self
+            .plan
+            .changed_paths()?
+            .into_iter()
+            .partition(|p| p.contains(super::TMP_MARK));
+        // orch's own temporary files, left by a killed or failed write: no
+        // orch writes the plan without the board lock, so they are stale.
+        for p in &leftovers {
+            let abs = self.layout.plan.join(p);
+            std::fs::remove_file(&abs).context_path("cannot remove", &abs)?;
+        }
         if changed.is_empty() {
             return Ok(());
         }
@@ -153,7 +163,7 @@ impl BoardTxn {
             message = message.line(format!("- and {} more", n - 50));
         }
         message = message.trailer(Trailer::Adopted, n);
-        self.plan.stage_all()?;
+        self.plan.stage_paths(&changed)?;
         let unpublished = Unpublished {
             commit: self
                 .plan

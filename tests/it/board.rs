@@ -583,3 +583,19 @@ fn a_plan_worktree_on_another_branch_is_refused_and_the_board_kept() {
     env.orch().args(["new", "B"]).assert().success();
     assert_eq!(env.state_of("a"), "todo");
 }
+
+/// Seen with the first release: after a failed write, orch's own temporary
+/// file was committed into orch/plan as a person's edit.
+#[test]
+fn orch_temporary_files_are_never_adopted() {
+    let env = TestEnv::new();
+    env.init();
+    env.write_plan_file("runs/t/.1.md.orch-tmp-4242", "half a summary");
+    env.write_ticket("todo", "a", "---\ntitle: A\n---\n");
+    env.orch().args(["new", "B"]).assert().success();
+    let tree = env.git(&["ls-tree", "-r", "--name-only", "orch/plan"]);
+    assert!(!tree.contains("orch-tmp"), "{tree}");
+    assert!(tree.contains("tickets/todo/a.md"), "{tree}");
+    assert!(!env.plan().join("runs/t/.1.md.orch-tmp-4242").exists());
+    assert_eq!(env.plan_dirt(), "");
+}
