@@ -6,7 +6,8 @@
 #
 #   scripts/load-tick.sh [ROUNDS] [ORCH ...]    e.g. scripts/load-tick.sh 6 /tmp/old-orch target/release/orch
 #
-# Each binary given is run in the same rounds, side by side.
+# Each binary given is run in the same rounds, side by side. With
+# LOAD_CHECK=1 it exits 1 if any binary had a failure (CI runs it so).
 set -euo pipefail
 ROUNDS=${1:-6}
 shift || true
@@ -62,4 +63,8 @@ for bin in "${BINS[@]}"; do
     [ "$n" = "?" ] || total=$((total + n))
   done
   echo "load: $bin: rounds $ROUNDS, tickets per round 12, worktree failures per round ${per[*]}, total $total"
+  if [ "${LOAD_CHECK:-}" = 1 ] && { [ "$total" -gt 0 ] || [[ " ${per[*]} " == *" ? "* ]]; }; then
+    failed=1
+  fi
 done
+exit "${failed:-0}"
