@@ -123,19 +123,46 @@ pub fn settle(
     max_attempts: u32,
     summary: &AttemptSummary,
 ) -> Result<Settled> {
+    let full = settle_as(txn, run, settlement, max_attempts, Some(summary));
+    let Err(error) = full else {
+        return full;
+    };
+    // The summary or a file beside it could not be written (something in
+    // the way in runs/, a full disk): record the result without them
+    // rather than leave the ticket in progress for every later tick to
+    // trip on. Only when that fails too is the ticket left as it is.
+    let mut bare = settlement.clone();
+    bare.extra_files.clear();
+    bare.reason = format!(
+        "{}; orch could not write the attempt summary: {}",
+        settlement.reason,
+        crate::error::render_chain(&error)
+    );
+    settle_as(txn, run, &bare, max_attempts, None).map_err(|_| error)
+}
+
+fn settle_as(
+    txn: &mut BoardTxn,
+    run: &RunRef<'_>,
+    settlement: &Settlement,
+    max_attempts: u32,
+    summary: Option<&AttemptSummary>,
+) -> Result<Settled> {
     let settled = txn.apply(|txn| {
         let current = txn.read_ticket(run.id, State::InProgress);
         let ours = current
             .as_ref()
             .and_then(|t| t.open_claim())
             .is_some_and(|c| c.attempt == run.attempt && c.run.as_deref().unwrap_or("") == run.run);
-        match current {
-            Some(t) if ours => record(txn, &t, run, settlement, max_attempts, summary).map(Some),
-            _ => refuse_stale(txn, run, summary).map(Some),
+        match (current, summary) {
+            (Some(t), _) if ours => {
+                record(txn, &t, run, settlement, max_attempts, summary).map(Some)
+            }
+            (_, Some(summary)) => refuse_stale(txn, run, summary).map(Some),
+            // A stale result with nothing to write is not recorded at all.
+            (_, None) => Ok(None),
         }
     })?;
-    // apply only returns None when the decision wrote nothing; both
-    // branches above always write.
     Ok(settled.unwrap_or(Settled::Stale))
 }
 
@@ -145,7 +172,7 @@ fn record(
     run: &RunRef<'_>,
     settlement: &Settlement,
     max_attempts: u32,
-    summary: &AttemptSummary,
+    summary: Option<&AttemptSummary>,
 ) -> Result<(CommitMessage, Settled)> {
     let used = t.attempts_used() + u32::from(settlement.counts);
     let dest = settlement.destination(used, max_attempts);
@@ -159,16 +186,19 @@ fn record(
     );
     // The summary first: a crash after it leaves the ticket in progress,
     // which the next tick settles, rather than a moved ticket without one.
-    let mut summary = summary.clone();
-    if dest.reason != settlement.reason {
-        summary
-            .notes
-            .push(format!("moved to blocked: {}", dest.reason));
+    let tip = summary.and_then(|s| s.tip.clone());
+    if let Some(summary) = summary {
+        let mut summary = summary.clone();
+        if dest.reason != settlement.reason {
+            summary
+                .notes
+                .push(format!("moved to blocked: {}", dest.reason));
+        }
+        txn.write(
+            &summary_rel(run.id, run.attempt),
+            summary.render().as_bytes(),
+        )?;
     }
-    txn.write(
-        &summary_rel(run.id, run.attempt),
-        summary.render().as_bytes(),
-    )?;
     for file in &settlement.extra_files {
         txn.write(&file.path, file.content.as_bytes())?;
     }
@@ -187,7 +217,7 @@ fn record(
     if !run.run.is_empty() {
         message = message.trailer(Trailer::Run, run.run);
     }
-    if let Some(tip) = &summary.tip {
+    if let Some(tip) = &tip {
         message = message.trailer(Trailer::Commit, tip);
     }
     Ok((

@@ -95,6 +95,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
         .iter()
         .filter(|(_, end)| matches!(end, tick::RunEnd::Error(_)))
         .map(|(id, _)| id.as_str())
+        .chain(result.reconciled.failed.iter().map(String::as_str))
         .collect();
     if !unsettled.is_empty() {
         // Each error was reported as it happened; the exit code tells cron.

@@ -23,8 +23,13 @@ use super::plan::{self, Ownership, RunLockFacts};
 use super::settings::RunSettings;
 use super::settle::forget_run;
 
-/// What reconcile settled: (ticket, outcome).
-pub type Reconciled = Vec<(String, Outcome)>;
+/// What reconcile settled: (ticket, outcome), and the tickets it could not
+/// settle (each reported as it happened; the others went on).
+#[derive(Debug, Default)]
+pub struct Reconciled {
+    pub settled: Vec<(String, Outcome)>,
+    pub failed: Vec<String>,
+}
 
 /// Settle in-progress tickets whose run is over. Holds the board lock.
 pub fn reconcile(
@@ -33,7 +38,7 @@ pub fn reconcile(
     config: &Config,
     reporter: &dyn Reporter,
 ) -> Result<Reconciled> {
-    let mut settled = Vec::new();
+    let mut out = Reconciled::default();
     let stranded = board.stranded.iter().filter(|t| {
         board
             .seen
@@ -44,9 +49,16 @@ pub fn reconcile(
         let Some(claim) = t.open_claim() else {
             // A claim this version cannot read (a newer orch's) is left to
             // the orch that wrote it.
-            if !t.has_open_attempt() && transition::release(txn, &t.id)? {
-                reporter.report(&Event::Released { id: t.id.clone() });
-                settled.push((t.id.clone(), Outcome::Released));
+            if t.has_open_attempt() {
+                continue;
+            }
+            match transition::release(txn, &t.id) {
+                Ok(true) => {
+                    reporter.report(&Event::Released { id: t.id.clone() });
+                    out.settled.push((t.id.clone(), Outcome::Released));
+                }
+                Ok(false) => {}
+                Err(e) => out.fail(&t.id, &e, reporter),
             }
             continue;
         };
@@ -92,21 +104,39 @@ pub fn reconcile(
             claim,
             owner: &owner,
         };
-        if let Settled::Moved { to, reason } =
-            settle_dead_run(txn, config, &dead, settlement, notes)?
-        {
-            reporter.report(&Event::Abandoned {
-                id: t.id.clone(),
-                attempt: claim.attempt,
-                reason,
-                to,
-            });
-            settled.push((t.id.clone(), Outcome::Abandoned));
+        // A ticket that cannot be settled is reported and left for the
+        // next tick; it never stops the others.
+        match settle_dead_run(txn, config, &dead, settlement, notes) {
+            Ok(Settled::Moved { to, reason }) => {
+                reporter.report(&Event::Abandoned {
+                    id: t.id.clone(),
+                    attempt: claim.attempt,
+                    reason,
+                    to,
+                });
+                out.settled.push((t.id.clone(), Outcome::Abandoned));
+            }
+            Ok(Settled::Stale) => {}
+            Err(e) => out.fail(&t.id, &e, reporter),
         }
         drop(guard);
     }
     sweep_done_worktrees(txn, board, reporter);
-    Ok(settled)
+    Ok(out)
+}
+
+impl Reconciled {
+    pub fn is_empty(&self) -> bool {
+        self.settled.is_empty() && self.failed.is_empty()
+    }
+
+    fn fail(&mut self, id: &str, e: &crate::Error, reporter: &dyn Reporter) {
+        reporter.report(&Event::error(
+            id,
+            format!("cannot settle it: {}", render_chain(e)),
+        ));
+        self.failed.push(id.to_string());
+    }
 }
 
 /// Remove worktrees of done tickets that no run holds: a crash between

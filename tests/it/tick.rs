@@ -943,14 +943,14 @@ fn a_duration_too_long_to_add_to_a_clock_is_refused_and_the_others_run() {
     assert_eq!(env.state_of("huge"), "todo");
 }
 
-/// Seen with the first release: a result that could not be recorded (here
-/// a file `runs` that an agent planted in the plan) ended the tick with
-/// exit 0, so cron never said anything.
+/// Seen with the first release: a result that could not be recorded ended
+/// the tick with exit 0, so cron never said anything. Here the agent puts
+/// a file where tickets/done goes, so the ticket cannot move there.
 #[test]
 fn a_tick_that_cannot_record_a_result_exits_non_zero() {
     let env = TestEnv::new();
     env.ready(
-        "echo in the way > \"$ORCH_WORKTREE/../../plan/runs\"; echo work > w.txt",
+        "rm -rf \"$ORCH_WORKTREE/../../plan/tickets/done\"; echo in the way > \"$ORCH_WORKTREE/../../plan/tickets/done\"; echo work > w.txt",
         "",
     );
     env.write_ticket("todo", "t", "---\ntitle: T\n---\n");
@@ -970,4 +970,71 @@ fn a_tick_that_cannot_record_a_result_exits_non_zero() {
     );
     // The work is kept on the ticket branch.
     assert_eq!(env.git(&["show", "orch/t:w.txt"]), "work\n");
+}
+
+/// Seen with the first release: a file named `runs` in the plan made every
+/// settle fail, and every later tick failed in reconcile and claimed
+/// nothing. Now the result is recorded without its summary, and the board
+/// goes on.
+#[test]
+fn a_summary_that_cannot_be_written_does_not_stop_the_board() {
+    let env = TestEnv::new();
+    env.ready(
+        "if [ \"$ORCH_TICKET\" = t ]; then echo in the way > \"$ORCH_WORKTREE/../../plan/runs\"; fi; echo work > w.txt",
+        "",
+    );
+    env.write_ticket("todo", "t", "---\ntitle: T\npriority: 1\n---\n");
+    let out = env.tick_ok();
+    assert!(
+        out.contains("t: success (attempt 1)")
+            && out.contains("could not write the attempt summary"),
+        "{out}"
+    );
+    assert_eq!(env.state_of("t"), "done");
+    env.write_ticket("todo", "u", "---\ntitle: U\n---\n");
+    let out = env.tick_ok();
+    assert!(out.contains("u: success (attempt 1)"), "{out}");
+    assert_eq!(env.state_of("u"), "done");
+}
+
+/// Seen with the first release: one ticket that could not be settled made
+/// every later tick fail in reconcile and claim nothing. It is now
+/// reported, and the other tickets run.
+#[test]
+fn a_ticket_reconcile_cannot_settle_does_not_stop_the_others() {
+    let env = TestEnv::new();
+    env.ready("echo work > w.txt", "");
+    env.write_ticket(
+        "in-progress",
+        "dead",
+        "---\ntitle: Dead\nmax_attempts: 1\n---\n\n<!-- orch: the lines below are appended by orch; write above this line -->\n\
+         - 2026-01-01T00:00:00Z claim attempt=1 host=test-host lease=2026-01-01T01:00:00Z pid=1 run=1-1-1\n",
+    );
+    // It ran (it has a log), so abandoning it uses its one attempt and
+    // sends it to blocked, where a file is in the way.
+    std::fs::create_dir_all(env.repo.join(".orch/logs/dead")).unwrap();
+    std::fs::write(env.repo.join(".orch/logs/dead/1.log"), "output\n").unwrap();
+    let blocked = env.plan().join("tickets/blocked");
+    std::fs::remove_dir_all(&blocked).unwrap();
+    std::fs::write(&blocked, "in the way\n").unwrap();
+    env.write_ticket("todo", "next", "---\ntitle: Next\n---\n");
+    let out = env.tick();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}\n{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(
+        stdout(&out).contains("error: dead: cannot settle it"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(
+        stdout(&out).contains("next: success (attempt 1)"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(env.state_of("dead"), "in-progress");
 }
