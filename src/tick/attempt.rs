@@ -14,6 +14,7 @@ use crate::agent::prompt::{self, PromptVars};
 use crate::agent::supervise::{self, Control, Ended, Report, Spec};
 use crate::board::layout::summary_rel;
 use crate::board::{CommitMessage, Layout, Trailer, host_name};
+use crate::lock::BoardLock;
 use crate::error::render_chain;
 use crate::failpoint;
 use crate::git::{self, MainRepo, Oid, Worktree};
@@ -99,12 +100,9 @@ pub fn run(
     facts.submission = contract::read_submission(&layout.result_file(&t.id, won.attempt));
     keep_agent_work(main, &prepared, won, &mut facts);
     failpoint::hit("settle-after-work-commit");
+    let plan_after = plan_changes(layout);
     for (place, before, after) in [
-        (
-            "the plan worktree (.orch/plan)",
-            plan_before,
-            plan_changes(layout),
-        ),
+        ("the plan worktree (.orch/plan)", plan_before, plan_after),
         ("your checkout", checkout_before, main.checkout_changes()),
     ] {
         if let Some(text) = outside_writes(place, &before, &after) {
@@ -279,11 +277,22 @@ fn outside_writes(place: &str, before: &[String], after: &[String]) -> Option<St
     ))
 }
 
+/// Uncommitted paths in the plan worktree, looked at under the board lock:
+/// another ticket's settle writes its files and commits them while holding
+/// it, so a look at any other moment could take them for this agent's.
 fn plan_changes(layout: &Layout) -> Vec<String> {
+    let lock = BoardLock::acquire(&layout.lock_path(), PLAN_LOOK_WAIT);
+    if lock.is_err() {
+        // Without the lock no honest answer can be had: report nothing.
+        return Vec::new();
+    }
     Worktree::open(&layout.plan)
         .and_then(|w| w.changed_paths())
         .unwrap_or_default()
 }
+
+/// How long a look at the plan waits for the board lock.
+const PLAN_LOOK_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 
 pub fn render_prompt(layout: &Layout, t: &Ticket, attempt: u32, settings: &RunSettings) -> String {
     let last = t.last_result();
