@@ -22,6 +22,8 @@ pub mod outcome;
 pub mod process;
 pub mod runlog;
 pub mod summary;
+#[cfg(test)]
+mod testing;
 pub mod text;
 pub mod tick;
 pub mod ticket;
