@@ -288,12 +288,8 @@ impl MainRepo {
         Ok(())
     }
 
-    /// Forget the worktree `name` if its directory is gone.
-    pub fn prune_worktree_named(&self, name: &str) -> Result<()> {
-        let _lock = self.worktree_change_lock()?;
-        self.prune_locked(name)
-    }
-
+    /// Forget the worktree `name` if its directory is gone (the caller
+    /// holds the worktree change lock).
     fn prune_locked(&self, name: &str) -> Result<()> {
         if let Ok(wt) = self.repo.find_worktree(name)
             && (wt.validate().is_err() || !wt.path().exists())

@@ -424,7 +424,7 @@ impl Board {
         self.config
             .as_ref()
             .map_err(|(line, message)| Error::Config {
-                path: PathBuf::from(".orch/plan/orch.yaml"),
+                path: PathBuf::from(layout::CONFIG_DISPLAY),
                 line: *line,
                 message: message.clone(),
                 hint: Some(

@@ -95,15 +95,6 @@ pub struct ClaimPlan<'b> {
     pub running: u32,
 }
 
-impl ClaimPlan<'_> {
-    pub fn claimable(&self) -> usize {
-        self.queue
-            .iter()
-            .filter(|(_, v)| *v == Verdict::Claim)
-            .count()
-    }
-}
-
 /// What the caller looked up for [`plan_claims`].
 pub struct PlanInputs<'a> {
     pub jobs: Option<u32>,

@@ -143,15 +143,6 @@ impl Event {
         })
     }
 
-    pub fn at(&self) -> &str {
-        match self {
-            Event::Claim(c) => &c.at,
-            Event::Result(r) => &r.at,
-            Event::Release { at, .. } | Event::Abort { at, .. } => at,
-            Event::Unknown(raw) => &raw.at,
-        }
-    }
-
     /// Parse one line of the section; None for a line that is not an
     /// event line at all (blank, or written by a person below the marker).
     pub fn parse(line: &str) -> Option<Event> {
