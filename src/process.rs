@@ -7,22 +7,129 @@
 //! setsid, without ever touching an unrelated process that reused a pid.
 //! Linux only: both come from /proc.
 
+use std::collections::BTreeMap;
+use std::process::{Child, Command};
+use std::sync::{Mutex, MutexGuard, Once};
 use std::time::{Duration, Instant};
 
-use rustix::process::{Pid, Signal};
+use rustix::process::{Pid, Signal, WaitOptions};
 
 pub const RUN_ID_VAR: &str = "ORCH_RUN_ID";
 
 /// A live process as /proc shows it.
 struct Proc {
     pid: i32,
+    state: char,
+    ppid: i32,
     pgrp: i32,
+}
+
+/// The children orch started itself and has not reaped yet, with the run
+/// each belongs to. Every other child of orch is an orphan it adopted as a
+/// subreaper: a process an agent left behind, whatever its session or
+/// environment.
+static SPAWNED: Mutex<BTreeMap<i32, String>> = Mutex::new(BTreeMap::new());
+
+fn spawned() -> MutexGuard<'static, BTreeMap<i32, String>> {
+    // A panic while the map was held leaves it consistent (one insert or
+    // remove): go on with it.
+    SPAWNED.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Make orch the reaper of every process its agents leave behind
+/// (`PR_SET_CHILD_SUBREAPER`): a grandchild that leaves the session and
+/// clears its environment is re-parented to orch instead of init, so the
+/// sweep after each run still finds it. Once per process.
+pub fn become_subreaper() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        // Unsupported (not Linux, or an old kernel): the run-id scan
+        // still finds what kept its environment.
+        let _ = rustix::process::set_child_subreaper(Some(rustix::process::getpid()));
+    });
+}
+
+/// Spawn `cmd` for `run_id` and remember the child as orch's own, all under
+/// the registry's lock, so that a sweep running in another thread cannot
+/// take it for an orphan between the fork and the bookkeeping.
+pub fn spawn_registered(cmd: &mut Command, run_id: &str) -> std::io::Result<Child> {
+    let mut map = spawned();
+    let child = cmd.spawn()?;
+    map.insert(child.id() as i32, run_id.to_string());
+    Ok(child)
+}
+
+/// Forget a child orch has reaped.
+pub fn forget_spawned(pid: i32) {
+    spawned().remove(&pid);
+}
+
+/// Kill every orphan orch adopted (see [`become_subreaper`]) that does not
+/// carry the run id of another live run of this process, repeating while
+/// new ones appear, and reap them. Returns how many were killed.
+pub fn kill_orphans(run_id: &str) -> usize {
+    let me = std::process::id() as i32;
+    let mut killed = 0;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let found = {
+            let map = spawned();
+            let others: Vec<String> = map
+                .values()
+                .filter(|r| r.as_str() != run_id)
+                .map(|r| format!("{RUN_ID_VAR}={r}"))
+                .collect();
+            let orphans: Vec<Proc> = all_processes()
+                .into_iter()
+                .filter(|p| p.ppid == me && !map.contains_key(&p.pid))
+                .collect();
+            let mut found = 0;
+            for orphan in orphans {
+                let pid = orphan.pid;
+                let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+                let theirs = environ
+                    .split(|b| *b == 0)
+                    .any(|kv| others.iter().any(|o| o.as_bytes() == kv));
+                if theirs {
+                    continue;
+                }
+                if !orphan.zombie() {
+                    signal_pid(pid, Signal::KILL);
+                    found += 1;
+                }
+                // Reap it (now or on a later pass): only this pid, never a
+                // child std's `Child` still waits for.
+                if let Some(p) = Pid::from_raw(pid) {
+                    let _ = rustix::process::waitpid(Some(p), WaitOptions::NOHANG);
+                }
+            }
+            found
+        };
+        killed += found;
+        if found == 0 || Instant::now() > deadline {
+            return killed;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// Every live (not zombie) process, with its process group. Zombies are
 /// left out: they hold no resources, and an init that does not reap them
 /// must not make a finished run look alive.
 fn live_processes() -> Vec<Proc> {
+    all_processes()
+        .into_iter()
+        .filter(|p| !p.zombie())
+        .collect()
+}
+
+impl Proc {
+    fn zombie(&self) -> bool {
+        self.state == 'Z' || self.state == 'X'
+    }
+}
+
+fn all_processes() -> Vec<Proc> {
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
@@ -34,12 +141,10 @@ fn live_processes() -> Vec<Proc> {
             let rest = &stat[stat.rfind(')')? + 1..];
             let fields: Vec<&str> = rest.split_whitespace().collect();
             // fields[0] = state, fields[1] = ppid, fields[2] = pgrp
-            let state = *fields.first()?;
-            if state == "Z" || state == "X" {
-                return None;
-            }
             Some(Proc {
                 pid,
+                state: fields.first()?.chars().next()?,
+                ppid: fields.get(1)?.parse().ok()?,
                 pgrp: fields.get(2)?.parse().ok()?,
             })
         })

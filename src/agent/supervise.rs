@@ -344,6 +344,7 @@ pub fn run(spec: &Spec, control: &Control) -> Report {
             break;
         }
     }
+    process::forget_spawned(pgid);
     report.ended = w.ended.unwrap_or(Ended::Exited);
     report.status = w.status;
     report.duration = start.elapsed();
@@ -383,7 +384,8 @@ fn spawn(spec: &Spec) -> Result<std::process::Child, String> {
         cmd.env(k, v);
     }
     cmd.env(process::RUN_ID_VAR, &spec.run_id);
-    cmd.spawn().map_err(|e| format!("{program}: {e}"))
+    process::become_subreaper();
+    process::spawn_registered(&mut cmd, &spec.run_id).map_err(|e| format!("{program}: {e}"))
 }
 
 /// Feed stdin and start draining stdout and stderr into one channel.
@@ -510,8 +512,11 @@ impl Watch {
             return false;
         }
         let gone = *self.group_gone_at.get_or_insert_with(|| {
-            // Processes that left the group but kept the run id.
+            // Processes that left the group but kept the run id, then those
+            // that left it and cleared their environment too: re-parented
+            // to orch, the subreaper, once their parent died.
             report.leftovers_stopped += process::kill_run(&spec.run_id);
+            report.leftovers_stopped += process::kill_orphans(&spec.run_id);
             now
         });
         self.eofs >= 2 || now.duration_since(gone) >= LEAK_WAIT

@@ -36,6 +36,13 @@ pub fn run(cli: Cli) -> Result<i32> {
         cwd,
         lock_timeout: cli.lock_timeout,
     };
+    match &cli.command {
+        Command::Init(_) => refuse_inside_run(&ctx, "init")?,
+        Command::New(_) => refuse_inside_run(&ctx, "new")?,
+        Command::Tick(a) if !a.explain => refuse_inside_run(&ctx, "tick")?,
+        Command::Abort(_) => refuse_inside_run(&ctx, "abort")?,
+        _ => {}
+    }
     match cli.command {
         Command::Init(a) => init::run(&ctx, a),
         Command::New(a) => new::run(&ctx, a),
@@ -49,6 +56,32 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Demo(a) => demo::run(&ctx, a),
         Command::DemoAgent(a) => demo_agent::run(&ctx, a),
     }
+}
+
+/// Board changes are the supervising orch's alone: an agent that runs
+/// `orch tick` would run other tickets inside its own run, under its limits
+/// and in its worktree. Known by the run id every agent inherits, or by a
+/// directory inside a ticket worktree.
+fn refuse_inside_run(ctx: &Ctx, what: &str) -> Result<()> {
+    let run = std::env::var(crate::process::RUN_ID_VAR)
+        .ok()
+        .filter(|v| !v.is_empty());
+    let in_worktree = ctx.cwd.canonicalize().ok().is_some_and(|dir| {
+        let parts: Vec<_> = dir.components().map(|c| c.as_os_str().to_owned()).collect();
+        parts
+            .windows(2)
+            .any(|w| w[0] == ".orch" && w[1] == "worktrees")
+    });
+    let why = match (run, in_worktree) {
+        (Some(run), _) => format!("inside the agent run {run}"),
+        (None, true) => format!("in a ticket's worktree ({})", ctx.cwd.display()),
+        (None, false) => return Ok(()),
+    };
+    Err(
+        Error::usage(format!("`orch {what}` cannot run {why}")).hinted(
+            "claims, ticks and settles belong to the supervising orch; an agent reports its result with `orch submit`",
+        ),
+    )
 }
 
 /// Print JSON to stdout; a closed pipe is not an error worth a message.

@@ -22,8 +22,8 @@ use super::Ctx;
 ///
 /// On a terminal it shows live progress; otherwise it prints timestamped
 /// lines fit for cron mail, and nothing at all when there was nothing to do
-/// and nothing is wrong. SIGINT or SIGTERM stops the agents, settles their
-/// tickets as interrupted (back to todo) and exits 0.
+/// and nothing is wrong. SIGINT, SIGTERM, SIGHUP or SIGQUIT stops the
+/// agents, settles their tickets as interrupted (back to todo) and exits 0.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Run up to N claimed tickets at once [default: max_in_progress].
@@ -67,7 +67,15 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
         return Ok(0);
     }
     let interrupt = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+    // SIGHUP and SIGQUIT too: a cron or ssh session going away must stop
+    // the agents and settle their tickets, not kill orch outright and leave
+    // a quiet agent running past its limits.
+    for sig in [
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGHUP,
+        signal_hook::consts::SIGQUIT,
+    ] {
         signal_hook::flag::register(sig, interrupt.clone())
             .map_err(|e| Error::io("cannot install a signal handler", "", e))?;
     }

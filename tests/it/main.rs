@@ -2,6 +2,7 @@
 //! temporary directories, with fake agents that are real processes.
 
 mod board;
+mod contain;
 mod crash;
 mod demo;
 mod env;
