@@ -46,6 +46,8 @@ pub enum Command {
     Abort(commands::abort::Args),
     #[command(hide = true)]
     DemoAgent(commands::demo_agent::Args),
+    #[command(hide = true, name = "sandbox-exec")]
+    SandboxExec(commands::sandbox_exec::Args),
 }
 
 pub fn parse_duration(text: &str) -> Result<Duration, String> {

@@ -70,6 +70,28 @@ pub struct Config {
     pub env_remove: Vec<String>,
     pub agent_cooldown: Duration,
     pub no_progress_timeout: Option<Duration>,
+    pub sandbox: Sandbox,
+}
+
+/// The kernel sandbox around the agent and its `verify` (Landlock).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sandbox {
+    pub enabled: bool,
+    /// Further places the agent may write (absolute, or under `~/`).
+    pub writable: Vec<String>,
+}
+
+/// `sandbox: on|off`, or `sandbox: {enabled: ..., writable: [...]}`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RawSandbox {
+    Switch(bool),
+    Word(String),
+    Table {
+        enabled: Option<bool>,
+        #[serde(default)]
+        writable: Vec<String>,
+    },
 }
 
 #[derive(Debug, Deserialize)]
@@ -86,6 +108,7 @@ struct RawConfig {
     env_remove: Option<Vec<String>>,
     agent_cooldown: Option<Dur>,
     no_progress_timeout: Option<Dur>,
+    sandbox: Option<RawSandbox>,
 }
 
 const KNOWN_KEYS: &[&str] = &[
@@ -101,6 +124,7 @@ const KNOWN_KEYS: &[&str] = &[
     "env_remove",
     "agent_cooldown",
     "no_progress_timeout",
+    "sandbox",
 ];
 
 /// A problem that does not stop orch but that the user should fix.
@@ -131,6 +155,10 @@ impl Config {
             env_remove: Vec::new(),
             agent_cooldown: Duration::ZERO,
             no_progress_timeout: None,
+            sandbox: Sandbox {
+                enabled: true,
+                writable: Vec::new(),
+            },
         };
         if let Err(message) = config.apply(raw) {
             panic!("templates/orch.yaml is invalid: {message}");
@@ -234,8 +262,34 @@ impl Config {
         if let Some(Dur(d)) = raw.no_progress_timeout {
             self.no_progress_timeout = Some(positive("no_progress_timeout", d)?);
         }
+        if let Some(sandbox) = raw.sandbox {
+            self.sandbox = sandbox_from(sandbox)?;
+        }
         Ok(())
     }
+}
+
+fn sandbox_from(raw: RawSandbox) -> std::result::Result<Sandbox, String> {
+    let switch = |word: &str| match word {
+        "on" | "true" | "yes" => Ok(true),
+        "off" | "false" | "no" => Ok(false),
+        other => Err(format!(
+            "sandbox: `{other}` is not on or off (or a table with `enabled:` and `writable:`)"
+        )),
+    };
+    let (enabled, writable) = match raw {
+        RawSandbox::Switch(b) => (b, Vec::new()),
+        RawSandbox::Word(w) => (switch(w.trim())?, Vec::new()),
+        RawSandbox::Table { enabled, writable } => (enabled.unwrap_or(true), writable),
+    };
+    for w in &writable {
+        if !(w.starts_with('/') || w.starts_with("~/")) {
+            return Err(format!(
+                "sandbox.writable: `{w}` must be an absolute path or start with `~/`"
+            ));
+        }
+    }
+    Ok(Sandbox { enabled, writable })
 }
 
 /// A limit of zero would stop every agent the moment it starts.

@@ -350,6 +350,127 @@ impl MainRepo {
         Ok(())
     }
 
+    /// What is wrong with the link between the worktree `name` and its
+    /// directory `path`, if anything: orch made `path` a real directory
+    /// (no symlink on the way from the checkout) whose `.git` file names the
+    /// registration `<git dir>/worktrees/<name>`, whose `gitdir` file names
+    /// `path/.git` back. An agent that replaced its worktree with a symlink
+    /// or rewrote either file would otherwise have orch commit and check
+    /// out in whatever it pointed at: the user's checkout, or the plan.
+    pub fn worktree_link_problem(&self, name: &str, path: &Path) -> Option<String> {
+        let canon = |p: &Path| std::fs::canonicalize(p).ok();
+        let meta = match std::fs::symlink_metadata(path) {
+            Ok(m) => m,
+            Err(_) => return Some(format!("{} is missing", path.display())),
+        };
+        if meta.file_type().is_symlink() || !meta.is_dir() {
+            return Some(format!(
+                "{} is not a directory but a link or a file",
+                path.display()
+            ));
+        }
+        let expected = match (canon(&self.root), path.strip_prefix(&self.root)) {
+            (Some(root), Ok(rel)) => root.join(rel),
+            _ => path.to_path_buf(),
+        };
+        if canon(path).as_deref() != Some(expected.as_path()) {
+            return Some(format!("{} leads through a symbolic link", path.display()));
+        }
+        let registration = self.git_dir.join("worktrees").join(name);
+        let dot_git = path.join(".git");
+        match std::fs::symlink_metadata(&dot_git) {
+            Ok(m) if m.is_file() => {}
+            _ => return Some(format!("{} is not a file", dot_git.display())),
+        }
+        let named = std::fs::read_to_string(&dot_git).ok().and_then(|text| {
+            text.strip_prefix("gitdir:")
+                .map(|rest| PathBuf::from(rest.trim()))
+        });
+        let named = named.map(|p| if p.is_relative() { path.join(p) } else { p });
+        if named.as_deref().and_then(canon) != canon(&registration)
+            || canon(&registration).is_none()
+        {
+            return Some(format!(
+                "{} no longer points at the worktree's registration in the repository",
+                dot_git.display()
+            ));
+        }
+        let back = std::fs::read_to_string(registration.join("gitdir"))
+            .ok()
+            .map(|t| PathBuf::from(t.trim()));
+        if back.as_deref().and_then(canon) != canon(&dot_git) {
+            return Some(format!(
+                "{} no longer points back at {}",
+                registration.join("gitdir").display(),
+                dot_git.display()
+            ));
+        }
+        None
+    }
+
+    /// Open the worktree `name` through the main repository's registration
+    /// (never through a `.git` file an agent could have rewritten), after
+    /// checking its link (see [`MainRepo::worktree_link_problem`]).
+    pub fn open_worktree(&self, name: &str, path: &Path) -> Result<Worktree> {
+        if let Some(problem) = self.worktree_link_problem(name, path) {
+            return Err(Error::other(format!(
+                "refusing the worktree {}: {problem}",
+                path.display()
+            )));
+        }
+        let wt = self
+            .repo
+            .find_worktree(name)
+            .git_context(format!("cannot find the worktree {name}"))?;
+        let repo = Repository::open_from_worktree(&wt)
+            .git_context(format!("cannot open the worktree {}", path.display()))?;
+        Ok(Worktree {
+            repo,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Put back the link between the worktree `name` and `path` as orch
+    /// made it, keeping the files: a symlink in place of the directory is
+    /// removed (the link only; the worktree is then made again), a
+    /// rewritten `.git` or `gitdir` file is written again. Returns what was
+    /// repaired.
+    pub fn repair_worktree_link(&self, name: &str, path: &Path) -> Result<Option<String>> {
+        let problem = match self.worktree_link_problem(name, path) {
+            Some(p) => p,
+            None => return Ok(None),
+        };
+        let _lock = self.worktree_change_lock()?;
+        let meta = std::fs::symlink_metadata(path).ok();
+        if meta
+            .as_ref()
+            .is_some_and(|m| !m.is_dir() || m.file_type().is_symlink())
+        {
+            // Only the link or file goes: whatever it pointed at is untouched.
+            std::fs::remove_file(path).map_err(|e| Error::io("cannot remove", path, e))?;
+            self.force_prune_locked(name);
+            return Ok(Some(format!("{problem}; removed it")));
+        }
+        let registration = self.git_dir.join("worktrees").join(name);
+        if !registration.join("HEAD").exists() || meta.is_none() {
+            self.force_prune_locked(name);
+            return Ok(Some(format!("{problem}; forgot its registration")));
+        }
+        let dot_git = path.join(".git");
+        if std::fs::symlink_metadata(&dot_git).is_ok_and(|m| m.is_dir()) {
+            std::fs::remove_dir_all(&dot_git)
+                .map_err(|e| Error::io("cannot remove", &dot_git, e))?;
+        } else if std::fs::symlink_metadata(&dot_git).is_ok() {
+            std::fs::remove_file(&dot_git).map_err(|e| Error::io("cannot remove", &dot_git, e))?;
+        }
+        std::fs::write(&dot_git, format!("gitdir: {}\n", registration.display()))
+            .map_err(|e| Error::io("cannot write", &dot_git, e))?;
+        let gitdir_file = registration.join("gitdir");
+        std::fs::write(&gitdir_file, format!("{}\n", dot_git.display()))
+            .map_err(|e| Error::io("cannot write", &gitdir_file, e))?;
+        Ok(Some(format!("{problem}; wrote the link again")))
+    }
+
     pub fn lock_worktree(&self, name: &str, reason: &str) {
         if let Ok(wt) = self.repo.find_worktree(name) {
             // Already locked is fine: the reason stays from the earlier run.
@@ -757,6 +878,18 @@ impl Worktree {
         self.repo
             .checkout_head(Some(git2::build::CheckoutBuilder::new().force()))
             .git_context("cannot check out HEAD")
+    }
+
+    /// Detach HEAD at `oid` and force its tree into the files: the agent's
+    /// commits then move only this worktree's own HEAD, and orch alone
+    /// moves the ticket branch after checking them.
+    pub fn detach_forced(&self, oid: Oid) -> Result<()> {
+        self.repo
+            .set_head_detached(oid)
+            .git_context("cannot detach the worktree's HEAD")?;
+        self.repo
+            .checkout_head(Some(git2::build::CheckoutBuilder::new().force()))
+            .git_context("cannot check out the ticket branch")
     }
 
     /// Point HEAD at the full ref `want` and force its tree into the files.

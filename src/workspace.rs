@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use crate::board::Layout;
 use crate::error::Result;
 use crate::git::{self, MainRepo, Oid, Worktree};
+use crate::text::short_oid;
 
 #[derive(Debug)]
 pub struct Prepared {
@@ -36,40 +37,28 @@ pub fn prepare(main: &MainRepo, layout: &Layout, id: &str, base: Oid) -> Result<
         true
     };
     let result = (|| -> Result<()> {
+        // An agent of an earlier attempt may have replaced the worktree with
+        // a link or rewritten its `.git`: put the link back first, so that
+        // nothing below follows it into the user's checkout or the plan.
+        if std::fs::symlink_metadata(&path).is_ok()
+            && let Some(note) = main.repair_worktree_link(&name, &path)?
+        {
+            notes.push(note);
+        }
         // A worktree half made or half removed by a killed orch: start over
         // from the branch, which holds all committed work.
-        if path.join(".git").exists() && Worktree::open(&path).and_then(|w| w.head()).is_err() {
+        if path.join(".git").exists()
+            && main
+                .open_worktree(&name, &path)
+                .and_then(|w| w.head())
+                .is_err()
+        {
             std::fs::remove_dir_all(&path)
                 .map_err(|e| crate::error::Error::io("cannot clear a broken worktree", &path, e))?;
             main.force_prune_worktree(&name)?;
             notes.push("recreated a broken worktree left by an interrupted orch".into());
         }
-        if path.join(".git").exists() {
-            let wt = Worktree::open(&path)?;
-            // No process of an earlier run is alive here (its run lock is
-            // ours), so a leftover index.lock is stale.
-            wt.clear_stale_index_lock();
-            let want = format!("refs/heads/{branch}");
-            if wt.head_ref().as_deref() != Some(want.as_str()) {
-                // An earlier agent switched branches; keep what it left there
-                // (committed, and reachable from refs/orch/kept), then put the
-                // worktree back on the ticket branch.
-                if let Some(note) = keep_work(
-                    main,
-                    &wt,
-                    id,
-                    "before-retry",
-                    "orch: work left off the ticket branch",
-                )? {
-                    notes.push(note);
-                }
-                wt.switch_forced(&want)?;
-                notes.push(format!(
-                    "the worktree was on {} instead of {branch}; switched it back",
-                    wt.head_ref().unwrap_or_default()
-                ));
-            }
-        } else {
+        if !path.join(".git").exists() {
             if path.exists() {
                 std::fs::remove_dir_all(&path).map_err(|e| {
                     crate::error::Error::io("cannot clear a broken worktree", &path, e)
@@ -78,6 +67,38 @@ pub fn prepare(main: &MainRepo, layout: &Layout, id: &str, base: Oid) -> Result<
             }
             main.add_worktree(&name, &path, &branch)?;
         }
+        let wt = main.open_worktree(&name, &path)?;
+        // No process of an earlier run is alive here (its run lock is
+        // ours), so a leftover index.lock is stale.
+        wt.clear_stale_index_lock();
+        let tip = main.branch_tip(&branch).ok_or_else(|| {
+            crate::error::Error::other(format!("the branch {branch} has no commit"))
+        })?;
+        let head_ref = wt.head_ref();
+        if head_ref.is_some() || wt.head().ok() != Some(tip) || !wt.changed_paths()?.is_empty() {
+            // Anything an earlier run left off the branch tip (another
+            // branch, a detached commit) is kept before the worktree is
+            // put back at the tip.
+            let taken = take_work(
+                main,
+                &wt,
+                id,
+                tip,
+                Move::FastForward,
+                "before-retry",
+                "orch: work left in the worktree",
+            )?;
+            notes.extend(taken.notes);
+            if let Some(other) = head_ref.filter(|r| *r != format!("refs/heads/{branch}")) {
+                notes.push(format!(
+                    "the worktree was on {other} instead of {branch}; switched it back"
+                ));
+            }
+        }
+        // Detached at the tip: the agent's commits move only this
+        // worktree's HEAD; orch moves the branch after the run.
+        let tip = main.branch_tip(&branch).unwrap_or(tip);
+        wt.detach_forced(tip)?;
         Ok(())
     })();
     if let Err(e) = result {
@@ -117,38 +138,116 @@ pub fn discard(main: &MainRepo, layout: &Layout, id: &str) -> Result<()> {
     main.delete_branch(&git::ticket_branch(id))
 }
 
-/// Commit what a run left uncommitted in its worktree, wherever its HEAD is.
-/// On the ticket branch that is the work; on another branch or a detached
-/// HEAD, the commit is also kept as `refs/orch/kept/<id>/<tag>` so that
-/// putting the worktree back on its branch can never discard it. Returns a
-/// note for the attempt summary when there is something to say.
-pub fn keep_work(
+/// How [`take_work`] may move the ticket branch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Move {
+    /// Only forward: what is not a descendant of the branch is kept aside.
+    FastForward,
+    /// Also to a rewritten history (an agent that amended or rebased its
+    /// own commits); the replaced tip is kept on a ref.
+    Rewrite,
+}
+
+/// What [`take_work`] did with the work in a worktree.
+#[derive(Debug, Default)]
+pub struct Taken {
+    /// The ticket branch's tip afterwards, if it has one.
+    pub tip: Option<Oid>,
+    /// Things worth saying in the attempt summary.
+    pub notes: Vec<String>,
+    /// The branch was moved by someone else while the run went on: the
+    /// work is kept on a ref instead, and it is not the agent's doing.
+    pub moved_by_other: Option<String>,
+}
+
+/// Take the work a run left in its worktree onto the ticket branch: commit
+/// what is uncommitted on the worktree's HEAD, then move the branch from
+/// `start` to that HEAD, with a compare-and-swap. orch alone moves the
+/// branch, and only after checking: work on another branch, or that the
+/// branch cannot take (`how`), is kept as `refs/orch/kept/<id>/<tag>...`
+/// so that nothing is lost; a branch deleted meanwhile is made again at
+/// the work; one moved elsewhere meanwhile is left as it is.
+pub fn take_work(
     main: &MainRepo,
     wt: &Worktree,
     id: &str,
+    start: Oid,
+    how: Move,
     tag: impl std::fmt::Display,
     message: &str,
-) -> Result<Option<String>> {
-    let want = format!("refs/heads/{}", git::ticket_branch(id));
+) -> Result<Taken> {
+    let branch = git::ticket_branch(id);
+    let want = format!("refs/heads/{branch}");
     let head = wt.head_ref();
     let committed = wt.commit_all(message)?;
-    if head.as_deref() == Some(want.as_str()) {
-        return Ok(committed.map(|oid| {
-            format!(
-                "committed the uncommitted work as {}",
-                &oid.to_string()[..12]
-            )
-        }));
+    let at = wt.head()?;
+    let short = |o: Oid| short_oid(&o.to_string()).to_string();
+    let mut taken = Taken {
+        tip: main.branch_tip(&branch),
+        notes: committed
+            .map(|c| format!("committed the uncommitted work as {}", short(c)))
+            .into_iter()
+            .collect(),
+        ..Taken::default()
+    };
+    if let Some(other) = head.as_deref().filter(|r| *r != want) {
+        let kept = format!("refs/orch/kept/{id}/{tag}-elsewhere");
+        main.keep(&kept, at, "orch: work left off the ticket branch")?;
+        taken.notes.push(format!(
+            "the worktree was left on {other} instead of {branch}; its work ({}) is kept as {kept}",
+            short(at)
+        ));
+        return Ok(taken);
     }
-    let tip = wt.head()?;
-    let kept = format!("refs/orch/kept/{id}/{tag}-elsewhere");
-    main.keep(&kept, tip, "orch: work left off the ticket branch")?;
-    Ok(Some(format!(
-        "the worktree was left on {} instead of {}; its work ({}) is kept as {kept}",
-        head.unwrap_or_else(|| "a detached HEAD".into()),
-        git::ticket_branch(id),
-        &tip.to_string()[..12]
-    )))
+    match taken.tip {
+        // The branch itself holds the work (HEAD was attached to it), or
+        // nothing new was made.
+        Some(tip) if tip == at => {}
+        Some(tip) if tip == start => {
+            let rewrite = !main.contains(at, start);
+            if rewrite && how == Move::FastForward {
+                let kept = format!("refs/orch/kept/{id}/{tag}-elsewhere");
+                main.keep(&kept, at, "orch: work off the ticket branch")?;
+                taken.notes.push(format!(
+                    "the worktree held {} that {branch} does not contain; it is kept as {kept}",
+                    short(at)
+                ));
+                return Ok(taken);
+            }
+            if rewrite {
+                let kept = format!("refs/orch/kept/{id}/{tag}");
+                main.keep(&kept, start, "orch: the agent rewrote its branch")?;
+                taken.notes.push(format!(
+                    "the agent rewrote {branch} from {}; that commit is kept as {kept}",
+                    short(start)
+                ));
+            }
+            main.update_ref(&want, at, start, "orch: the agent's work")?;
+            taken.tip = Some(at);
+        }
+        Some(tip) if main.contains(tip, at) => {}
+        Some(tip) => {
+            let kept = format!("refs/orch/kept/{id}/{tag}");
+            main.keep(&kept, at, "orch: the ticket branch moved under the run")?;
+            let text = format!(
+                "{branch} was moved from {} to {} by someone else while the agent ran; the agent's work ({}) is kept as {kept}",
+                short(start),
+                short(tip),
+                short(at)
+            );
+            taken.notes.push(text.clone());
+            taken.moved_by_other = Some(text);
+        }
+        None => {
+            main.create_branch_at(&branch, at)?;
+            taken.notes.push(format!(
+                "{branch} was deleted while the agent ran; orch made it again at the agent's work ({})",
+                short(at)
+            ));
+            taken.tip = Some(at);
+        }
+    }
+    Ok(taken)
 }
 
 #[cfg(test)]

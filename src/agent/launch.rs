@@ -9,6 +9,7 @@ use crate::agent::contract::{
     ENV_ATTEMPT, ENV_BRANCH, ENV_PROMPT_FILE, ENV_RESULT_FILE, ENV_TICKET, ENV_WORKTREE,
 };
 use crate::agent::preset;
+use crate::agent::sandbox::{self, Policy};
 use crate::agent::supervise::Spec;
 use crate::board::Layout;
 use crate::board::layout::CONFIG_DISPLAY;
@@ -28,6 +29,8 @@ pub struct Attempt<'a> {
     pub prompt_file: &'a Path,
     pub result_file: &'a Path,
     pub prompt_text: &'a str,
+    /// The repository's common git directory.
+    pub git_dir: &'a Path,
 }
 
 /// The supervised command for the agent of `a`.
@@ -37,7 +40,12 @@ pub fn agent_spec(a: &Attempt<'_>) -> Result<Spec> {
         env: agent_env,
         stdin,
         events,
+        writable,
+        in_sandbox,
     } = preset::resolve(&a.settings.agent)?;
+    let run_dir = a.layout.run_dir(a.id, a.attempt);
+    let tmp = run_dir.join("tmp");
+    std::fs::create_dir_all(&tmp).map_err(|e| Error::io("cannot create", &tmp, e))?;
     let wt = a.worktree.display().to_string();
     let mut vars: BTreeMap<&str, String> = BTreeMap::new();
     vars.insert("prompt_file", a.prompt_file.display().to_string());
@@ -46,6 +54,7 @@ pub fn agent_spec(a: &Attempt<'_>) -> Result<Spec> {
     vars.insert("attempt", a.attempt.to_string());
     vars.insert("branch", a.branch.to_string());
     vars.insert("state_dir", a.layout.state_dir(a.id).display().to_string());
+    vars.insert("run_dir", run_dir.display().to_string());
     let argv = preset::expand(&argv, &vars);
     let mut env: Vec<(String, String)> = vec![
         (ENV_TICKET.into(), a.id.to_string()),
@@ -54,6 +63,8 @@ pub fn agent_spec(a: &Attempt<'_>) -> Result<Spec> {
         (ENV_BRANCH.into(), a.branch.to_string()),
         (ENV_PROMPT_FILE.into(), a.prompt_file.display().to_string()),
         (ENV_RESULT_FILE.into(), a.result_file.display().to_string()),
+        // The one temporary directory the sandbox lets the agent write.
+        ("TMPDIR".into(), tmp.display().to_string()),
     ];
     if let Some(path) = path_with_orch() {
         env.push(("PATH".into(), path));
@@ -62,6 +73,20 @@ pub fn agent_spec(a: &Attempt<'_>) -> Result<Spec> {
     let mut env_remove = a.settings.env_remove.clone();
     // The agent works in its worktree, whatever git environment orch ran in.
     env_remove.extend(["GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE"].map(String::from));
+    let sandbox = sandbox_policy(a, &run_dir, &writable, &env);
+    let argv = if sandbox.is_some() {
+        argv.into_iter()
+            .map(|arg| {
+                in_sandbox
+                    .iter()
+                    .find(|(from, _)| *from == arg)
+                    .map(|(_, to)| to.clone())
+                    .unwrap_or(arg)
+            })
+            .collect()
+    } else {
+        argv
+    };
     Ok(Spec {
         argv,
         cwd: a.worktree.to_path_buf(),
@@ -77,7 +102,64 @@ pub fn agent_spec(a: &Attempt<'_>) -> Result<Spec> {
         run_id: a.run_id.to_string(),
         events,
         no_progress_timeout: a.settings.no_progress_timeout,
+        sandbox,
     })
+}
+
+/// `$VAR|fallback`: the variable's value in the agent's environment (or
+/// orch's), else the fallback; any other entry as it is.
+fn relocated(entry: &str, env: &[(String, String)]) -> Option<String> {
+    let Some((var, fallback)) = entry
+        .strip_prefix('$')
+        .and_then(|rest| rest.split_once('|'))
+    else {
+        return Some(entry.to_string());
+    };
+    env.iter()
+        .rev()
+        .find(|(k, _)| k == var)
+        .map(|(_, v)| v.clone())
+        .or_else(|| std::env::var(var).ok())
+        .filter(|v| !v.is_empty())
+        .or_else(|| Some(fallback.to_string()))
+}
+
+/// Where the agent of `a` may write, or None with the sandbox off or
+/// unsupported here.
+fn sandbox_policy(
+    a: &Attempt<'_>,
+    run_dir: &Path,
+    preset_dirs: &[String],
+    env: &[(String, String)],
+) -> Option<Policy> {
+    if !a.settings.sandbox.enabled || !sandbox::supported() {
+        return None;
+    }
+    let mut writable = vec![
+        a.worktree.to_path_buf(),
+        a.git_dir
+            .join("worktrees")
+            .join(Layout::worktree_name(a.id)),
+        a.git_dir.join("objects"),
+        run_dir.to_path_buf(),
+        PathBuf::from("/dev"),
+        // Namespaces (bubblewrap, which codex's own sandbox uses) are set up
+        // by writing /proc/<pid>/uid_map; a process can only write its own
+        // or its children's entries there unless it is root.
+        PathBuf::from("/proc"),
+    ];
+    for dir in preset_dirs.iter().chain(&a.settings.sandbox.writable) {
+        let Some(path) = relocated(dir, env).and_then(|d| sandbox::expand_home(&d)) else {
+            continue;
+        };
+        // A preset's own directory may not exist before its first run; the
+        // sandbox would stop the CLI making it. A file is left as it is.
+        if preset_dirs.contains(dir) && !path.exists() && path.extension().is_none() {
+            let _ = std::fs::create_dir_all(&path);
+        }
+        writable.push(path);
+    }
+    Some(Policy { writable })
 }
 
 /// A `verify` command run like the agent, appending to its log. It keeps

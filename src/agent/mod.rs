@@ -6,5 +6,6 @@ pub mod events;
 pub mod launch;
 pub mod preset;
 pub mod prompt;
+pub mod sandbox;
 pub mod supervise;
 pub mod unavailable;

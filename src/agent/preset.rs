@@ -20,6 +20,14 @@ pub struct Preset {
     pub stdin: bool,
     /// The machine-readable output the command line asks for.
     pub events: Option<Format>,
+    /// Where the CLI keeps its own configuration, sessions and caches
+    /// (under `~/`): writable to it inside the sandbox. `$VAR|~/dir` is the
+    /// variable's value where the agent's environment sets it.
+    pub writable: &'static [&'static str],
+    /// Arguments replaced when orch's own sandbox is on: a CLI's sandbox
+    /// that needs mount namespaces cannot start inside Landlock, and orch's
+    /// sandbox already confines it.
+    pub in_sandbox: &'static [(&'static str, &'static str)],
 }
 
 /// Checked against codex-cli 0.169.0, claude-code 2.1.197, aider-chat
@@ -44,6 +52,8 @@ pub const PRESETS: &[Preset] = &[
         ],
         stdin: true,
         events: Some(Format::CodexJson),
+        writable: &["$CODEX_HOME|~/.codex"],
+        in_sandbox: &[("workspace-write", "danger-full-access")],
     },
     // As root, claude refuses bypassPermissions unless IS_SANDBOX=1 is in
     // its environment (set it with `agent: {command: [...], env: ...}`).
@@ -60,6 +70,8 @@ pub const PRESETS: &[Preset] = &[
         ],
         stdin: true,
         events: Some(Format::ClaudeStreamJson),
+        writable: &["~/.claude", "~/.claude.json", "~/.config/claude"],
+        in_sandbox: &[],
     },
     // aider cannot take the prompt on stdin (`--message-file -` falls into
     // interactive chat), and keeps its history out of the worktree only
@@ -83,18 +95,26 @@ pub const PRESETS: &[Preset] = &[
             "--no-gitignore",
             "--no-restore-chat-history",
             "--chat-history-file",
-            "{state_dir}/aider.chat.history.md",
+            "{run_dir}/aider.chat.history.md",
             "--input-history-file",
-            "{state_dir}/aider.input.history",
+            "{run_dir}/aider.input.history",
         ],
         stdin: false,
         events: None,
+        writable: &["~/.aider"],
+        in_sandbox: &[],
     },
     Preset {
         name: "opencode",
         argv: &["opencode", "run", "--auto"],
         stdin: true,
         events: None,
+        writable: &[
+            "~/.local/share/opencode",
+            "~/.local/state/opencode",
+            "~/.config/opencode",
+        ],
+        in_sandbox: &[],
     },
     // Without --skip-trust, gemini downgrades yolo in an untrusted folder
     // (every fresh worktree) and exits 55.
@@ -103,6 +123,8 @@ pub const PRESETS: &[Preset] = &[
         argv: &["gemini", "--approval-mode", "yolo", "--skip-trust"],
         stdin: true,
         events: None,
+        writable: &["~/.gemini"],
+        in_sandbox: &[],
     },
 ];
 
@@ -137,6 +159,10 @@ pub struct Resolved {
     pub env: BTreeMap<String, String>,
     pub stdin: bool,
     pub events: Option<Format>,
+    /// The CLI's own directories (see [`Preset::writable`]).
+    pub writable: Vec<String>,
+    /// See [`Preset::in_sandbox`].
+    pub in_sandbox: Vec<(String, String)>,
 }
 
 pub fn resolve(spec: &AgentSpec) -> Result<Resolved> {
@@ -153,6 +179,8 @@ pub fn resolve(spec: &AgentSpec) -> Result<Resolved> {
                 env: env.clone(),
                 stdin: true,
                 events: *events,
+                writable: Vec::new(),
+                in_sandbox: Vec::new(),
             });
         }
     };
@@ -181,6 +209,12 @@ pub fn resolve(spec: &AgentSpec) -> Result<Resolved> {
         env,
         stdin: p.stdin,
         events: p.events,
+        writable: p.writable.iter().map(|w| w.to_string()).collect(),
+        in_sandbox: p
+            .in_sandbox
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect(),
     })
 }
 

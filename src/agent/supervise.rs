@@ -39,6 +39,8 @@ pub struct Spec {
     pub max_log: u64,
     pub timeout: Duration,
     pub no_output_timeout: Duration,
+    /// Run inside the kernel sandbox with this policy.
+    pub sandbox: Option<crate::agent::sandbox::Policy>,
     pub kill_grace: Duration,
     pub run_id: String,
     /// The agent's machine-readable output format on stdout, if any.
@@ -347,6 +349,15 @@ pub fn run(spec: &Spec, control: &Control) -> Report {
     process::forget_spawned(pgid);
     report.ended = w.ended.unwrap_or(Ended::Exited);
     report.status = w.status;
+    if spec.sandbox.is_some()
+        && report.ended == Ended::Exited
+        && let Some(text) = sandbox_exec_failure(report.status, &w.tail.last_line())
+    {
+        // The sandbox's wrapper could not become the agent: to the tick,
+        // the same as a command that could not be spawned.
+        report.ended = Ended::SpawnFailed;
+        report.spawn_error = Some(text);
+    }
     report.duration = start.elapsed();
     report.log_bytes = log.written;
     report.log_truncated = log.truncated;
@@ -360,10 +371,52 @@ pub fn run(spec: &Spec, control: &Control) -> Report {
     report
 }
 
+/// What `orch sandbox-exec` said when it could not exec the agent.
+fn sandbox_exec_failure(status: Option<ExitStatus>, last_line: &str) -> Option<String> {
+    use crate::agent::sandbox::{EXEC_FAILED_CODE, EXEC_FAILED_MARK};
+    if status.and_then(|s| s.code()) != Some(EXEC_FAILED_CODE) {
+        return None;
+    }
+    last_line
+        .trim()
+        .strip_prefix(EXEC_FAILED_MARK)
+        .map(str::to_string)
+}
+
 /// Start the command in a process group of its own, with the run id in
 /// its environment. The error names the program.
 fn spawn(spec: &Spec) -> Result<std::process::Child, String> {
-    let Some((program, args)) = spec.argv.split_first() else {
+    let wrapped;
+    let argv = match &spec.sandbox {
+        Some(policy) => {
+            // The program is looked up here: inside the wrapper, a missing
+            // one would look like the agent's own failure.
+            let program = spec.argv.first().ok_or("the command is empty")?;
+            let path = spec
+                .env
+                .iter()
+                .rev()
+                .find(|(k, _)| k == "PATH")
+                .map(|(_, v)| std::ffi::OsString::from(v))
+                .or_else(|| std::env::var_os("PATH"))
+                .unwrap_or_default();
+            let cwd_program = spec.cwd.join(program);
+            let found = crate::agent::preset::locate(program, &path).or_else(|| {
+                program
+                    .contains('/')
+                    .then(|| cwd_program.clone())
+                    .filter(|p| p.is_file())
+            });
+            if found.is_none() {
+                return Err(format!("{program}: No such file or directory (os error 2)"));
+            }
+            wrapped = crate::agent::sandbox::wrap(&spec.argv, policy)
+                .ok_or("cannot find orch's own executable for the sandbox")?;
+            &wrapped
+        }
+        None => &spec.argv,
+    };
+    let Some((program, args)) = argv.split_first() else {
         return Err("the command is empty".into());
     };
     let mut cmd = Command::new(program);
@@ -592,6 +645,7 @@ mod tests {
             max_log: 1 << 20,
             timeout: Duration::from_secs(20),
             no_output_timeout: Duration::from_secs(20),
+            sandbox: None,
             kill_grace: Duration::from_millis(200),
             run_id: format!("unit-{}-{}", std::process::id(), script.len()),
             events: None,

@@ -70,8 +70,14 @@ impl Layout {
         self.state_dir(id).join(format!("prompt-{attempt}.md"))
     }
 
+    /// The one local directory an attempt's agent may write: its result
+    /// file, its `TMPDIR`, an agent's history files.
+    pub fn run_dir(&self, id: &str, attempt: u32) -> PathBuf {
+        self.state_dir(id).join(format!("attempt-{attempt}"))
+    }
+
     pub fn result_file(&self, id: &str, attempt: u32) -> PathBuf {
-        self.state_dir(id).join(format!("result-{attempt}.json"))
+        self.run_dir(id, attempt).join("result.json")
     }
 }
 

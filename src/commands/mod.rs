@@ -14,6 +14,7 @@ pub mod history;
 pub mod init;
 pub mod log;
 pub mod new;
+pub mod sandbox_exec;
 pub mod show;
 pub mod status;
 pub mod submit;
@@ -55,6 +56,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Abort(a) => abort::run(&ctx, a),
         Command::Demo(a) => demo::run(&ctx, a),
         Command::DemoAgent(a) => demo_agent::run(&ctx, a),
+        Command::SandboxExec(a) => sandbox_exec::run(&ctx, a),
     }
 }
 

@@ -20,7 +20,6 @@ use crate::git::{self, MainRepo, Oid, Worktree};
 use crate::lock::BoardLock;
 use crate::runlog;
 use crate::summary;
-use crate::text::short_oid;
 use crate::ticket::Ticket;
 use crate::workspace::{self, Prepared};
 
@@ -69,7 +68,7 @@ pub fn run(
         abort_file: Some(layout.abort_request(&t.id)),
         last_line: Default::default(),
     };
-    let spec = match launch_agent(layout, won, &prepared, &mut facts) {
+    let spec = match launch_agent(layout, main, won, &prepared, &mut facts) {
         Some(spec) => spec,
         None => return facts,
     };
@@ -98,7 +97,7 @@ pub fn run(
         ));
     }
     facts.submission = contract::read_submission(&layout.result_file(&t.id, won.attempt));
-    keep_agent_work(main, &prepared, won, &mut facts);
+    take_agent_work(main, &prepared, won, &mut facts);
     failpoint::hit("settle-after-work-commit");
     let plan_after = plan_changes(layout);
     for (place, before, after) in [
@@ -113,7 +112,6 @@ pub fn run(
             facts.notes.push(text);
         }
     }
-    collect_commits(main, &prepared, won, &mut facts);
     if agent_finished_cleanly(&report, &facts) && !facts.commits.is_empty() {
         run_verify(won, &spec, &control, &prepared, &mut facts);
     }
@@ -125,6 +123,7 @@ pub fn run(
 /// (with `setup_error` set) when orch cannot.
 fn launch_agent(
     layout: &Layout,
+    main: &MainRepo,
     won: &Won<'_>,
     prepared: &Prepared,
     facts: &mut RunFacts,
@@ -151,6 +150,7 @@ fn launch_agent(
             prompt_file: &prompt_path,
             result_file: &result_path,
             prompt_text: &prompt_text,
+            git_dir: &main.git_dir,
         })?;
         // `orch abort` finds the live run through this file: without it,
         // the run could not be aborted, so it must not start.
@@ -173,47 +173,73 @@ fn launch_agent(
     }
 }
 
-/// Keep whatever the agent left uncommitted, whatever the outcome.
-fn keep_agent_work(main: &MainRepo, prepared: &Prepared, won: &Won<'_>, facts: &mut RunFacts) {
-    match Worktree::open(&prepared.path) {
-        Ok(w) => {
-            // The agent's processes are all gone: a lock its git left is stale.
-            w.clear_stale_index_lock();
-            let message = work_message(&won.ticket.id, won.attempt, WorkOf::Agent);
-            match workspace::keep_work(main, &w, &won.ticket.id, won.attempt, &message) {
-                Ok(Some(note)) if !note.starts_with("committed") => facts.notes.push(note),
-                Ok(_) => {}
-                Err(e) => facts.notes.push(format!(
-                    "cannot commit the agent's changes: {}",
-                    render_chain(&e)
-                )),
-            }
+/// Take whatever the agent left, committed or not, onto the ticket branch,
+/// whatever the outcome (see [`workspace::take_work`]), and gather the
+/// attempt's commits. A worktree whose link to the repository the agent
+/// changed is refused: nothing in it is committed anywhere.
+fn take_agent_work(main: &MainRepo, prepared: &Prepared, won: &Won<'_>, facts: &mut RunFacts) {
+    let id = &won.ticket.id;
+    let name = Layout::worktree_name(id);
+    let take = || -> crate::Result<Option<workspace::Taken>> {
+        if std::fs::symlink_metadata(&prepared.path).is_err() {
+            return Ok(None);
         }
-        Err(_) => facts.notes.push("the agent deleted its worktree".into()),
-    }
-}
-
-/// The commits the attempt added, and a kept ref if the agent rewound its
-/// branch (reset --hard, rebase), so no attempt's work is lost.
-fn collect_commits(main: &MainRepo, prepared: &Prepared, won: &Won<'_>, facts: &mut RunFacts) {
-    let Some(tip) = main.branch_tip(&prepared.branch) else {
-        return;
+        if let Some(problem) = main.worktree_link_problem(&name, &prepared.path) {
+            return Err(crate::Error::other(problem));
+        }
+        let wt = main.open_worktree(&name, &prepared.path)?;
+        // The agent's processes are all gone: a lock its git left is stale.
+        wt.clear_stale_index_lock();
+        let message = work_message(id, won.attempt, WorkOf::Agent);
+        workspace::take_work(
+            main,
+            &wt,
+            id,
+            prepared.start,
+            workspace::Move::Rewrite,
+            won.attempt,
+            &message,
+        )
+        .map(Some)
     };
-    facts.tip = Some(tip.to_string());
-    if !main.contains(tip, prepared.start) {
-        let kept = format!("refs/orch/kept/{}/{}", won.ticket.id, won.attempt);
-        match main.keep(&kept, prepared.start, "orch: the agent rewound its branch") {
-            Ok(()) => facts.notes.push(format!(
-                "the agent rewound {} from {}; that commit is kept as {kept}",
-                prepared.branch,
-                short_oid(&prepared.start.to_string())
-            )),
-            Err(e) => facts.notes.push(render_chain(&e)),
+    let tip = match take() {
+        Ok(Some(taken)) => {
+            // That orch committed what the agent left is in the commit list.
+            facts.notes.extend(
+                taken
+                    .notes
+                    .into_iter()
+                    .filter(|n| !n.starts_with("committed")),
+            );
+            facts.moved_by_other = taken.moved_by_other;
+            taken.tip
         }
+        Ok(None) => {
+            facts.notes.push("the agent deleted its worktree".into());
+            main.branch_tip(&prepared.branch)
+        }
+        Err(e) if main.worktree_link_problem(&name, &prepared.path).is_some() => {
+            facts.contained = Some(format!(
+                "the agent changed its worktree's link to the repository ({}); nothing in it was committed",
+                render_chain(&e)
+            ));
+            return;
+        }
+        Err(e) => {
+            facts.notes.push(format!(
+                "cannot commit the agent's changes: {}",
+                render_chain(&e)
+            ));
+            main.branch_tip(&prepared.branch)
+        }
+    };
+    let Some(tip) = tip else { return };
+    facts.tip = Some(tip.to_string());
+    if facts.moved_by_other.is_none() {
+        facts.commits = main
+            .commits_between(Some(prepared.start), tip)
+            .unwrap_or_default();
     }
-    facts.commits = main
-        .commits_between(Some(prepared.start), tip)
-        .unwrap_or_default();
 }
 
 fn agent_finished_cleanly(report: &Report, facts: &RunFacts) -> bool {

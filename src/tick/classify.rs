@@ -26,6 +26,11 @@ pub struct RunFacts {
     pub setup_error: Option<String>,
     /// orch was stopped before the agent started.
     pub interrupted_early: bool,
+    /// The agent broke out of its worktree (changed its link to the
+    /// repository): its work was refused.
+    pub contained: Option<String>,
+    /// Someone else moved the ticket branch while the agent ran.
+    pub moved_by_other: Option<String>,
     /// agent-unavailable results that end the ticket's log, in a row.
     pub unavailable_in_a_row: usize,
     /// Uncounted failures of orch's own that end the ticket's log, in a row.
@@ -78,6 +83,13 @@ fn classify_run(f: &RunFacts, settings: &RunSettings) -> Settlement {
     let orch_failure_counts = f.orch_failures_in_a_row + 1 >= ORCH_FAILURES_COUNTED_AFTER;
     if let Some(e) = &f.setup_error {
         return Settlement::new(Outcome::Failed, e.clone()).counting(orch_failure_counts);
+    }
+    if let Some(why) = &f.contained {
+        return Settlement::new(Outcome::Failed, why.clone());
+    }
+    if let Some(why) = &f.moved_by_other {
+        // A person's hand, not the agent's doing.
+        return Settlement::new(Outcome::Failed, why.clone()).counting(false);
     }
     let Some(r) = &f.report else {
         return Settlement::new(Outcome::Failed, "the agent did not run");

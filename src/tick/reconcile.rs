@@ -3,12 +3,13 @@
 //! dead (or whose lease expired on another host) are settled as
 //! `abandoned`, and worktrees of done tickets that a crash left are removed.
 
+use crate::board::Layout;
 use crate::board::transition::{self, RunRef, Settled};
 use crate::board::{Board, BoardTxn};
 use crate::config::Config;
 use crate::error::{Result, render_chain};
 use crate::failpoint;
-use crate::git::{self, Worktree};
+use crate::git;
 use crate::lock::RunLock;
 use crate::outcome::{Outcome, Settlement};
 use crate::process;
@@ -252,17 +253,39 @@ fn clean_up_after(txn: &BoardTxn, t: &Ticket, attempt: u32, run: &str, notes: &m
     }
     failpoint::hit("reconcile-after-kill");
     let wt_path = txn.layout.worktree(&t.id);
-    if wt_path.join(".git").exists()
-        && let Ok(wt) = Worktree::open(&wt_path)
-    {
-        // The run's processes are dead: their git locks are stale.
-        wt.clear_stale_index_lock();
-        let message = work_message(&t.id, attempt, WorkOf::AbandonedRun);
-        match workspace::keep_work(&txn.main, &wt, &t.id, attempt, &message) {
-            Ok(Some(note)) => notes.push(note),
-            Ok(None) => {}
+    let name = Layout::worktree_name(&t.id);
+    if std::fs::symlink_metadata(&wt_path).is_ok() {
+        match txn.main.open_worktree(&name, &wt_path) {
+            Ok(wt) => {
+                // The run's processes are dead: their git locks are stale.
+                wt.clear_stale_index_lock();
+                let message = work_message(&t.id, attempt, WorkOf::AbandonedRun);
+                let start = txn
+                    .main
+                    .branch_tip(&git::ticket_branch(&t.id))
+                    .or_else(|| wt.head().ok());
+                let taken = start.map(|start| {
+                    workspace::take_work(
+                        &txn.main,
+                        &wt,
+                        &t.id,
+                        start,
+                        workspace::Move::FastForward,
+                        attempt,
+                        &message,
+                    )
+                });
+                match taken {
+                    Some(Ok(taken)) => notes.extend(taken.notes),
+                    None => {}
+                    Some(Err(e)) => notes.push(format!(
+                        "cannot commit the run's uncommitted work: {}",
+                        render_chain(&e)
+                    )),
+                }
+            }
             Err(e) => notes.push(format!(
-                "cannot commit the run's uncommitted work: {}",
+                "nothing of the run's worktree was committed: {}",
                 render_chain(&e)
             )),
         }

@@ -19,6 +19,7 @@ pub struct RunSettings {
     pub env_remove: Vec<String>,
     pub agent_cooldown: Duration,
     pub no_progress_timeout: Option<Duration>,
+    pub sandbox: crate::config::Sandbox,
 }
 
 impl RunSettings {
@@ -45,6 +46,7 @@ impl RunSettings {
             env_remove: config.env_remove.clone(),
             agent_cooldown: config.agent_cooldown,
             no_progress_timeout: config.no_progress_timeout,
+            sandbox: config.sandbox.clone(),
         }
     }
 

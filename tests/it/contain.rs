@@ -151,3 +151,214 @@ fn an_agent_cannot_tick_the_board_from_inside_its_run() {
     assert!(said.contains("in a ticket's worktree"), "{said}");
     assert_eq!(env.state_of("b"), "todo", "the agent ran another ticket");
 }
+
+/// The user's checkout as it was: HEAD on main at `head`, with an
+/// uncommitted edit and a staged file.
+fn user_checkout_is_untouched(env: &TestEnv, head: &str) {
+    assert_eq!(env.git(&["symbolic-ref", "HEAD"]), "refs/heads/main\n");
+    assert_eq!(env.git(&["rev-parse", "main"]), head, "main moved");
+    assert_eq!(
+        std::fs::read_to_string(env.repo.join("README.md")).unwrap(),
+        "# sample\nthe user's edit\n"
+    );
+    assert_eq!(
+        env.git(&["diff", "--cached", "--name-only"]),
+        "staged.txt\n",
+        "the user's index changed"
+    );
+}
+
+fn user_is_mid_edit(env: &TestEnv) -> String {
+    std::fs::write(env.repo.join("README.md"), "# sample\nthe user's edit\n").unwrap();
+    std::fs::write(env.repo.join("staged.txt"), "staged\n").unwrap();
+    env.git(&["add", "staged.txt"]);
+    env.git(&["rev-parse", "main"])
+}
+
+#[test]
+fn a_worktree_replaced_by_a_link_to_the_checkout_is_refused() {
+    let env = TestEnv::new();
+    env.ready(
+        "if [ \"$ORCH_ATTEMPT\" = 1 ]; then\n  wt=\"$PWD\"; root=$(cd ../../.. && pwd)\n  cd .. && rm -rf \"$wt\" && ln -s \"$root\" \"$wt\"\n  exit 1\nfi\necho \"attempt $ORCH_ATTEMPT in $PWD\" > where.txt",
+        "sandbox: off",
+    );
+    let head = user_is_mid_edit(&env);
+    env.write_ticket("todo", "link", "---\ntitle: Link\n---\n");
+    let out = env.tick_ok();
+    assert!(out.contains("link: failed (attempt 1)"), "{out}");
+    let s = std::fs::read_to_string(env.plan().join("runs/link/1.md")).unwrap();
+    assert!(s.contains("changed its worktree's link"), "{s}");
+    user_checkout_is_untouched(&env, &head);
+    let out = env.tick_ok();
+    assert!(out.contains("link: success (attempt 2)"), "{out}");
+    user_checkout_is_untouched(&env, &head);
+    let where_ = env.git(&["show", "orch/link:where.txt"]);
+    assert!(where_.contains(".orch/worktrees/link"), "{where_}");
+    assert!(!env.repo.join("where.txt").exists(), "ran in the checkout");
+}
+
+#[test]
+fn a_rewritten_git_link_is_refused_whatever_it_points_at() {
+    for target in ["main", "plan"] {
+        let env = TestEnv::new();
+        let gitdir = match target {
+            "main" => "$(git rev-parse --git-common-dir)".to_string(),
+            _ => "$(git rev-parse --git-common-dir)/worktrees/orch-plan".to_string(),
+        };
+        env.ready(
+            &format!(
+                "if [ \"$ORCH_ATTEMPT\" = 1 ]; then\n  d={gitdir}; d=$(cd \"$d\" && pwd)\n  echo \"gitdir: $d\" > .git\n  echo agent > agent.txt\n  exit 1\nfi\necho fine > fine.txt"
+            ),
+            "sandbox: off",
+        );
+        let head = user_is_mid_edit(&env);
+        let plan_head = env.git(&["rev-parse", "orch/plan"]);
+        env.write_ticket("todo", "relink", "---\ntitle: Relink\n---\n");
+        env.write_ticket(
+            "todo",
+            "other",
+            "---\ntitle: Other\ndepends_on: [relink]\n---\n",
+        );
+        let out = env.tick_ok();
+        assert!(
+            out.contains("relink: failed (attempt 1)"),
+            "{target}: {out}"
+        );
+        user_checkout_is_untouched(&env, &head);
+        assert_eq!(
+            env.git_in(&env.plan(), &["symbolic-ref", "HEAD"]),
+            "refs/heads/orch/plan\n",
+            "{target}"
+        );
+        assert_ne!(env.git(&["rev-parse", "orch/plan"]), plan_head);
+        assert_eq!(env.state_of("other"), "todo", "{target}: board lost");
+        let out = env.tick_ok();
+        assert!(
+            out.contains("relink: success (attempt 2)"),
+            "{target}: {out}"
+        );
+        user_checkout_is_untouched(&env, &head);
+        assert_eq!(env.git(&["show", "orch/relink:fine.txt"]), "fine\n");
+    }
+}
+
+#[test]
+fn a_ticket_branch_deleted_while_its_agent_runs_keeps_the_work() {
+    let env = TestEnv::new();
+    env.ready(
+        &format!(
+            "echo work > work.txt\ngit add work.txt\ngit -c user.name=A -c user.email=a@example.com commit -q -m work\ntouch {started}\nwhile [ ! -f {go} ]; do sleep 0.02; done",
+            started = env.flag("started").display(),
+            go = env.flag("go").display()
+        ),
+        "",
+    );
+    env.write_ticket("todo", "del", "---\ntitle: Delete\n---\n");
+    let child = spawn_tick(&env);
+    wait_for(&env.flag("started"));
+    env.git(&["branch", "-D", "orch/del"]);
+    std::fs::write(env.flag("go"), "").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("del: success (attempt 1)"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(env.git(&["show", "orch/del:work.txt"]), "work\n");
+    let s = std::fs::read_to_string(env.plan().join("runs/del/1.md")).unwrap();
+    assert!(s.contains("was deleted while the agent ran"), "{s}");
+}
+
+/// With the sandbox on (the default), every careless write outside the
+/// worktree is refused by the kernel, and the ticket settles on its own
+/// merits.
+#[test]
+fn with_the_sandbox_on_writes_outside_the_worktree_are_refused_by_the_kernel() {
+    if !orch::agent::sandbox::supported() {
+        eprintln!("no Landlock on this kernel: nothing to check here");
+        return;
+    }
+    let env = TestEnv::new();
+    let tries = [
+        (
+            "move another ticket",
+            "mv \"$plan/tickets/todo/other.md\" \"$plan/tickets/done/other.md\"",
+        ),
+        ("write in the plan", "echo x > \"$plan/sneaky.txt\""),
+        (
+            "commit on the plan",
+            "git -C \"$plan\" commit -q --allow-empty -m sneaky",
+        ),
+        ("delete orch/plan", "git update-ref -d refs/heads/orch/plan"),
+        ("move main", "git update-ref refs/heads/main HEAD"),
+        ("make a branch", "git branch stray"),
+        ("write in the checkout", "echo x > \"$root/meddled.txt\""),
+        ("edit the repository config", "git config user.name Sneaky"),
+        ("replace the worktree", "mv \"$PWD\" \"$PWD.moved\""),
+        (
+            "make a fifo of orch.yaml",
+            "rm -f \"$plan/orch.yaml\" && mkfifo \"$plan/orch.yaml\"",
+        ),
+        (
+            "write beside the repository",
+            "echo x > \"$root/../beside.txt\"",
+        ),
+    ];
+    let mut script = String::from(
+        "plan=\"$ORCH_WORKTREE/../../plan\"; root=$(cd \"$ORCH_WORKTREE/../../..\" && pwd)\n",
+    );
+    for (what, cmd) in tries {
+        script.push_str(&format!(
+            "if ( {cmd} ) 2>/dev/null; then echo \"{what}: done\" >> tries.txt; else echo \"{what}: refused\" >> tries.txt; fi\n"
+        ));
+    }
+    script.push_str("echo \"tmp: $TMPDIR\" > tmp.txt && echo x > \"$TMPDIR/scratch\"\n");
+    env.ready(&script, "");
+    let head = user_is_mid_edit(&env);
+    env.write_ticket(
+        "todo",
+        "careless",
+        "---\ntitle: Careless\npriority: 1\n---\n",
+    );
+    env.write_ticket("todo", "other", "---\ntitle: Other\n---\n");
+    let plan_before = env.git(&["rev-parse", "orch/plan"]);
+    let out = env
+        .orch()
+        .args(["tick", "--ticket", "careless"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("careless: success (attempt 1)"),
+        "{}",
+        stdout(&out)
+    );
+    let tries_txt = env.git(&["show", "orch/careless:tries.txt"]);
+    for (what, _) in tries {
+        assert!(
+            tries_txt.contains(&format!("{what}: refused")),
+            "{what} was not refused:\n{tries_txt}"
+        );
+    }
+    assert!(
+        env.git(&["show", "orch/careless:tmp.txt"])
+            .contains(".orch/state/careless/attempt-1/tmp")
+    );
+    user_checkout_is_untouched(&env, &head);
+    assert_eq!(env.state_of("other"), "todo");
+    assert!(!env.plan().join("sneaky.txt").exists());
+    assert!(!env.repo.join("meddled.txt").exists());
+    assert!(!env.dir.path().join("beside.txt").exists());
+    assert!(env.git(&["branch", "--list", "stray"]).is_empty());
+    assert!(env.plan().join("orch.yaml").is_file());
+    // Only orch moved the plan: every commit since is its own.
+    for m in env.plan_messages() {
+        if m.contains(&plan_before.trim()[..12]) {
+            break;
+        }
+        assert!(m.contains("Orch-"), "a commit orch did not make: {m}");
+    }
+    let config = std::fs::read_to_string(env.repo.join(".git/config")).unwrap();
+    assert!(!config.contains("Sneaky"), "{config}");
+}

@@ -208,6 +208,12 @@ impl TestEnv {
             ("kill_grace".into(), "200ms".into()),
             ("max_attempts".into(), "3".into()),
             ("max_in_progress".into(), "4".into()),
+            // The test's flag files are the one place outside its worktree
+            // a fake agent may write.
+            (
+                "sandbox".into(),
+                format!("{{writable: [\"{}\"]}}", self.flags_dir().display()),
+            ),
         ];
         for line in extra.lines().filter(|l| !l.trim().is_empty()) {
             let (k, v) = line.split_once(':').expect("key: value");
@@ -222,7 +228,13 @@ impl TestEnv {
 
     /// A path inside the test directory that a fake agent can touch.
     pub fn flag(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
+        self.flags_dir().join(name)
+    }
+
+    pub fn flags_dir(&self) -> PathBuf {
+        let dir = self.dir.path().join("flags");
+        std::fs::create_dir_all(&dir).expect("flags dir");
+        dir
     }
 
     /// Live processes started by orch for this test's repository: they carry

@@ -27,7 +27,7 @@ fn a_gigabyte_of_output_is_drained_with_a_capped_log() {
 fn checking_out_another_branch_is_reported_and_undone() {
     let env = TestEnv::new();
     env.ready("if [ \"$ORCH_ATTEMPT\" = 1 ]; then\n  git checkout -q -b elsewhere\n  echo stray > stray.txt\n  git add stray.txt\n  git -c user.name=A -c user.email=a@example.com commit -q -m stray\nelse\n  echo right > right.txt\nfi",
-        "",
+        "sandbox: off",
     );
     env.write_ticket("todo", "wander", "---\ntitle: Wander\n---\n");
     let out = env.tick_ok();
@@ -70,7 +70,7 @@ fn a_reset_hard_never_loses_an_earlier_attempt() {
 fn an_agent_that_deletes_its_worktree_is_survived() {
     let env = TestEnv::new();
     env.ready("if [ \"$ORCH_ATTEMPT\" = 1 ]; then cd / && rm -rf \"$ORCH_WORKTREE\"; exit 0; fi\necho back > back.txt",
-        "",
+        "sandbox: off",
     );
     env.write_ticket("todo", "selfdestruct", "---\ntitle: Self destruct\n---\n");
     let out = env.tick_ok();
@@ -97,7 +97,7 @@ fn writes_outside_the_worktree_are_reported_not_taken_as_work() {
             env.repo.display()
         ),
     );
-    env.configure(&agent, "");
+    env.configure(&agent, "sandbox: off");
     env.write_ticket("todo", "outside", "---\ntitle: Outside\n---\n");
     let out = env.tick_ok();
     assert!(

@@ -270,6 +270,10 @@ fn codex_refused_credentials_are_agent_unavailable() {
 
 /// The aider preset pointed at `base_url` with its own API-base option.
 fn configure_aider(env: &TestEnv, base_url: &str, extra: &str) {
+    // Users have an identity; without one aider writes a placeholder into
+    // the repository's shared config, which the sandbox refuses.
+    env.git(&["config", "user.name", "Test Author"]);
+    env.git(&["config", "user.email", "author@example.com"]);
     let yaml = format!(
         r#"base: main
 agent:

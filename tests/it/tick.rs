@@ -53,7 +53,8 @@ fn success_commits_the_work_and_removes_the_worktree() {
 #[test]
 fn the_agent_gets_its_contract() {
     let env = TestEnv::new();
-    env.ready("env | grep '^ORCH_' | sort > \"$ORCH_WORKTREE/../../../env.txt\"\ncat > stdin.txt\ncp \"$ORCH_PROMPT_FILE\" prompt.txt\npwd > pwd.txt\necho \"$SECRET_TOKEN\" > secret.txt",
+    let env_file = env.flag("env.txt");
+    env.ready(&format!("env | grep '^ORCH_' | sort > {}\ncat > stdin.txt\ncp \"$ORCH_PROMPT_FILE\" prompt.txt\npwd > pwd.txt\necho \"$SECRET_TOKEN\" > secret.txt", env_file.display()),
         "env_remove: [SECRET_TOKEN]\n",
     );
     env.write_ticket(
@@ -77,7 +78,7 @@ fn the_agent_gets_its_contract() {
         "\n",
         "env_remove keeps the token from the agent"
     );
-    let vars = std::fs::read_to_string(env.repo.join("env.txt")).unwrap();
+    let vars = std::fs::read_to_string(&env_file).unwrap();
     for v in [
         "ORCH_ATTEMPT=1",
         "ORCH_BRANCH=orch/contract",
@@ -558,7 +559,7 @@ fn spawn_tick(env: &TestEnv) -> std::process::Child {
 fn waiting_agent(env: &TestEnv) -> String {
     format!(
         "touch \"{dir}/started-$ORCH_TICKET\" \"{dir}/started-$ORCH_TICKET-$ORCH_ATTEMPT\"\necho \"work of $ORCH_TICKET\" > \"work-$ORCH_ATTEMPT.txt\"\nwhile [ ! -f \"{dir}/go\" ]; do sleep 0.02; done\necho finished",
-        dir = env.dir.path().display()
+        dir = env.flags_dir().display()
     )
 }
 
@@ -951,7 +952,7 @@ fn a_tick_that_cannot_record_a_result_exits_non_zero() {
     let env = TestEnv::new();
     env.ready(
         "rm -rf \"$ORCH_WORKTREE/../../plan/tickets/done\"; echo in the way > \"$ORCH_WORKTREE/../../plan/tickets/done\"; echo work > w.txt",
-        "",
+        "sandbox: off",
     );
     env.write_ticket("todo", "t", "---\ntitle: T\n---\n");
     let out = env.tick();
@@ -981,7 +982,7 @@ fn a_summary_that_cannot_be_written_does_not_stop_the_board() {
     let env = TestEnv::new();
     env.ready(
         "if [ \"$ORCH_TICKET\" = t ]; then echo in the way > \"$ORCH_WORKTREE/../../plan/runs\"; fi; echo work > w.txt",
-        "",
+        "sandbox: off",
     );
     env.write_ticket("todo", "t", "---\ntitle: T\npriority: 1\n---\n");
     let out = env.tick_ok();
