@@ -37,9 +37,14 @@ pub enum Error {
         message: String,
         hint: Option<String>,
     },
-    /// Another orch holds the board lock.
-    #[error("the board lock {} is still held by another orch after {}", path.display(), crate::duration::display(*waited))]
-    LockBusy { path: PathBuf, waited: Duration },
+    /// Another process holds the board lock.
+    #[error("the board lock {} is still held after {} by {}", path.display(), crate::duration::display(*waited), holder.as_deref().unwrap_or("another process (not found in /proc/locks)"))]
+    LockBusy {
+        path: PathBuf,
+        waited: Duration,
+        /// The holding process, as /proc shows it: `pid 123 (orch tick)`.
+        holder: Option<String>,
+    },
     #[error(transparent)]
     Git(#[from] crate::git::GitError),
     #[error("{context}: {}", path.display())]
@@ -123,7 +128,7 @@ impl Error {
                 hint.clone()
             }
             Error::LockBusy { .. } => Some(
-                "another orch command is working on this board; try again, or raise --lock-timeout"
+                "another command is working on this board; try again when it is done, or raise --lock-timeout"
                     .into(),
             ),
             Error::Hinted { hint, .. } => Some(hint.clone()),
@@ -185,6 +190,7 @@ mod tests {
         let busy = Error::LockBusy {
             path: "/l".into(),
             waited: Duration::from_secs(1),
+            holder: None,
         }
         .hinted("wait");
         assert_eq!(busy.exit_code(), exit::LOCK_BUSY);

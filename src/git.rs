@@ -983,13 +983,30 @@ impl Worktree {
         self.lock_files().iter().any(|p| p.exists())
     }
 
-    /// Remove lock files left by a killed git or orch process. Safe only
-    /// where no process can be writing: under the board lock for the plan
-    /// worktree, once the agent's processes are gone for a ticket worktree.
+    /// Lock files of this worktree that a live process holds open, with
+    /// that process: never removed.
+    pub fn held_locks(&self) -> Vec<(PathBuf, i32)> {
+        self.lock_files()
+            .into_iter()
+            .filter(|p| p.exists())
+            .filter_map(|p| {
+                let pid = *crate::process::holders_of(&p).first()?;
+                Some((p, pid))
+            })
+            .collect()
+    }
+
+    /// Remove lock files left by a killed git or orch process: only those
+    /// no live process holds open. Safe only where no process can be
+    /// about to take one: under the board lock for the plan worktree, once
+    /// the agent's processes are gone for a ticket worktree.
     pub fn clear_stale_index_lock(&self) -> Option<PathBuf> {
         let mut removed = None;
         for lock in self.lock_files() {
-            if lock.exists() && std::fs::remove_file(&lock).is_ok() {
+            if lock.exists()
+                && crate::process::holders_of(&lock).is_empty()
+                && std::fs::remove_file(&lock).is_ok()
+            {
                 removed = Some(lock);
             }
         }

@@ -4,6 +4,7 @@
 //! process waits on it would let two processes hold "the" lock at once.
 
 use std::fs::{File, OpenOptions, TryLockError};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -15,17 +16,65 @@ pub struct BoardLock {
     _file: File,
 }
 
+/// Lock files and their directories are private to their owner: another
+/// local user who could open a lock file could hold the board's lock.
 fn open_lock_file(path: &Path) -> Result<File> {
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).context_path("cannot create the lock directory", dir)?;
+        private_dir(dir)?;
     }
-    OpenOptions::new()
+    let file = OpenOptions::new()
         .create(true)
         .truncate(false)
         .read(true)
         .write(true)
+        .mode(0o600)
         .open(path)
-        .context_path("cannot open the lock file", path)
+        .context_path("cannot open the lock file", path)?;
+    // Made by an older orch, or under a loose umask: tighten it.
+    if let Ok(meta) = file.metadata()
+        && meta.permissions().mode() & 0o077 != 0
+    {
+        let _ = file.set_permissions(std::fs::Permissions::from_mode(0o600));
+    }
+    Ok(file)
+}
+
+/// Create `dir` (and its parents) as 0700, and tighten it if it exists
+/// with group or other access.
+pub fn private_dir(dir: &Path) -> Result<()> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .context_path("cannot create the directory", dir)?;
+    if let Ok(meta) = std::fs::metadata(dir)
+        && meta.permissions().mode() & 0o077 != 0
+    {
+        let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+    }
+    Ok(())
+}
+
+/// The process holding an flock on `path`, from /proc/locks: `pid 123
+/// (orch tick)`. None where it cannot be found (another mount namespace, a
+/// kernel without /proc/locks).
+pub fn holder(path: &Path) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(path).ok()?;
+    let ino = meta.ino();
+    let dev = meta.dev();
+    // /proc/locks prints the device as major:minor in hex.
+    let (major, minor) = (rustix::fs::major(dev), rustix::fs::minor(dev));
+    let want = format!("{major:02x}:{minor:02x}:{ino}");
+    let locks = std::fs::read_to_string("/proc/locks").ok()?;
+    let pid: i32 = locks.lines().find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        // "1: FLOCK  ADVISORY  WRITE 1234 08:01:5678 0 EOF"
+        let at = fields.iter().position(|f| *f == "FLOCK")?;
+        let file = fields.get(at + 4)?;
+        (*file == want).then(|| fields.get(at + 3)?.parse().ok())?
+    })?;
+    Some(crate::process::describe(pid))
 }
 
 impl BoardLock {
@@ -42,6 +91,7 @@ impl BoardLock {
                         return Err(Error::LockBusy {
                             path: path.to_path_buf(),
                             waited: timeout,
+                            holder: holder(path),
                         });
                     }
                     std::thread::sleep(pause.min(timeout.saturating_sub(start.elapsed())));
@@ -95,6 +145,32 @@ mod tests {
         assert_eq!(err.exit_code(), crate::error::exit::LOCK_BUSY);
         drop(held);
         BoardLock::acquire(&path, Duration::ZERO).unwrap();
+    }
+
+    #[test]
+    fn a_busy_lock_names_its_holder_and_lock_files_are_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("private").join("lock");
+        // Held through another open file description, as another process would.
+        let other = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open({
+                private_dir(path.parent().unwrap()).unwrap();
+                &path
+            })
+            .unwrap();
+        other.lock().unwrap();
+        let err = BoardLock::acquire(&path, Duration::from_millis(10)).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains(&format!("pid {}", std::process::id())),
+            "{text}"
+        );
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(mode(path.parent().unwrap()), 0o700);
     }
 
     #[test]

@@ -151,6 +151,44 @@ fn all_processes() -> Vec<Proc> {
         .collect()
 }
 
+/// Processes that have `path` open, from their /proc/<pid>/fd links: how a
+/// git lock file held by a live git (a person's `git commit` waiting in an
+/// editor) is told from one a killed process left behind.
+pub fn holders_of(path: &std::path::Path) -> Vec<i32> {
+    let want = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    live_processes()
+        .into_iter()
+        .filter(|p| {
+            std::fs::read_dir(format!("/proc/{}/fd", p.pid)).is_ok_and(|fds| {
+                fds.flatten()
+                    .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|t| t == want))
+            })
+        })
+        .map(|p| p.pid)
+        .collect()
+}
+
+/// `pid 123 (git commit -q)`: a process as a person would recognise it.
+pub fn describe(pid: i32) -> String {
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let command: Vec<String> = cmdline
+        .split(|b| *b == 0)
+        .filter(|a| !a.is_empty())
+        .take(4)
+        .map(|a| {
+            String::from_utf8_lossy(a)
+                .chars()
+                .map(|c| if c.is_control() { '?' } else { c })
+                .collect::<String>()
+        })
+        .collect();
+    if command.is_empty() {
+        format!("pid {pid}")
+    } else {
+        format!("pid {pid} ({})", command.join(" "))
+    }
+}
+
 /// Live processes whose process group is `pgid`.
 pub fn group_members(pgid: i32) -> Vec<i32> {
     live_processes()

@@ -6,6 +6,7 @@
 //! the expected old value C), and only [`transition`] decides what a change
 //! writes.
 
+pub mod journal;
 pub mod layout;
 pub mod message;
 pub mod transition;
@@ -51,10 +52,15 @@ pub fn discover(start: &Path) -> Result<(MainRepo, Layout)> {
 pub fn open_read(start: &Path) -> Result<(MainRepo, Layout)> {
     let (main, layout) = discover(start)?;
     if !main.branch_exists(git::PLAN_BRANCH) {
-        let hint = if main.remote_plan_tip().is_some() {
-            "the board is on the remote: run `orch init` to check it out here"
+        let hint = if let Some(oid) = journal::last_published(&main) {
+            format!(
+                "orch/plan was deleted; `orch init` or the next tick restores it to {}, the last board orch published",
+                crate::text::short_oid(&oid.to_string())
+            )
+        } else if main.remote_plan_tip().is_some() {
+            "the board is on the remote: run `orch init` to check it out here".to_string()
         } else {
-            "run `orch init` to create one"
+            "run `orch init` to create one".to_string()
         };
         return Err(Error::usage(format!(
             "{} has no board (no branch orch/plan)",

@@ -13,12 +13,14 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use super::journal::Guarded;
 use crate::board::{
     Board, CommitMessage, Layout, Trailer, discover, ensure_plan_worktree, host_name,
 };
 use crate::error::{Context, Error, Result};
 use crate::git::{self, GitError, MainRepo, Oid, Worktree};
 use crate::lock::BoardLock;
+use crate::text::short_oid;
 use crate::ticket::{self, State, Ticket};
 
 /// How often a change is decided again after losing a race for orch/plan.
@@ -55,7 +57,10 @@ impl BoardTxn {
     }
 
     pub fn open_in(main: MainRepo, layout: Layout, lock_timeout: Duration) -> Result<BoardTxn> {
-        if !main.branch_exists(git::PLAN_BRANCH) && main.remote_plan_tip().is_none() {
+        if !main.branch_exists(git::PLAN_BRANCH)
+            && main.remote_plan_tip().is_none()
+            && super::journal::last_published(&main).is_none()
+        {
             // Nothing to lock: say so before creating .orch/ in the checkout.
             return Err(Error::usage(format!(
                 "{} has no board: the branch orch/plan does not exist",
@@ -65,6 +70,19 @@ impl BoardTxn {
         }
         let lock = BoardLock::acquire(&layout.lock_path(), lock_timeout)?;
         let mut notes = Vec::new();
+        let guarded = super::journal::guard(&main)?;
+        match &guarded {
+            Guarded::Intact => {}
+            Guarded::Restored { to } => notes.push(format!(
+                "orch/plan was deleted; restored it to {}, the last board orch published",
+                short_oid(&to.to_string())
+            )),
+            Guarded::Rewound { from, to, kept } => notes.push(format!(
+                "orch/plan was moved to {}, which drops commits orch published; restored it to {} and kept the other version as {kept}",
+                short_oid(&from.to_string()),
+                short_oid(&to.to_string())
+            )),
+        }
         if ensure_plan_worktree(&main, &layout)? {
             notes.push(format!(
                 "recreated the missing plan worktree at {}",
@@ -72,6 +90,12 @@ impl BoardTxn {
             ));
         }
         let plan = Worktree::open(&layout.plan)?;
+        if let Guarded::Rewound { from, .. } = guarded
+            && plan.head_ref().as_deref() == Some(git::PLAN_REF)
+        {
+            // The files follow the branch back.
+            plan.follow_head(from, &[])?;
+        }
         // Every change is committed from the plan worktree's index onto
         // orch/plan: from a worktree on another branch it would replace
         // the board with that branch's files.
@@ -95,7 +119,7 @@ impl BoardTxn {
             touched: Vec::new(),
             _lock: lock,
         };
-        txn.clear_stale_index_lock();
+        txn.clear_stale_index_lock()?;
         txn.adopt()?;
         Ok(txn)
     }
@@ -123,10 +147,22 @@ impl BoardTxn {
     /// `index.lock` there belongs to a person's git command, which finishes
     /// in moments, or to a process that was killed. Wait briefly for the
     /// first; remove the second, or every later command would fail on it.
-    fn clear_stale_index_lock(&mut self) {
+    /// A git lock file in the plan worktree: one a live process holds open
+    /// (a person's `git commit` waiting in an editor) makes the board busy;
+    /// one nobody holds was left by a killed process and goes.
+    fn clear_stale_index_lock(&mut self) -> Result<()> {
         let start = Instant::now();
-        while self.plan.has_stale_lock() && start.elapsed() < Duration::from_secs(2) {
+        let wait = Duration::from_secs(2);
+        while self.plan.has_stale_lock() && start.elapsed() < wait {
             std::thread::sleep(Duration::from_millis(50));
+        }
+        if let Some((path, pid)) = self.plan.held_locks().into_iter().next() {
+            return Err(Error::LockBusy {
+                holder: Some(crate::process::describe(pid)),
+                path,
+                waited: start.elapsed(),
+            }
+            .hinted("a git command in the plan worktree holds it (a commit waiting in an editor?); orch changes the board once it is done"));
         }
         if let Some(path) = self.plan.clear_stale_index_lock() {
             self.notes.push(format!(
@@ -134,6 +170,7 @@ impl BoardTxn {
                 path.display()
             ));
         }
+        Ok(())
     }
 
     /// Commit what a person left uncommitted in the plan worktree, in a
@@ -232,6 +269,7 @@ impl BoardTxn {
         };
         self.main
             .update_ref(git::PLAN_REF, commit, change.base, "orch: board change")?;
+        super::journal::record(&self.main, commit);
         self.base = commit;
         self.touched.clear();
         Ok(Some(commit))

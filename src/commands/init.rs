@@ -58,6 +58,14 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
                 "--base is ignored: orch/plan exists; edit `base:` in .orch/plan/orch.yaml instead",
             );
         }
+    } else if let Some(oid) = board::journal::last_published(&main) {
+        // orch/plan was deleted: the board it had is still here. A fresh
+        // board would lose the audit history.
+        main.create_branch_at(git::PLAN_BRANCH, oid)?;
+        report.push(format!(
+            "restored branch orch/plan to {}, the last board orch published (it had been deleted)",
+            crate::text::short_oid(&oid.to_string())
+        ));
     } else if let Some((remote, oid)) = main.remote_plan_tip() {
         main.create_branch_at(git::PLAN_BRANCH, oid)?;
         report.push(format!("created branch orch/plan from {remote}"));
@@ -74,7 +82,8 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
         let msg = CommitMessage::new("orch: init board")
             .trailer(Trailer::Base, &base)
             .render(&board::host_name());
-        main.create_plan_branch(&refs, &msg)?;
+        let oid = main.create_plan_branch(&refs, &msg)?;
+        board::journal::record(&main, oid);
         report.push(format!("created branch orch/plan (base: {base})"));
     }
 

@@ -362,3 +362,87 @@ fn with_the_sandbox_on_writes_outside_the_worktree_are_refused_by_the_kernel() {
     let config = std::fs::read_to_string(env.repo.join(".git/config")).unwrap();
     assert!(!config.contains("Sneaky"), "{config}");
 }
+
+/// A person's `git commit` waiting in an editor holds the plan's
+/// index.lock open: orch waits and says who holds it, and never removes a
+/// lock a live process holds. Once that process is gone, the lock it left
+/// is stale and goes.
+#[test]
+fn a_git_lock_held_open_by_a_live_process_is_never_removed() {
+    let env = TestEnv::new();
+    env.init();
+    let lock = env.repo.join(".git/worktrees/orch-plan/index.lock");
+    let mut holder = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "exec 3>\"{}\"; touch \"{}\"; exec sleep 60",
+            lock.display(),
+            env.flag("holding").display()
+        ))
+        .spawn()
+        .unwrap();
+    wait_for(&env.flag("holding"));
+    let out = env
+        .orch()
+        .args(["new", "Blocked by a commit"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(75), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!("pid {}", holder.id())),
+        "{}",
+        stderr(&out)
+    );
+    assert!(lock.exists(), "a held lock was removed");
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    env.orch()
+        .args(["new", "After the commit"])
+        .assert()
+        .success();
+    assert!(!lock.exists());
+}
+
+/// Without the sandbox, an agent that deletes or rewinds orch/plan loses
+/// nothing: the next board change puts it back where orch left it, the
+/// other version is kept, and `orch init` restores rather than starting a
+/// fresh board.
+#[test]
+fn a_deleted_or_rewound_plan_branch_is_restored_and_nothing_is_lost() {
+    for how in ["delete", "rewind"] {
+        let env = TestEnv::new();
+        let cmd = match how {
+            "delete" => "git update-ref -d refs/heads/orch/plan",
+            _ => "git -C \"$ORCH_WORKTREE/../../plan\" reset -q --hard HEAD~2",
+        };
+        env.ready(&format!("{cmd}\necho work > work.txt"), "sandbox: off");
+        env.write_ticket("todo", "t", "---\ntitle: T\n---\n");
+        let out = env.tick_ok();
+        assert!(out.contains("t: success (attempt 1)"), "{how}: {out}");
+        assert_eq!(env.state_of("t"), "done", "{how}");
+        // The claim commit is in the history: nothing orch published was lost.
+        let log = env.git(&["log", "--format=%s", "orch/plan"]);
+        assert!(log.contains("orch: claim t (attempt 1)"), "{how}: {log}");
+        assert!(log.contains("orch: init board"), "{how}: {log}");
+        env.orch().arg("status").assert().success();
+        if how == "rewind" {
+            assert!(
+                !env.git(&["for-each-ref", "refs/orch/kept/plan"]).is_empty(),
+                "the rewound version is kept"
+            );
+        }
+    }
+    // A person deletes orch/plan; `orch init` brings the same board back.
+    let env = TestEnv::new();
+    env.init();
+    env.orch().args(["new", "Keep me"]).assert().success();
+    let before = env.git(&["rev-parse", "orch/plan"]);
+    env.git(&["update-ref", "-d", "refs/heads/orch/plan"]);
+    env.orch()
+        .arg("status")
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("restores it to"));
+    env.init();
+    assert_eq!(env.git(&["rev-parse", "orch/plan"]), before);
+}
