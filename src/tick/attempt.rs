@@ -99,18 +99,16 @@ pub fn run(
     facts.submission = contract::read_submission(&layout.result_file(&t.id, won.attempt));
     take_agent_work(main, &prepared, won, &mut facts);
     failpoint::hit("settle-after-work-commit");
-    let plan_after = plan_changes(layout);
-    for (place, before, after) in [
-        ("the plan worktree (.orch/plan)", plan_before, plan_after),
-        ("your checkout", checkout_before, main.checkout_changes()),
-    ] {
-        if let Some(text) = outside_writes(place, &before, &after) {
-            reporter.report(&Event::OutsideWrites {
-                id: t.id.clone(),
-                text: text.clone(),
-            });
-            facts.notes.push(text);
-        }
+    let outside = [
+        set_aside_plan_changes(layout, main, &plan_before, won.run_id),
+        outside_writes("your checkout", &checkout_before, &main.checkout_changes()),
+    ];
+    for text in outside.into_iter().flatten() {
+        reporter.report(&Event::OutsideWrites {
+            id: t.id.clone(),
+            text: text.clone(),
+        });
+        facts.notes.push(text);
     }
     if agent_finished_cleanly(&report, &facts) && !facts.commits.is_empty() {
         run_verify(won, &spec, &control, &prepared, &mut facts);
@@ -315,6 +313,52 @@ fn plan_changes(layout: &Layout) -> Vec<String> {
     Worktree::open(&layout.plan)
         .and_then(|w| w.changed_paths())
         .unwrap_or_default()
+}
+
+/// Board files that changed while the agent ran are never taken as board
+/// transitions: without the sandbox, the agent may have made them. Under
+/// the board lock, they are committed aside on `refs/orch/kept/plan/<run>`
+/// (moving no branch) and put back as orch/plan has them. Returns the note.
+fn set_aside_plan_changes(
+    layout: &Layout,
+    main: &MainRepo,
+    before: &[String],
+    run_id: &str,
+) -> Option<String> {
+    let _lock = BoardLock::acquire(&layout.lock_path(), PLAN_LOOK_WAIT).ok()?;
+    let plan = Worktree::open(&layout.plan).ok()?;
+    let after = plan.changed_paths().unwrap_or_default();
+    let new: Vec<String> = after.into_iter().filter(|p| !before.contains(p)).collect();
+    if new.is_empty() {
+        return None;
+    }
+    let listed = {
+        let list: Vec<&str> = new.iter().take(10).map(|s| s.as_str()).collect();
+        format!(
+            "{} path(s) changed in the plan worktree (.orch/plan): {}",
+            new.len(),
+            list.join(", ")
+        )
+    };
+    let kept = format!("refs/orch/kept/plan/{run_id}");
+    let set_aside = || -> crate::Result<()> {
+        let head = plan.head()?;
+        plan.stage_paths(&new)?;
+        let commit = plan.commit_staged_on(head, "orch: board edits made while an agent ran")?;
+        if let Some(commit) = commit {
+            main.keep(&kept, commit, "orch: board edits made while an agent ran")?;
+        }
+        plan.follow_head(head, &new)
+    };
+    Some(match set_aside() {
+        Ok(()) => format!(
+            "while the agent ran, {listed}; orch did not take them as board changes: they are kept as {kept} and the plan is as orch left it (if you made them, `git -C .orch/plan checkout {kept} -- <path>` brings them back)"
+        ),
+        Err(e) => format!(
+            "while the agent ran, {listed}; orch could not set them aside ({}): check them before the next board change adopts them",
+            render_chain(&e)
+        ),
+    })
 }
 
 /// How long a look at the plan waits for the board lock.

@@ -446,3 +446,37 @@ fn a_deleted_or_rewound_plan_branch_is_restored_and_nothing_is_lost() {
     env.init();
     assert_eq!(env.git(&["rev-parse", "orch/plan"]), before);
 }
+
+/// Without the sandbox, an agent that moves another ticket to done in the
+/// plan worktree does not make it done: the move is set aside, never
+/// adopted, and the dependent ticket stays waiting.
+#[test]
+fn board_edits_made_by_a_run_are_never_adopted() {
+    let env = TestEnv::new();
+    env.ready(
+        "plan=\"$ORCH_WORKTREE/../../plan\"\nif [ \"$ORCH_TICKET\" = mover ]; then mv \"$plan/tickets/todo/other.md\" \"$plan/tickets/done/other.md\"; fi\necho work > work.txt",
+        "sandbox: off\nmax_in_progress: 1",
+    );
+    env.write_ticket("todo", "mover", "---\ntitle: Mover\npriority: 1\n---\n");
+    env.write_ticket("todo", "other", "---\ntitle: Other\npriority: 5\n---\n");
+    env.write_ticket(
+        "todo",
+        "dependent",
+        "---\ntitle: Dependent\npriority: 1\ndepends_on: [other]\n---\n",
+    );
+    let out = env.tick_ok();
+    assert!(out.contains("mover: success (attempt 1)"), "{out}");
+    assert!(
+        out.contains("orch did not take them as board changes"),
+        "{out}"
+    );
+    assert_eq!(env.state_of("other"), "todo");
+    let status = env.status();
+    assert!(
+        !env.ids(&status, "ready").contains(&"dependent".to_string()),
+        "{status}"
+    );
+    // The next tick runs `other` itself.
+    let out = env.tick_ok();
+    assert!(out.contains("other: success (attempt 1)"), "{out}");
+}
