@@ -82,6 +82,18 @@ pub fn tick(
                 w.message
             )));
         }
+        if config.sandbox.enabled
+            && let Some(why) = crate::agent::sandbox::unsupported_reason()
+        {
+            // Said once per repository: a machine without Landlock stays so.
+            let said = txn.layout.orch.join("sandbox-unsupported");
+            if !said.exists() {
+                let _ = std::fs::write(&said, format!("{why}\n"));
+                reporter.report(&Event::ConfigWarning(format!(
+                    "{why}; set `sandbox: off` in orch.yaml to say you know"
+                )));
+            }
+        }
         // Name what this tick skips: invalid tickets it could otherwise
         // have run. Warnings and problems of settled tickets are left to
         // `orch status`, so cron does not mail them every few minutes.
