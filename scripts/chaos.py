@@ -66,7 +66,7 @@ kind=${ORCH_TICKET%%-*}
 commit() {
   git add -A >/dev/null 2>&1
   if git -c user.name=agent -c user.email=agent@example.com commit -q -m "agent: $1 ($ORCH_TICKET attempt $ORCH_ATTEMPT)" >/dev/null 2>&1; then
-    echo "$ORCH_TICKET $(git rev-parse HEAD)" >> "$CHAOS_DIR/agent-commits.log"
+    echo "$ORCH_TICKET $(git rev-parse HEAD)" >> "$CHAOS_DIR/log/agent-commits.log"
   fi
 }
 echo "agent $ORCH_TICKET attempt $ORCH_ATTEMPT"
@@ -82,11 +82,20 @@ case $kind in
           [ "$ORCH_ATTEMPT" -ge 2 ] || while true; do sleep 1; done ;;
   flood)  head -c 3000000 /dev/zero | tr '\0' 'x'; echo; echo w > "flood-$ORCH_ATTEMPT.txt"; commit flood ;;
   leave)  echo l > "leave-$ORCH_ATTEMPT.txt" ;;
+  meddle) # Careless beyond its worktree: the sandbox refuses all of it.
+          plan="$ORCH_WORKTREE/../../plan"
+          mv "$plan"/tickets/todo/*.md "$plan/tickets/done/" 2>/dev/null
+          git update-ref -d refs/heads/orch/plan 2>/dev/null
+          git update-ref refs/heads/main HEAD 2>/dev/null
+          echo m > "meddle-$ORCH_ATTEMPT.txt"; commit meddle ;;
+  relink) # Points its worktree's .git elsewhere: refused, repaired for the retry.
+          echo r > "relink-$ORCH_ATTEMPT.txt"; commit relink
+          [ "$ORCH_ATTEMPT" -ge 2 ] || echo "gitdir: $(git rev-parse --git-common-dir)" > .git ;;
 esac
 exit 0
 """
 
-KINDS = ["ok", "slow", "flaky", "stall", "stubborn", "flood", "leave"]
+KINDS = ["ok", "slow", "flaky", "stall", "stubborn", "flood", "leave", "meddle", "relink"]
 
 
 def run(cmd, cwd=None, check=True, **kw):
@@ -111,7 +120,12 @@ def make_board(root, tickets, config):
     os.chmod(agent, 0o755)
     plan = os.path.join(repo, ".orch", "plan")
     with open(os.path.join(plan, "orch.yaml"), "w") as f:
-        f.write(f"base: main\nagent: {{command: [\"{agent}\"], env: {{CHAOS_DIR: \"{root}\"}}}}\n{config}")
+        # The agent may write its commit log and nothing else outside its worktree.
+        os.makedirs(os.path.join(root, "log"), exist_ok=True)
+        f.write(
+            f"base: main\nagent: {{command: [\"{agent}\"], env: {{CHAOS_DIR: \"{root}\"}}}}\n"
+            f"sandbox: {{writable: [\"{os.path.join(root, 'log')}\"]}}\n{config}"
+        )
     for t in tickets:
         with open(os.path.join(plan, "tickets", "todo", f"{t}.md"), "w") as f:
             f.write(f"---\ntitle: {t}\n---\nChaos ticket.\n")
@@ -261,7 +275,7 @@ def check_invariants(repo, root, stats, doubles):
     if dirt.strip():
         stats["dirty_plans"] += 1
         problems.append(f"plan worktree dirty: {dirt}")
-    log = os.path.join(root, "agent-commits.log")
+    log = os.path.join(root, "log", "agent-commits.log")
     kept = run(["git", "for-each-ref", "--format=%(refname)", "refs/orch/kept/"], cwd=repo).stdout.split()
     for line in open(log).read().splitlines() if os.path.exists(log) else []:
         ticket, sha = line.split()
