@@ -100,7 +100,7 @@ pub fn run(
     take_agent_work(main, &prepared, won, &mut facts);
     failpoint::hit("settle-after-work-commit");
     let outside = [
-        set_aside_plan_changes(layout, main, &plan_before, won.run_id),
+        set_aside_plan_changes(layout, main, &plan_before, won, spec.sandbox.is_some()),
         outside_writes("your checkout", &checkout_before, &main.checkout_changes()),
     ];
     for text in outside.into_iter().flatten() {
@@ -315,23 +315,53 @@ fn plan_changes(layout: &Layout) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// Board files that changed while the agent ran are never taken as board
-/// transitions: without the sandbox, the agent may have made them. Under
-/// the board lock, they are committed aside on `refs/orch/kept/plan/<run>`
-/// (moving no branch) and put back as orch/plan has them. Returns the note.
+/// Board transitions that appeared while the agent ran are never taken as
+/// a person's: without the sandbox, the agent may have made them. Under the
+/// board lock, other tickets' files that appeared in in-progress/, done/ or
+/// blocked/ or disappeared anywhere, and orch's own runs/ and cooldown/
+/// files, are committed aside on `refs/orch/kept/plan/<run>` (moving no
+/// branch) and put back as orch/plan has them. What a person does while
+/// runs go on (new tickets in todo/, edits, orch.yaml, the running
+/// ticket's own file) is left to be adopted. Inside the sandbox the agent
+/// cannot write the plan, so only the report is made. Returns the note.
 fn set_aside_plan_changes(
     layout: &Layout,
     main: &MainRepo,
     before: &[String],
-    run_id: &str,
+    won: &Won<'_>,
+    sandboxed: bool,
 ) -> Option<String> {
     let _lock = BoardLock::acquire(&layout.lock_path(), PLAN_LOOK_WAIT).ok()?;
     let plan = Worktree::open(&layout.plan).ok()?;
     let after = plan.changed_paths().unwrap_or_default();
-    let new: Vec<String> = after.into_iter().filter(|p| !before.contains(p)).collect();
-    if new.is_empty() {
+    let changed: Vec<String> = after.into_iter().filter(|p| !before.contains(p)).collect();
+    if changed.is_empty() {
         return None;
     }
+    let own = |p: &str| {
+        std::path::Path::new(p)
+            .file_stem()
+            .is_some_and(|s| s.to_string_lossy() == won.ticket.id.as_str())
+    };
+    let new: Vec<String> = changed
+        .iter()
+        .filter(|p| {
+            let gone = !layout.plan.join(p).exists();
+            let transition = p.starts_with("tickets/")
+                && !own(p)
+                && (gone
+                    || ["tickets/in-progress/", "tickets/done/", "tickets/blocked/"]
+                        .iter()
+                        .any(|d| p.starts_with(d)));
+            let orchs = p.starts_with("runs/") || p.starts_with("cooldown/");
+            !sandboxed && (transition || orchs)
+        })
+        .cloned()
+        .collect();
+    if new.is_empty() {
+        return outside_writes("the plan worktree (.orch/plan)", before, &changed);
+    }
+    let run_id = won.run_id;
     let listed = {
         let list: Vec<&str> = new.iter().take(10).map(|s| s.as_str()).collect();
         format!(

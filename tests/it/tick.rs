@@ -951,7 +951,9 @@ fn a_duration_too_long_to_add_to_a_clock_is_refused_and_the_others_run() {
 fn a_tick_that_cannot_record_a_result_exits_non_zero() {
     let env = TestEnv::new();
     env.ready(
-        "rm -rf \"$ORCH_WORKTREE/../../plan/tickets/done\"; echo in the way > \"$ORCH_WORKTREE/../../plan/tickets/done\"; echo work > w.txt",
+        // A commit by hand on orch/plan (taken as a person's) puts a file
+        // where the done directory was.
+        "plan=\"$ORCH_WORKTREE/../../plan\"; git -C \"$plan\" rm -rq tickets/done; echo in the way > \"$plan/tickets/done\"; git -C \"$plan\" add tickets/done; git -C \"$plan\" -c user.name=P -c user.email=p@example.com commit -qm 'in the way'; echo work > w.txt",
         "sandbox: off",
     );
     env.write_ticket("todo", "t", "---\ntitle: T\n---\n");
