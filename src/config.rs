@@ -15,6 +15,10 @@ use crate::error::{Error, Result};
 
 pub const DEFAULT_YAML: &str = include_str!("../templates/orch.yaml");
 
+/// Largest orch.yaml read. The file is a page of settings; the cap keeps a
+/// runaway (or hostile) file from filling memory while the board lock is held.
+pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
 /// How the agent is started: a preset, a preset with extra arguments and
 /// environment (to point it at another endpoint), or an argv of one's own.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -166,15 +170,35 @@ impl Config {
         config
     }
 
-    /// Read orch.yaml at `path`; a missing file means the defaults.
+    /// Read orch.yaml at `path`; a missing file means the defaults. Only a
+    /// regular file of at most [`MAX_CONFIG_BYTES`] is read: a symbolic
+    /// link (to a secret, to `/dev/zero`), a fifo or a device is refused
+    /// unread, with the fix in the message.
     pub fn load(path: &Path) -> Result<(Config, Vec<Warning>)> {
-        let text = match std::fs::read_to_string(path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Ok((Config::defaults(), Vec::new()));
-            }
-            Err(e) => return Err(Error::io("cannot read the configuration", path, e)),
+        let refused = |message: String| Error::Config {
+            path: path.to_path_buf(),
+            line: None,
+            message,
+            hint: Some(
+                "make .orch/plan/orch.yaml a regular file, or remove it to use the defaults".into(),
+            ),
         };
+        let bytes = match crate::safe_read::regular_file(path, MAX_CONFIG_BYTES) {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => return Ok((Config::defaults(), Vec::new())),
+            Err(e) => {
+                return Err(refused(format!(
+                    "cannot be used: {e}; replace it with a regular file of at most {} (or remove it for the defaults)",
+                    crate::safe_read::size(MAX_CONFIG_BYTES)
+                )));
+            }
+        };
+        let text = String::from_utf8(bytes).map_err(|e| {
+            refused(format!(
+                "not UTF-8 text (invalid byte at offset {}); save it as UTF-8",
+                e.utf8_error().valid_up_to()
+            ))
+        })?;
         Config::parse(&text, path)
     }
 

@@ -875,8 +875,18 @@ impl Worktree {
             .read_tree(&head)
             .git_context("cannot read HEAD's tree")?;
         index.write().git_context("cannot write the index")?;
+        if affected.is_empty() {
+            return Ok(());
+        }
+        // Only the affected paths: a person's uncommitted edit elsewhere in
+        // the worktree must survive (it is adopted by the next change).
+        let mut checkout = git2::build::CheckoutBuilder::new();
+        checkout.force();
+        for p in &affected {
+            checkout.path(p);
+        }
         self.repo
-            .checkout_head(Some(git2::build::CheckoutBuilder::new().force()))
+            .checkout_head(Some(&mut checkout))
             .git_context("cannot check out HEAD")
     }
 

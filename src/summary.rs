@@ -1,7 +1,12 @@
 //! `runs/<id>/<attempt>.md`: a bounded, readable record of one attempt,
 //! committed on the plan branch. The full output stays in the local log.
+//!
+//! People `cat` these files: what comes from the agent or the ticket has its
+//! control characters shown escaped ([`crate::text::visible`]), in the
+//! fields and in the tail of output alike.
 
 use crate::git::CommitInfo;
+use crate::text::{visible, visible_line};
 
 #[derive(Debug, Clone, Default)]
 pub struct AttemptSummary {
@@ -30,6 +35,15 @@ pub struct AttemptSummary {
 /// Bound on the summary's tail, so a summary stays small in git.
 const TAIL_BYTES: usize = 8 * 1024;
 
+/// Bound on one `- key: value` field (the reason quotes the agent's
+/// message): a field is one line for a person reading the board.
+const FIELD_BYTES: usize = 4 * 1024;
+
+/// Bound on a whole summary. Every summary is committed to orch/plan and
+/// kept forever, so one attempt must not be able to grow the branch (or a
+/// tick's memory) without limit; what is cut stays in the local log.
+pub const MAX_SUMMARY_BYTES: usize = 256 * 1024;
+
 impl AttemptSummary {
     // Long but flat: one block per section of the summary, in the order a
     // reader meets them; splitting it would scatter the format.
@@ -37,7 +51,8 @@ impl AttemptSummary {
         let mut s = format!("# {} attempt {}\n\n", self.id, self.attempt);
         let mut field = |k: &str, v: &str| {
             if !v.is_empty() {
-                s.push_str(&format!("- {k}: {v}\n"));
+                let v = crate::safe_read::cut(v, FIELD_BYTES, 0);
+                s.push_str(&format!("- {k}: {}\n", visible_line(&v)));
             }
         };
         field("outcome", &self.outcome);
@@ -112,9 +127,10 @@ impl AttemptSummary {
             }
         }
         if !self.tail.is_empty() {
-            let mut tail: Vec<&str> = Vec::new();
+            let mut tail: Vec<std::borrow::Cow<'_, str>> = Vec::new();
             let mut bytes = 0;
             for l in self.tail.iter().rev() {
+                let l = visible(l);
                 bytes += l.len() + 1;
                 if bytes > TAIL_BYTES {
                     break;
@@ -125,19 +141,24 @@ impl AttemptSummary {
             let longest_ticks = tail.iter().map(|l| longest_run(l, '`')).max().unwrap_or(0);
             let fence = "`".repeat((longest_ticks + 1).max(3));
             s.push_str(&format!("\n## Last lines of output\n\n{fence}text\n"));
-            for l in tail {
+            for l in &tail {
                 s.push_str(l);
                 s.push('\n');
             }
             s.push_str(&fence);
             s.push('\n');
         }
+        if s.len() > MAX_SUMMARY_BYTES {
+            s = crate::safe_read::cut(&s, MAX_SUMMARY_BYTES, 0);
+            s.push('\n');
+        }
         s
     }
 }
 
+/// The first line of `s`, bounded, trimmed and made visible.
 fn one_line(s: &str) -> String {
-    crate::text::one_line(s, 300).trim().to_string()
+    visible_line(crate::text::one_line(s, 300).trim()).into_owned()
 }
 
 fn longest_run(s: &str, c: char) -> usize {
@@ -186,5 +207,20 @@ mod tests {
         let text = s.render();
         assert!(text.contains("````text\n```\nlast\n````\n"), "{text}");
         assert_eq!(tail_of(&text), ["```", "last"]);
+    }
+
+    #[test]
+    fn a_summary_is_bounded_and_says_what_was_cut() {
+        let s = AttemptSummary {
+            id: "x".into(),
+            reason: "r".repeat(100_000),
+            notes: vec!["n".repeat(300); 2000],
+            ..Default::default()
+        };
+        let text = s.render();
+        assert!(text.len() <= MAX_SUMMARY_BYTES + 100, "{}", text.len());
+        assert!(text.contains("- reason: rrrr"), "{}", &text[..200]);
+        assert!(text.contains("… [cut: 95.9 kB more]"));
+        assert!(text.trim_end().ends_with(" more]"));
     }
 }

@@ -1,5 +1,8 @@
 //! Small text helpers shared by summaries, logs and messages.
 
+use std::borrow::Cow;
+use std::fmt::Write as _;
+
 /// The first line of `s`, cut to at most `max` bytes (on a character
 /// boundary) with an ellipsis when cut.
 pub fn one_line(s: &str, max: usize) -> String {
@@ -19,6 +22,123 @@ pub fn short_oid(s: &str) -> &str {
     &s[..s.len().min(12)]
 }
 
+/// Text from tickets, agents or `orch submit` made safe to print on a
+/// terminal: every control character (C0, DEL and C1) is shown escaped,
+/// `\r` as `\r` and the others as `\xNN`, so an escape sequence (a
+/// clipboard write by OSC 52, a screen clear) is read, never obeyed.
+/// Line breaks (`\n`, and `\r\n` as a pair) and tabs are kept: for text of
+/// several lines. Backslashes are left as they are.
+pub fn visible(s: &str) -> Cow<'_, str> {
+    escape(s, true)
+}
+
+/// [`visible`] for a one-line field (a title, a reason): line breaks and
+/// tabs are escaped too, as `\n` and `\t`.
+pub fn visible_line(s: &str) -> Cow<'_, str> {
+    escape(s, false)
+}
+
+fn escape(s: &str, multi_line: bool) -> Cow<'_, str> {
+    let keep = |c: char, next: Option<char>| {
+        !c.is_control()
+            || (multi_line && (c == '\n' || c == '\t' || (c == '\r' && next == Some('\n'))))
+    };
+    let mut chars = s.char_indices().peekable();
+    let first = loop {
+        match chars.next() {
+            None => return Cow::Borrowed(s),
+            Some((i, c)) if !keep(c, chars.peek().map(|p| p.1)) => break i,
+            Some(_) => {}
+        }
+    };
+    let mut out = String::with_capacity(s.len() + 8);
+    out.push_str(&s[..first]);
+    let mut chars = s[first..].chars().peekable();
+    while let Some(c) = chars.next() {
+        if keep(c, chars.peek().copied()) {
+            out.push(c);
+            continue;
+        }
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c => {
+                let _ = write!(out, "\\x{:02x}", u32::from(c));
+            }
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// [`visible`] for bytes that arrive in chunks (a log file, followed): a
+/// character or a `\r\n` cut by a chunk's end waits for the next chunk,
+/// and bytes that are not UTF-8 are shown as `\xNN`.
+#[derive(Debug, Default)]
+pub struct VisibleStream {
+    pending: Vec<u8>,
+}
+
+impl VisibleStream {
+    /// Append the visible form of `chunk` to `out`, holding back an
+    /// incomplete end.
+    pub fn push(&mut self, chunk: &[u8], out: &mut Vec<u8>) {
+        self.pending.extend_from_slice(chunk);
+        self.convert(false, out);
+    }
+
+    /// Append what is held back, at the end of the input.
+    pub fn finish(&mut self, out: &mut Vec<u8>) {
+        self.convert(true, out);
+    }
+
+    fn convert(&mut self, end: bool, out: &mut Vec<u8>) {
+        let bytes = &self.pending;
+        let mut at = 0;
+        while at < bytes.len() {
+            let rest = &bytes[at..];
+            let (valid, bad) = match std::str::from_utf8(rest) {
+                Ok(s) => (s, None),
+                Err(e) => (
+                    // Valid up to there, by the error's own word.
+                    std::str::from_utf8(&rest[..e.valid_up_to()]).unwrap_or_default(),
+                    Some(e.error_len()),
+                ),
+            };
+            // A '\r' at the very end may be the first half of a "\r\n".
+            let held_cr = !end && bad.is_none() && valid.ends_with('\r');
+            let valid = if held_cr {
+                &valid[..valid.len() - 1]
+            } else {
+                valid
+            };
+            out.extend_from_slice(visible(valid).as_bytes());
+            at += valid.len();
+            match bad {
+                None => break,
+                Some(None) if !end => break, // a character cut by the chunk's end
+                Some(len) => {
+                    let len = len.unwrap_or(bytes.len() - at);
+                    for b in &bytes[at..at + len] {
+                        let _ = write!(VecWriter(out), "\\x{b:02x}");
+                    }
+                    at += len;
+                }
+            }
+        }
+        self.pending.drain(..at);
+    }
+}
+
+struct VecWriter<'a>(&'a mut Vec<u8>);
+
+impl std::fmt::Write for VecWriter<'_> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.0.extend_from_slice(s.as_bytes());
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -29,5 +149,78 @@ mod tests {
         assert_eq!(one_line("abc", 3), "abc");
         assert_eq!(short_oid("0123456789abcdef"), "0123456789ab");
         assert_eq!(short_oid("01"), "01");
+    }
+
+    #[test]
+    fn control_characters_are_made_visible() {
+        let osc52 = "title \x1b]52;c;aGVsbG8=\x07 and \x1b[2J";
+        assert_eq!(
+            visible(osc52),
+            "title \\x1b]52;c;aGVsbG8=\\x07 and \\x1b[2J"
+        );
+        assert_eq!(visible_line(osc52), visible(osc52));
+        // DEL and the C1 controls (an 8-bit CSI, a NEL) too.
+        assert_eq!(visible("a\u{7f}b\u{9b}2Jc\u{85}"), "a\\x7fb\\x9b2Jc\\x85");
+        assert_eq!(visible("nul\0"), "nul\\x00");
+    }
+
+    #[test]
+    fn layout_is_kept_only_in_multi_line_text() {
+        assert_eq!(visible("a\tb\nc\r\nd\re"), "a\tb\nc\r\nd\\re");
+        assert_eq!(visible("end\r"), "end\\r");
+        assert_eq!(visible_line("a\tb\nc\r\nd"), "a\\tb\\nc\\r\\nd");
+    }
+
+    #[test]
+    fn plain_text_is_borrowed_and_unchanged() {
+        for s in [
+            "",
+            "plain",
+            "héllo wörld ✓ `code` C:\\path\\x1b",
+            "line\nline\ttab",
+        ] {
+            assert!(matches!(visible(s), Cow::Borrowed(b) if b == s), "{s:?}");
+        }
+        assert!(matches!(visible_line("one line"), Cow::Borrowed(_)));
+        assert!(matches!(visible_line("two\nlines"), Cow::Owned(_)));
+    }
+
+    fn stream(chunks: &[&[u8]]) -> String {
+        let mut v = VisibleStream::default();
+        let mut out = Vec::new();
+        for c in chunks {
+            v.push(c, &mut out);
+        }
+        v.finish(&mut out);
+        String::from_utf8(out).expect("the visible form is UTF-8")
+    }
+
+    #[test]
+    fn a_stream_is_made_visible_across_chunk_ends() {
+        let whole = "é\x1b]52;c;aGk=\x07 ok\r\nnext\u{9b}\n".as_bytes();
+        let expected = "é\\x1b]52;c;aGk=\\x07 ok\r\nnext\\x9b\n";
+        for cut in 0..=whole.len() {
+            assert_eq!(
+                stream(&[&whole[..cut], &whole[cut..]]),
+                expected,
+                "cut at {cut}"
+            );
+        }
+        let bytewise: Vec<&[u8]> = whole.chunks(1).collect();
+        assert_eq!(stream(&bytewise), expected);
+    }
+
+    #[test]
+    fn a_stream_shows_bytes_that_are_not_utf8() {
+        assert_eq!(stream(&[b"a\xffb\x9b2J"]), "a\\xffb\\x9b2J");
+        // A character cut short by the end of the input.
+        assert_eq!(stream(&[b"ok\xc3"]), "ok\\xc3");
+        assert_eq!(stream(&[b"cr at the end\r"]), "cr at the end\\r");
+        let mut v = VisibleStream::default();
+        let mut out = Vec::new();
+        v.push(b"held\xc3", &mut out);
+        assert_eq!(out, b"held");
+        v.push(b"\xa9", &mut out);
+        assert_eq!(out, "heldé".as_bytes());
     }
 }

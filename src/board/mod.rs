@@ -22,6 +22,7 @@ use std::path::{Path, PathBuf};
 use crate::config::{Config, Warning};
 use crate::error::{Context, Error, Result};
 use crate::git::{self, MainRepo};
+use crate::safe_read;
 use crate::ticket::{self, Problem, Severity, State, Ticket};
 
 /// This machine's name in claims and trailers (`ORCH_HOST` overrides it).
@@ -181,6 +182,14 @@ impl Board {
             Err(Error::Config { line, message, .. }) => board.config = Err((line, message)),
             Err(e) => board.config = Err((None, crate::error::render_chain(&e))),
         }
+        if let Err(message) = crate::agent::prompt::plan_template(&layout.plan) {
+            board.problem(
+                crate::agent::prompt::TEMPLATE_REL.into(),
+                None,
+                message,
+                Some("make .orch/plan/templates/prompt.md a regular file (a copy, not a symbolic link), or remove it to use the built-in prompt"),
+            );
+        }
         board.read_tickets(layout);
         board.check_duplicates();
         board.check_dependencies();
@@ -204,6 +213,20 @@ impl Board {
         let mut files: Vec<(State, String, std::fs::DirEntry)> = Vec::new();
         for state in State::ALL {
             let dir = layout.plan.join(state.rel_dir());
+            // A linked directory would lead out of the plan: its files are
+            // not read at all (each file is also opened without following
+            // links, in `read_one`).
+            if let Some(via) = linked_dir(&layout.plan, &state.rel_dir()) {
+                self.problem(
+                    state.rel_dir(),
+                    None,
+                    format!(
+                        "`{via}` is a symbolic link or not a directory; no ticket in it is read"
+                    ),
+                    Some("make it a plain directory inside .orch/plan (move the tickets into it)"),
+                );
+                continue;
+            }
             let entries = match std::fs::read_dir(&dir) {
                 Ok(e) => e,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
@@ -233,7 +256,12 @@ impl Board {
             let handles: Vec<_> = files
                 .chunks(chunk)
                 .map(|part| {
-                    scope.spawn(move || part.iter().map(|(s, n, e)| read_one(*s, n, e)).collect())
+                    let plan = layout.plan.as_path();
+                    scope.spawn(move || {
+                        part.iter()
+                            .map(|(s, n, e)| read_one(plan, *s, n, e))
+                            .collect()
+                    })
                 })
                 .collect();
             handles
@@ -463,8 +491,24 @@ struct FileResult {
     problems: Vec<Problem>,
 }
 
-fn read_one(state: State, name: &str, entry: &std::fs::DirEntry) -> FileResult {
-    use std::io::Read;
+/// The first of `rel`'s components under `plan` that exists but is a
+/// symbolic link or not a directory.
+fn linked_dir(plan: &Path, rel: &str) -> Option<String> {
+    let mut path = plan.to_path_buf();
+    let mut walked = PathBuf::new();
+    for part in Path::new(rel).components() {
+        path.push(part);
+        walked.push(part);
+        match std::fs::symlink_metadata(&path) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => return Some(walked.display().to_string()),
+            Err(_) => return None,
+        }
+    }
+    None
+}
+
+fn read_one(plan: &Path, state: State, name: &str, entry: &std::fs::DirEntry) -> FileResult {
     let mut r = FileResult::default();
     let rel = format!("{}/{name}", state.rel_dir());
     let error = |message: String, hint: &str| Problem {
@@ -498,25 +542,37 @@ fn read_one(state: State, name: &str, entry: &std::fs::DirEntry) -> FileResult {
         ));
         return r;
     }
-    let mut bytes = Vec::new();
-    let read = std::fs::File::open(entry.path())
-        .and_then(|f| f.take(ticket::MAX_TICKET_BYTES + 1).read_to_end(&mut bytes));
-    if let Err(e) = read {
-        r.invalid = true;
-        r.problems.push(error(format!("cannot read: {e}"), ""));
-        return r;
-    }
-    if bytes.len() as u64 > ticket::MAX_TICKET_BYTES {
-        r.invalid = true;
-        r.problems.push(error(
-            format!(
-                "the file is larger than {} bytes, the limit for a ticket",
-                ticket::MAX_TICKET_BYTES
-            ),
-            "move long material into the repository and refer to it from the ticket",
-        ));
-        return r;
-    }
+    // Opened again without following a link, and checked to be a regular
+    // file once open: what was listed may have been replaced since.
+    let bytes = match safe_read::regular_file_in(plan, Path::new(&rel), ticket::MAX_TICKET_BYTES) {
+        Ok(Some(bytes)) => bytes,
+        // Removed since it was listed: as if never seen.
+        Ok(None) => return FileResult::default(),
+        Err(safe_read::Refused::TooLarge { .. }) => {
+            r.invalid = true;
+            r.problems.push(error(
+                format!(
+                    "the file is larger than {} bytes, the limit for a ticket",
+                    ticket::MAX_TICKET_BYTES
+                ),
+                "move long material into the repository and refer to it from the ticket",
+            ));
+            return r;
+        }
+        Err(e @ safe_read::Refused::NotRegular { .. }) => {
+            r.invalid = true;
+            r.problems.push(error(
+                format!("cannot read: {e}"),
+                "replace it with a plain file",
+            ));
+            return r;
+        }
+        Err(e) => {
+            r.invalid = true;
+            r.problems.push(error(format!("cannot read: {e}"), ""));
+            return r;
+        }
+    };
     let (parsed, problems) = ticket::parse(id, state, &bytes);
     if parsed.is_none() && state == State::InProgress {
         r.stranded = ticket::parse_lenient(id, state, &bytes);

@@ -187,6 +187,28 @@ impl BoardTxn {
             let abs = self.layout.plan.join(p);
             std::fs::remove_file(&abs).context_path("cannot remove", &abs)?;
         }
+        // A fifo, socket or device is no board file, and staging a fifo
+        // blocks for ever while the board lock is held: put back what
+        // orch/plan has there (or nothing).
+        let (special, changed): (Vec<String>, Vec<String>) = changed.into_iter().partition(|p| {
+            use std::os::unix::fs::FileTypeExt;
+            std::fs::symlink_metadata(self.layout.plan.join(p)).is_ok_and(|m| {
+                let t = m.file_type();
+                t.is_fifo() || t.is_socket() || t.is_block_device() || t.is_char_device()
+            })
+        });
+        if !special.is_empty() {
+            for p in &special {
+                let abs = self.layout.plan.join(p);
+                std::fs::remove_file(&abs).context_path("cannot remove", &abs)?;
+            }
+            self.plan.follow_head(self.base, &special)?;
+            self.notes.push(format!(
+                "replaced {} in the plan worktree, which {} not a regular file, with what orch/plan has",
+                special.join(", "),
+                if special.len() == 1 { "was" } else { "were" }
+            ));
+        }
         if changed.is_empty() {
             return Ok(());
         }

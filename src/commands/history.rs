@@ -8,6 +8,7 @@ use crate::board;
 use crate::board::Trailer;
 use crate::error::Result;
 use crate::git::{self, Worktree};
+use crate::text::visible_line;
 use crate::ui::Style;
 
 use super::{Ctx, print_json};
@@ -72,18 +73,19 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
         print_json(&entries)?;
         return Ok(0);
     }
+    // Anyone can commit on orch/plan: a subject is shown, never obeyed.
     let st = Style::stdout();
     for e in &entries {
         let outcome = e
             .outcome
             .as_deref()
-            .map(|o| format!("  [{o}]"))
+            .map(|o| format!("  [{}]", visible_line(o)))
             .unwrap_or_default();
         crate::outln!(
             "{}  {}  {}{}",
             st.yellow(&e.commit[..10.min(e.commit.len())]),
             st.dim(&e.time),
-            e.summary,
+            visible_line(&e.summary),
             outcome
         );
     }

@@ -6,10 +6,15 @@ use std::time::Duration;
 use crate::board;
 use crate::error::{Error, Result};
 use crate::lock::RunLock;
+use crate::text::VisibleStream;
 
 use super::Ctx;
 
 /// Print the full agent output of a ticket's attempt (the latest by default).
+///
+/// Control characters in the output (escape sequences, carriage returns)
+/// are shown escaped, as `\x1b` or `\r`, so that none reaches the terminal;
+/// the log file itself has the raw bytes.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The ticket id.
@@ -58,12 +63,16 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
         std::fs::File::open(&path).map_err(|e| Error::io("cannot open the log", &path, e))?;
     let mut out = std::io::stdout().lock();
     let mut buf = vec![0u8; 64 * 1024];
+    let mut shown = VisibleStream::default();
+    let mut text = Vec::with_capacity(buf.len());
     loop {
         let n = file
             .read(&mut buf)
             .map_err(|e| Error::io("cannot read the log", &path, e))?;
         if n > 0 {
-            if out.write_all(&buf[..n]).is_err() {
+            text.clear();
+            shown.push(&buf[..n], &mut text);
+            if out.write_all(&text).is_err() {
                 return Ok(0); // closed pipe: the reader has what it wanted
             }
             continue;
@@ -80,5 +89,9 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
             let _ = file.seek(SeekFrom::Start(0));
         }
     }
+    text.clear();
+    shown.finish(&mut text);
+    let _ = out.write_all(&text);
+    let _ = out.flush();
     Ok(0)
 }

@@ -4,6 +4,7 @@ use serde::Serialize;
 
 use crate::board::{self, Board};
 use crate::error::{Error, Result};
+use crate::text::{visible, visible_line};
 use crate::ticket::{self, Event, Problem, State};
 use crate::ui::Style;
 
@@ -145,12 +146,15 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
     Ok(0)
 }
 
+/// What comes from the ticket file or an agent is printed through
+/// [`visible`] or [`visible_line`]: its control characters are shown,
+/// never sent to the terminal.
 fn print_text(s: &ShowJson) {
     let st = Style::stdout();
     crate::outln!(
         "{}  {}",
         st.bold(&s.id),
-        s.title.as_deref().unwrap_or("(no title)")
+        visible_line(s.title.as_deref().unwrap_or("(no title)"))
     );
     crate::outln!("state     {}", s.state);
     crate::outln!("file      .orch/plan/{}", s.path);
@@ -158,17 +162,17 @@ fn print_text(s: &ShowJson) {
         crate::outln!("priority  {p}");
     }
     if !s.depends_on.is_empty() {
-        crate::outln!("depends   {}", s.depends_on.join(", "));
+        crate::outln!("depends   {}", visible_line(&s.depends_on.join(", ")));
     }
     for p in &s.problems {
-        crate::outln!("{}", st.red(&p.to_string()));
+        crate::outln!("{}", st.red(&visible(&p.to_string())));
     }
     if let Some(body) = &s.body
         && !body.trim().is_empty()
     {
         crate::outln!();
         for line in body.trim().lines() {
-            crate::outln!("  {line}");
+            crate::outln!("  {}", visible(line));
         }
     }
     if !s.attempts.is_empty() {
@@ -178,20 +182,20 @@ fn print_text(s: &ShowJson) {
             let reason = a
                 .reason
                 .as_deref()
-                .map(|r| format!("  {r}"))
+                .map(|r| format!("  {}", visible_line(r)))
                 .unwrap_or_default();
             crate::outln!(
                 "  #{}  {}  {}  host {}{reason}",
                 a.attempt,
-                a.claimed_at.as_deref().unwrap_or("?"),
+                visible_line(a.claimed_at.as_deref().unwrap_or("?")),
                 outcome,
-                a.host.as_deref().unwrap_or("?")
+                visible_line(a.host.as_deref().unwrap_or("?"))
             );
             if let Some(summary) = &a.summary {
                 crate::outln!("       summary .orch/plan/{summary}");
             }
             if let Some(log) = &a.log {
-                crate::outln!("       log     {log}");
+                crate::outln!("       log     {}", visible_line(log));
             }
         }
     }

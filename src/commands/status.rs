@@ -5,6 +5,7 @@ use serde::Serialize;
 
 use crate::board::{self, Board, Layout, Readiness};
 use crate::error::Result;
+use crate::text::{visible, visible_line};
 use crate::tick::claim::lock_facts;
 use crate::tick::plan::{self, Ownership};
 use crate::ticket::{Problem, Severity, State, Ticket};
@@ -234,6 +235,9 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
     Ok(0)
 }
 
+/// Ticket text, agent output and the contents of orch.yaml are printed
+/// through [`visible_line`]: a control character in them is shown, never
+/// sent to the terminal.
 fn print_text(s: &StatusJson) {
     let st = Style::stdout();
     let c = &s.counts;
@@ -247,15 +251,15 @@ fn print_text(s: &StatusJson) {
         c.invalid
     );
     if let Some(e) = &s.config_error {
-        crate::outln!("\n{} {e}", st.red("orch.yaml:"));
+        crate::outln!("\n{} {}", st.red("orch.yaml:"), visible_line(e));
     }
     for p in &s.paused_agents {
         crate::outln!(
             "\n{} agent `{}` is paused until {}: {}",
             st.yellow("paused:"),
-            p.agent,
-            p.until,
-            p.reason
+            visible_line(&p.agent),
+            visible_line(&p.until),
+            visible_line(&p.reason)
         );
     }
     if !s.ready.is_empty() {
@@ -274,7 +278,7 @@ fn print_text(s: &StatusJson) {
                 i + 1,
                 st.cyan(&t.id),
                 t.priority,
-                t.title
+                visible_line(&t.title)
             );
         }
     }
@@ -284,8 +288,11 @@ fn print_text(s: &StatusJson) {
             crate::outln!(
                 "  {}  {}  {}",
                 st.cyan(&t.id),
-                t.title,
-                st.dim(&format!("waits on {}", t.waiting_on.join(", ")))
+                visible_line(&t.title),
+                st.dim(&visible_line(&format!(
+                    "waits on {}",
+                    t.waiting_on.join(", ")
+                )))
             );
         }
     }
@@ -296,7 +303,7 @@ fn print_text(s: &StatusJson) {
                 .attempt
                 .map(|a| format!("attempt {a}"))
                 .unwrap_or_else(|| "no claim".into());
-            let host = t.host.as_deref().unwrap_or("?");
+            let host = visible_line(t.host.as_deref().unwrap_or("?"));
             let pid = t.pid.map(|p| p.to_string()).unwrap_or_else(|| "?".into());
             let elapsed = t.elapsed_secs.map(human_secs).unwrap_or_else(|| "?".into());
             let orphan = if t.supervised == Some(false) {
@@ -312,7 +319,7 @@ fn print_text(s: &StatusJson) {
             crate::outln!(
                 "  {}  {attempt}  host {host}  pid {pid}  {elapsed}  {}{orphan}",
                 st.cyan(&t.id),
-                t.title
+                visible_line(&t.title)
             );
         }
     }
@@ -322,8 +329,8 @@ fn print_text(s: &StatusJson) {
             crate::outln!(
                 "  {}  {}  {}",
                 st.cyan(&t.id),
-                t.title,
-                st.yellow(&t.reason)
+                visible_line(&t.title),
+                st.yellow(&visible_line(&t.reason))
             );
         }
     }
@@ -333,13 +340,13 @@ fn print_text(s: &StatusJson) {
             st.bold("invalid (skipped by every tick until fixed)")
         );
         for p in &s.invalid {
-            crate::outln!("  {}", st.red(&p.to_string()));
+            crate::outln!("  {}", st.red(&visible(&p.to_string())));
         }
     }
     if !s.warnings.is_empty() {
         crate::outln!("\n{}", st.bold("warnings"));
         for p in &s.warnings {
-            crate::outln!("  {}", st.yellow(&p.to_string()));
+            crate::outln!("  {}", st.yellow(&visible(&p.to_string())));
         }
     }
     if s.ready.is_empty()

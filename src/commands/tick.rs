@@ -58,10 +58,14 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
         }
         let width = rows.iter().map(|r| r.0.len()).max().unwrap_or(0);
         for (id, state, why) in rows {
+            // Ids of invalid tickets come from file names, reasons from
+            // ticket text and agent output.
+            let id = crate::text::visible_line(&id);
             crate::emitln!(
-                "{}  {:<11}  {why}",
+                "{}  {:<11}  {}",
                 st.cyan(&format!("{id:<width$}")),
-                state
+                state,
+                crate::text::visible_line(&why)
             );
         }
         return Ok(0);

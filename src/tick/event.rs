@@ -4,6 +4,7 @@
 
 use crate::agent::supervise::Control;
 use crate::outcome::Outcome;
+use crate::text::visible_line;
 use crate::ticket::{Problem, State};
 
 /// Why a ready ticket was not claimed this tick.
@@ -23,6 +24,8 @@ pub enum SkipReason {
     NotClaimable(String),
 }
 
+/// For a person: a pause's reason comes from an agent's output, so its
+/// control characters are shown escaped ([`crate::text::visible_line`]).
 impl std::fmt::Display for SkipReason {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -30,8 +33,16 @@ impl std::fmt::Display for SkipReason {
                 agent,
                 until,
                 reason,
-            } => write!(f, "agent `{agent}` is paused until {until} ({reason})"),
-            SkipReason::AgentMissing(why) | SkipReason::NotClaimable(why) => f.write_str(why),
+            } => write!(
+                f,
+                "{}",
+                visible_line(&format!(
+                    "agent `{agent}` is paused until {until} ({reason})"
+                ))
+            ),
+            SkipReason::AgentMissing(why) | SkipReason::NotClaimable(why) => {
+                f.write_str(&visible_line(why))
+            }
             SkipReason::RunLockHeld => f.write_str("its run lock is held by another process"),
         }
     }

@@ -57,9 +57,15 @@ pub fn print_error(err: &Error) {
     let style = Style {
         color: color_stderr(),
     };
-    eprintln!("{} {}", style.red("error:"), render_chain(err));
+    // Errors quote orch.yaml, tickets and file names: nothing in them may
+    // drive the terminal.
+    eprintln!(
+        "{} {}",
+        style.red("error:"),
+        crate::text::visible(&render_chain(err))
+    );
     if let Some(hint) = err.hint() {
-        eprintln!("{} {hint}", style.cyan("hint:"));
+        eprintln!("{} {}", style.cyan("hint:"), crate::text::visible(&hint));
     }
 }
 
@@ -67,7 +73,11 @@ pub fn warn(text: &str) {
     let style = Style {
         color: color_stderr(),
     };
-    eprintln!("{} {text}", style.yellow("warning:"));
+    eprintln!(
+        "{} {}",
+        style.yellow("warning:"),
+        crate::text::visible(text)
+    );
 }
 
 /// Print a line on stdout. A reader that went away (`orch status | head`)

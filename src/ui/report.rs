@@ -1,6 +1,10 @@
 //! Rendering a tick's [`Event`]s: timestamped, labelled lines for cron and
 //! CI ([`Plain`]), and a live view for a person at a terminal ([`Live`]).
 //! Both render the same [`line`] of each event.
+//!
+//! Events carry text from tickets and agents (titles, reasons, paths, the
+//! last line of output): [`line`] shows its control characters escaped
+//! ([`crate::text::visible`]), so none of it can drive the terminal.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -9,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::agent::supervise::Control;
+use crate::text::{visible, visible_line};
 use crate::tick::event::SkipReason;
 use crate::tick::{Event, Reporter};
 use crate::ui::Style;
@@ -49,7 +54,17 @@ fn board(kind: Kind, text: String) -> Line {
     }
 }
 
+/// The line of an event, its control characters made visible; titles and
+/// reasons stay on their line.
 pub fn line(event: &Event) -> Line {
+    let mut l = text_of(event);
+    if let std::borrow::Cow::Owned(shown) = visible(&l.text) {
+        l.text = shown;
+    }
+    l
+}
+
+fn text_of(event: &Event) -> Line {
     match event {
         Event::Note(text) => board(Kind::Done, text.clone()),
         Event::ConfigWarning(text) => board(Kind::Done, format!("warning: {text}")),
@@ -71,7 +86,10 @@ pub fn line(event: &Event) -> Line {
                 reason,
             } => board(
                 Kind::Info,
-                format!("{id}: not claimed: agent `{agent}` is paused until {until} ({reason})"),
+                format!(
+                    "{id}: not claimed: agent `{agent}` is paused until {until} ({})",
+                    visible_line(reason)
+                ),
             ),
             SkipReason::AgentMissing(why) => board(
                 Kind::Skipped,
@@ -90,7 +108,7 @@ pub fn line(event: &Event) -> Line {
         Event::Claimed { id, attempt, title } => about(
             Kind::Done,
             id,
-            format!("claimed (attempt {attempt}): {title}"),
+            format!("claimed (attempt {attempt}): {}", visible_line(title)),
         ),
         Event::Released { id } => about(
             Kind::Done,
@@ -105,7 +123,10 @@ pub fn line(event: &Event) -> Line {
         } => about(
             Kind::Done,
             id,
-            format!("abandoned (attempt {attempt}): {reason}; moved to {to}"),
+            format!(
+                "abandoned (attempt {attempt}): {}; moved to {to}",
+                visible_line(reason)
+            ),
         ),
         Event::Settled {
             id,
@@ -116,7 +137,10 @@ pub fn line(event: &Event) -> Line {
         } => about(
             Kind::Done,
             id,
-            format!("{outcome} (attempt {attempt}): {reason}; moved to {to}"),
+            format!(
+                "{outcome} (attempt {attempt}): {}; moved to {to}",
+                visible_line(reason)
+            ),
         ),
         Event::Refused { id } => about(
             Kind::Done,
@@ -193,7 +217,7 @@ impl LiveState {
             let mut last = control
                 .last_line
                 .lock()
-                .map(|l| l.clone())
+                .map(|l| visible_line(&l).into_owned())
                 .unwrap_or_default();
             if last.chars().count() > 70 {
                 last = last.chars().take(70).collect::<String>() + "…";

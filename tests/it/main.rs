@@ -2,6 +2,7 @@
 //! temporary directories, with fake agents that are real processes.
 
 mod board;
+mod bounds;
 mod contain;
 mod crash;
 mod demo;
@@ -11,5 +12,6 @@ mod hostile;
 mod misbehave;
 mod model_server;
 mod real_agents;
+mod terminal;
 mod tick;
 mod unavailable;
