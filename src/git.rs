@@ -583,6 +583,20 @@ impl MainRepo {
         }
     }
 
+    /// The user's own branches (every local branch but orch's) and where
+    /// they point: to tell afterwards which of them moved during a run.
+    pub fn user_branches(&self) -> Vec<(String, Oid)> {
+        let Ok(refs) = self.repo.references_glob("refs/heads/*") else {
+            return Vec::new();
+        };
+        refs.filter_map(|r| {
+            let r = r.ok()?;
+            Some((r.name().ok()?.to_string(), r.target()?))
+        })
+        .filter(|(name, _)| !name.starts_with("refs/heads/orch/"))
+        .collect()
+    }
+
     /// The commit a full ref name points at, if any.
     pub fn ref_target(&self, name: &str) -> Option<Oid> {
         self.repo

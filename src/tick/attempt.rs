@@ -20,6 +20,7 @@ use crate::git::{self, MainRepo, Oid, Worktree};
 use crate::lock::BoardLock;
 use crate::runlog;
 use crate::summary;
+use crate::text::short_oid;
 use crate::ticket::Ticket;
 use crate::workspace::{self, Prepared};
 
@@ -76,6 +77,7 @@ pub fn run(
     // the agent touched there.
     let plan_before = plan_changes(layout);
     let checkout_before = main.checkout_changes();
+    let branches_before = main.user_branches();
     reporter.started(&t.id, &control);
     let report = supervise::run(&spec, &control);
     reporter.stopped(&t.id);
@@ -102,6 +104,7 @@ pub fn run(
     let outside = [
         set_aside_plan_changes(layout, main, &plan_before, won, spec.sandbox.is_some()),
         outside_writes("your checkout", &checkout_before, &main.checkout_changes()),
+        moved_branches(&branches_before, &main.user_branches()),
     ];
     for text in outside.into_iter().flatten() {
         reporter.report(&Event::OutsideWrites {
@@ -285,6 +288,35 @@ fn run_verify(
             break;
         }
     }
+}
+
+/// The note for the user's branches that moved while the agent ran. orch
+/// cannot tell the agent's hand from the user's there, so it only reports:
+/// inside the sandbox the agent cannot move them.
+fn moved_branches(before: &[(String, Oid)], after: &[(String, Oid)]) -> Option<String> {
+    let short = |o: &Oid| short_oid(&o.to_string()).to_string();
+    let mut moved = Vec::new();
+    for (name, was) in before {
+        match after.iter().find(|(n, _)| n == name) {
+            Some((_, now)) if now != was => {
+                moved.push(format!("{name} {} -> {}", short(was), short(now)))
+            }
+            Some(_) => {}
+            None => moved.push(format!("{name} deleted (was {})", short(was))),
+        }
+    }
+    for (name, now) in after {
+        if !before.iter().any(|(n, _)| n == name) {
+            moved.push(format!("{name} created at {}", short(now)));
+        }
+    }
+    if moved.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "while the agent ran, your branches changed: {}; orch did not make these changes and left them as they are",
+        moved.join(", ")
+    ))
 }
 
 /// The note for paths that changed in `place` while the agent ran.

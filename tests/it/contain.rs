@@ -480,3 +480,23 @@ fn board_edits_made_by_a_run_are_never_adopted() {
     let out = env.tick_ok();
     assert!(out.contains("other: success (attempt 1)"), "{out}");
 }
+
+/// Without the sandbox, an agent that moves the user's branches is
+/// reported: orch cannot undo them, but says what it saw.
+#[test]
+fn the_users_branches_moved_during_a_run_are_reported() {
+    let env = TestEnv::new();
+    env.ready(
+        "git update-ref refs/heads/main HEAD~0 2>/dev/null; git -c user.name=A -c user.email=a@example.com commit -q --allow-empty -m stray && git update-ref refs/heads/main HEAD && git update-ref refs/heads/side HEAD\necho work > work.txt",
+        "sandbox: off",
+    );
+    env.write_ticket("todo", "mover", "---\ntitle: Mover\n---\n");
+    let out = env.tick_ok();
+    assert!(
+        out.contains("your branches changed: refs/heads/main"),
+        "{out}"
+    );
+    assert!(out.contains("refs/heads/side created"), "{out}");
+    let s = std::fs::read_to_string(env.plan().join("runs/mover/1.md")).unwrap();
+    assert!(s.contains("your branches changed"), "{s}");
+}
