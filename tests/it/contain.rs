@@ -3,7 +3,6 @@
 //! fake agent here really does the careless thing.
 
 use std::path::Path;
-use std::process::Stdio;
 
 use crate::env::{TestEnv, stderr, stdout, wait_for};
 
@@ -67,17 +66,6 @@ fn a_grandchild_that_leaves_the_session_and_clears_its_environment_is_stopped() 
     assert!(!planted.exists(), "the escapee ran on after the tick");
 }
 
-fn spawn_tick(env: &TestEnv) -> std::process::Child {
-    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin!("orch"));
-    env.apply_env(&mut cmd);
-    cmd.current_dir(&env.repo)
-        .arg("tick")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
-
 fn a_signal_settles_as_interrupted(sig: rustix::process::Signal, name: &str) {
     let env = TestEnv::new();
     // Quiet and deaf to SIGTERM: only orch's kill ends it.
@@ -89,7 +77,7 @@ fn a_signal_settles_as_interrupted(sig: rustix::process::Signal, name: &str) {
         "",
     );
     env.write_ticket("todo", "quiet", "---\ntitle: Quiet\n---\n");
-    let child = spawn_tick(&env);
+    let child = env.spawn_tick();
     wait_for(&env.flag("started"));
     rustix::process::kill_process(
         rustix::process::Pid::from_raw(child.id() as i32).unwrap(),
@@ -254,7 +242,7 @@ fn a_ticket_branch_deleted_while_its_agent_runs_keeps_the_work() {
         "",
     );
     env.write_ticket("todo", "del", "---\ntitle: Delete\n---\n");
-    let child = spawn_tick(&env);
+    let child = env.spawn_tick();
     wait_for(&env.flag("started"));
     env.git(&["branch", "-D", "orch/del"]);
     std::fs::write(env.flag("go"), "").unwrap();

@@ -284,6 +284,18 @@ impl TestEnv {
             .collect()
     }
 
+    /// `orch tick` started in the background, its output piped.
+    pub fn spawn_tick(&self) -> std::process::Child {
+        let mut cmd = StdCommand::new(assert_cmd::cargo::cargo_bin!("orch"));
+        self.apply_env(&mut cmd);
+        cmd.current_dir(&self.repo)
+            .arg("tick")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("tick starts")
+    }
+
     pub fn tick(&self) -> std::process::Output {
         self.orch().arg("tick").output().expect("tick runs")
     }

@@ -414,7 +414,7 @@ fn cron_output_is_quiet_about_warnings_and_a_full_board() {
     env.write_ticket("todo", "a", "---\ntitle: A\nprio: 1\n---\n");
     env.write_ticket("todo", "b", "---\ntitle: B\n---\n");
     std::fs::write(env.plan().join("tickets/todo/notes.txt"), "stray").unwrap();
-    let first = spawn_tick(&env);
+    let first = env.spawn_tick();
     wait_for(&env.flag("started-a"));
     let out = env.tick();
     assert!(out.status.success());
@@ -544,17 +544,6 @@ fn max_in_progress_caps_claims() {
     assert_eq!(env.state_of("c"), "todo");
 }
 
-fn spawn_tick(env: &TestEnv) -> std::process::Child {
-    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin!("orch"));
-    env.apply_env(&mut cmd);
-    cmd.current_dir(&env.repo)
-        .arg("tick")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
-
 /// An agent that announces itself, then waits for the test's go-ahead.
 fn waiting_agent(env: &TestEnv) -> String {
     format!(
@@ -568,7 +557,7 @@ fn sigterm_to_a_tick_settles_its_tickets_as_interrupted() {
     let env = TestEnv::new();
     env.ready(&format!("trap '' TERM\n{}", waiting_agent(&env)), "");
     env.write_ticket("todo", "long", "---\ntitle: Long\n---\n");
-    let child = spawn_tick(&env);
+    let child = env.spawn_tick();
     wait_for(&env.flag("started-long"));
     rustix::process::kill_process(
         rustix::process::Pid::from_raw(child.id() as i32).unwrap(),
@@ -599,7 +588,7 @@ fn a_killed_tick_is_reconciled_as_abandoned_by_the_next() {
     let env = TestEnv::new();
     env.ready(&waiting_agent(&env), "");
     env.write_ticket("todo", "orphan", "---\ntitle: Orphan\n---\n");
-    let mut child = spawn_tick(&env);
+    let mut child = env.spawn_tick();
     wait_for(&env.flag("started-orphan"));
     child.kill().unwrap(); // SIGKILL: no chance to clean up
     child.wait().unwrap();
@@ -612,7 +601,7 @@ fn a_killed_tick_is_reconciled_as_abandoned_by_the_next() {
     assert_eq!(status["in_progress"][0]["supervised"], false);
 
     // The next tick finds the run lock free while the orphan still runs.
-    let next = spawn_tick(&env);
+    let next = env.spawn_tick();
     wait_for(&env.flag("started-orphan-2"));
     std::fs::write(env.flag("go"), "").unwrap();
     let out = next.wait_with_output().unwrap();
@@ -685,7 +674,7 @@ fn abort_from_another_shell_stops_the_agent() {
     let env = TestEnv::new();
     env.ready(&waiting_agent(&env), "");
     env.write_ticket("todo", "stopme", "---\ntitle: Stop me\n---\n");
-    let child = spawn_tick(&env);
+    let child = env.spawn_tick();
     wait_for(&env.flag("started-stopme"));
     env.orch()
         .args(["abort", "stopme"])
@@ -711,7 +700,7 @@ fn a_result_for_a_ticket_moved_meanwhile_is_refused() {
     let env = TestEnv::new();
     env.ready(&waiting_agent(&env), "");
     env.write_ticket("todo", "moved", "---\ntitle: Moved\n---\n");
-    let child = spawn_tick(&env);
+    let child = env.spawn_tick();
     wait_for(&env.flag("started-moved"));
     // A person pulls the ticket back while the agent runs.
     std::fs::rename(
@@ -828,7 +817,7 @@ fn log_follow_streams_until_the_run_ends() {
     let env = TestEnv::new();
     env.ready(&format!("echo first line\n{}", waiting_agent(&env)), "");
     env.write_ticket("todo", "followed", "---\ntitle: Followed\n---\n");
-    let tick = spawn_tick(&env);
+    let tick = env.spawn_tick();
     wait_for(&env.flag("started-followed"));
     let mut follow = std::process::Command::new(assert_cmd::cargo::cargo_bin!("orch"));
     env.apply_env(&mut follow);
@@ -854,7 +843,7 @@ fn a_front_matter_broken_during_a_run_does_not_strand_the_ticket() {
     let env = TestEnv::new();
     env.ready(&waiting_agent(&env), "");
     env.write_ticket("todo", "typo", "---\ntitle: Typo\n---\nBody.\n");
-    let tick = spawn_tick(&env);
+    let tick = env.spawn_tick();
     wait_for(&env.flag("started-typo"));
     // A person edits the running ticket and breaks its YAML; the log stays.
     let path = env.ticket_path("in-progress", "typo");
