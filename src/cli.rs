@@ -44,6 +44,7 @@ pub enum Command {
     Submit(commands::submit::Args),
     Log(commands::log::Args),
     Abort(commands::abort::Args),
+    Doctor(commands::doctor::Args),
     #[command(hide = true)]
     DemoAgent(commands::demo_agent::Args),
     #[command(hide = true, name = "sandbox-exec")]

@@ -525,6 +525,33 @@ impl MainRepo {
                 .unwrap_or(false)
     }
 
+    /// Every path that differs between the trees of two commits, as it
+    /// was and as it is (a rename is a path gone and a path added).
+    pub fn paths_between(&self, old: Oid, new: Oid) -> Result<Vec<String>> {
+        let tree = |oid: Oid| {
+            self.repo
+                .find_commit(oid)
+                .and_then(|c| c.tree())
+                .git_context("cannot read a commit")
+        };
+        let (a, b) = (tree(old)?, tree(new)?);
+        let diff = self
+            .repo
+            .diff_tree_to_tree(Some(&a), Some(&b), None)
+            .git_context("cannot compare two commits")?;
+        let mut out = Vec::new();
+        for delta in diff.deltas() {
+            for file in [delta.old_file(), delta.new_file()] {
+                if let Some(p) = file.path().and_then(|p| p.to_str())
+                    && !out.iter().any(|o: &String| o == p)
+                {
+                    out.push(p.to_string());
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// Point `name` (a full ref name) at `oid`, so the commits stay
     /// reachable whatever happens to branches.
     pub fn keep(&self, name: &str, oid: Oid, why: &str) -> Result<()> {
@@ -595,6 +622,22 @@ impl MainRepo {
         })
         .filter(|(name, _)| !name.starts_with("refs/heads/orch/"))
         .collect()
+    }
+
+    /// Every ref whose name starts with `prefix`, and the commit it points
+    /// at, sorted by name.
+    pub fn refs_under(&self, prefix: &str) -> Vec<(String, Oid)> {
+        let Ok(refs) = self.repo.references_glob(&format!("{prefix}*")) else {
+            return Vec::new();
+        };
+        let mut out: Vec<(String, Oid)> = refs
+            .filter_map(|r| {
+                let r = r.ok()?;
+                Some((r.name().ok()?.to_string(), r.peel_to_commit().ok()?.id()))
+            })
+            .collect();
+        out.sort();
+        out
     }
 
     /// The commit a full ref name points at, if any.

@@ -103,9 +103,19 @@ pub fn render(c: &Cooldown) -> String {
     )
 }
 
+/// More than any pause file orch writes; a bigger one is not orch's.
+const MAX_COOLDOWN_BYTES: u64 = 64 * 1024;
+
 /// The pause for `agent` if one is in force now.
 pub fn active(plan: &Path, agent: &str) -> Option<Cooldown> {
-    let text = std::fs::read_to_string(plan.join(rel_path(agent))).ok()?;
+    // The plan is anyone's to write: a link or a fifo here is refused.
+    let bytes = crate::safe_read::regular_file_in(
+        plan,
+        std::path::Path::new(&rel_path(agent)),
+        MAX_COOLDOWN_BYTES,
+    )
+    .ok()??;
+    let text = String::from_utf8_lossy(&bytes);
     let field = |k: &str| {
         text.lines()
             .find_map(|l| l.strip_prefix(&format!("- {k}: ")))

@@ -137,7 +137,13 @@ impl BoardTxn {
     /// alone if a person broke its front matter (a run under way must still
     /// be settled).
     pub fn read_ticket(&self, id: &str, state: State) -> Option<Ticket> {
-        let bytes = std::fs::read(ticket::path_in(&self.layout.plan, state, id)).ok()?;
+        let rel = ticket::rel_path(state, id);
+        let bytes = crate::safe_read::regular_file_in(
+            &self.layout.plan,
+            std::path::Path::new(&rel),
+            ticket::MAX_TICKET_BYTES,
+        )
+        .ok()??;
         ticket::parse(id, state, &bytes)
             .0
             .or_else(|| ticket::parse_lenient(id, state, &bytes))

@@ -10,6 +10,7 @@ use crate::error::{Error, Result};
 pub mod abort;
 pub mod demo;
 pub mod demo_agent;
+pub mod doctor;
 pub mod history;
 pub mod init;
 pub mod log;
@@ -54,6 +55,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Submit(a) => submit::run(&ctx, a),
         Command::Log(a) => log::run(&ctx, a),
         Command::Abort(a) => abort::run(&ctx, a),
+        Command::Doctor(a) => doctor::run(&ctx, a),
         Command::Demo(a) => demo::run(&ctx, a),
         Command::DemoAgent(a) => demo_agent::run(&ctx, a),
         Command::SandboxExec(a) => sandbox_exec::run(&ctx, a),

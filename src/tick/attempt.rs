@@ -75,7 +75,7 @@ pub fn run(
     };
     // What is already changed outside the worktree, to tell afterwards what
     // the agent touched there.
-    let plan_before = plan_changes(layout);
+    let plan_before = plan_look(layout, main);
     let checkout_before = main.checkout_changes();
     let branches_before = main.user_branches();
     reporter.started(&t.id, &control);
@@ -101,12 +101,15 @@ pub fn run(
     facts.submission = contract::read_submission(&layout.result_file(&t.id, won.attempt));
     take_agent_work(main, &prepared, won, &mut facts);
     failpoint::hit("settle-after-work-commit");
-    let outside = [
-        set_aside_plan_changes(layout, main, &plan_before, won, spec.sandbox.is_some()),
-        outside_writes("your checkout", &checkout_before, &main.checkout_changes()),
-        moved_branches(&branches_before, &main.user_branches()),
-    ];
-    for text in outside.into_iter().flatten() {
+    let mut outside =
+        set_aside_plan_changes(layout, main, &plan_before, won, spec.sandbox.is_some());
+    outside.extend(outside_writes(
+        "your checkout",
+        &checkout_before,
+        &main.checkout_changes(),
+    ));
+    outside.extend(moved_branches(&branches_before, &main.user_branches()));
+    for text in outside {
         reporter.report(&Event::OutsideWrites {
             id: t.id.clone(),
             text: text.clone(),
@@ -333,65 +336,101 @@ fn outside_writes(place: &str, before: &[String], after: &[String]) -> Option<St
     ))
 }
 
-/// Uncommitted paths in the plan worktree, looked at under the board lock:
-/// another ticket's settle writes its files and commits them while holding
-/// it, so a look at any other moment could take them for this agent's.
-fn plan_changes(layout: &Layout) -> Vec<String> {
+/// The plan as it was before the agent started: its uncommitted paths and
+/// the tip of orch/plan.
+#[derive(Default)]
+struct PlanLook {
+    changed: Vec<String>,
+    tip: Option<Oid>,
+}
+
+/// Look at the plan under the board lock: another ticket's settle writes
+/// its files and commits them while holding it, so a look at any other
+/// moment could take them for this agent's.
+fn plan_look(layout: &Layout, main: &MainRepo) -> PlanLook {
     let lock = BoardLock::acquire(&layout.lock_path(), PLAN_LOOK_WAIT);
     if lock.is_err() {
         // Without the lock no honest answer can be had: report nothing.
-        return Vec::new();
+        return PlanLook::default();
     }
-    Worktree::open(&layout.plan)
-        .and_then(|w| w.changed_paths())
-        .unwrap_or_default()
+    PlanLook {
+        changed: Worktree::open(&layout.plan)
+            .and_then(|w| w.changed_paths())
+            .unwrap_or_default(),
+        tip: main.ref_target(git::PLAN_REF),
+    }
+}
+
+/// Whether a change to `path` on the board is a transition a run must not
+/// make: a ticket file appearing in in-progress/, done/ or blocked/ or
+/// disappearing (`gone`), or orch's own runs/ and cooldown/ records. The
+/// running ticket's own file is left out when `own_too` is false: its
+/// settle writes it anyway.
+fn is_transition(path: &str, gone: bool, own: &str, own_too: bool) -> bool {
+    let is_own = std::path::Path::new(path)
+        .file_stem()
+        .is_some_and(|s| s.to_string_lossy() == own);
+    let ticket = path.starts_with("tickets/")
+        && (own_too || !is_own)
+        && (gone
+            || ["tickets/in-progress/", "tickets/done/", "tickets/blocked/"]
+                .iter()
+                .any(|d| path.starts_with(d)))
+        && !(is_own && !gone && path.starts_with("tickets/in-progress/"));
+    ticket || path.starts_with("runs/") || path.starts_with("cooldown/")
 }
 
 /// Board transitions that appeared while the agent ran are never taken as
 /// a person's: without the sandbox, the agent may have made them. Under the
-/// board lock, other tickets' files that appeared in in-progress/, done/ or
-/// blocked/ or disappeared anywhere, and orch's own runs/ and cooldown/
-/// files, are committed aside on `refs/orch/kept/plan/<run>` (moving no
-/// branch) and put back as orch/plan has them. What a person does while
-/// runs go on (new tickets in todo/, edits, orch.yaml, the running
-/// ticket's own file) is left to be adopted. Inside the sandbox the agent
-/// cannot write the plan, so only the report is made. Returns the note.
+/// board lock, commits made on orch/plan during the run that carry
+/// transitions are moved aside (see [`set_aside_plan_commits`]); then other
+/// tickets' files that appeared in in-progress/, done/ or blocked/ or
+/// disappeared anywhere, and orch's own runs/ and cooldown/ files, are
+/// committed aside on `refs/orch/kept/plan/<run>` (moving no branch) and
+/// put back as orch/plan has them. What a person does while runs go on
+/// (new tickets in todo/, edits, orch.yaml, the running ticket's own file)
+/// is left to be adopted. Inside the sandbox the agent cannot write the
+/// plan, so only the report is made. Returns the notes.
 fn set_aside_plan_changes(
     layout: &Layout,
     main: &MainRepo,
-    before: &[String],
+    before: &PlanLook,
     won: &Won<'_>,
     sandboxed: bool,
-) -> Option<String> {
-    let _lock = BoardLock::acquire(&layout.lock_path(), PLAN_LOOK_WAIT).ok()?;
-    let plan = Worktree::open(&layout.plan).ok()?;
-    let after = plan.changed_paths().unwrap_or_default();
-    let changed: Vec<String> = after.into_iter().filter(|p| !before.contains(p)).collect();
-    if changed.is_empty() {
-        return None;
-    }
-    let own = |p: &str| {
-        std::path::Path::new(p)
-            .file_stem()
-            .is_some_and(|s| s.to_string_lossy() == won.ticket.id.as_str())
+) -> Vec<String> {
+    let Ok(_lock) = BoardLock::acquire(&layout.lock_path(), PLAN_LOOK_WAIT) else {
+        return Vec::new();
     };
+    let Ok(plan) = Worktree::open(&layout.plan) else {
+        return Vec::new();
+    };
+    let mut notes = Vec::new();
+    if !sandboxed {
+        notes.extend(set_aside_plan_commits(main, &plan, before.tip, won));
+    }
+    let after = plan.changed_paths().unwrap_or_default();
+    let changed: Vec<String> = after
+        .into_iter()
+        .filter(|p| !before.changed.contains(p))
+        .collect();
+    if changed.is_empty() {
+        return notes;
+    }
     let new: Vec<String> = changed
         .iter()
         .filter(|p| {
             let gone = !layout.plan.join(p).exists();
-            let transition = p.starts_with("tickets/")
-                && !own(p)
-                && (gone
-                    || ["tickets/in-progress/", "tickets/done/", "tickets/blocked/"]
-                        .iter()
-                        .any(|d| p.starts_with(d)));
-            let orchs = p.starts_with("runs/") || p.starts_with("cooldown/");
-            !sandboxed && (transition || orchs)
+            !sandboxed && is_transition(p, gone, &won.ticket.id, false)
         })
         .cloned()
         .collect();
     if new.is_empty() {
-        return outside_writes("the plan worktree (.orch/plan)", before, &changed);
+        notes.extend(outside_writes(
+            "the plan worktree (.orch/plan)",
+            &before.changed,
+            &changed,
+        ));
+        return notes;
     }
     let run_id = won.run_id;
     let listed = {
@@ -412,12 +451,88 @@ fn set_aside_plan_changes(
         }
         plan.follow_head(head, &new)
     };
-    Some(match set_aside() {
+    notes.push(match set_aside() {
         Ok(()) => format!(
             "while the agent ran, {listed}; orch did not take them as board changes: they are kept as {kept} and the plan is as orch left it (if you made them, `git -C .orch/plan checkout {kept} -- <path>` brings them back)"
         ),
         Err(e) => format!(
             "while the agent ran, {listed}; orch could not set them aside ({}): check them before the next board change adopts them",
+            render_chain(&e)
+        ),
+    });
+    notes
+}
+
+/// Commits made on orch/plan while an unsandboxed agent ran, by anyone but
+/// orch, that carry board transitions (see [`is_transition`], the running
+/// ticket's own moves included): orch/plan goes back to the newer of its
+/// tip before the run and the last board orch published, and the commits
+/// are kept on `refs/orch/kept/plan/<run>-commits`. Commits that only add
+/// or edit tickets in todo/ are a person's and stay. Returns the note.
+fn set_aside_plan_commits(
+    main: &MainRepo,
+    plan: &Worktree,
+    before: Option<Oid>,
+    won: &Won<'_>,
+) -> Option<String> {
+    let tip = main.ref_target(git::PLAN_REF)?;
+    let before = before?;
+    if main.contains(before, tip) {
+        return None;
+    }
+    let last = crate::board::journal::last_published(main).unwrap_or(before);
+    let base = if main.contains(before, last) {
+        before
+    } else if main.contains(last, before) {
+        last
+    } else {
+        return None;
+    };
+    // A rewound orch/plan is the journal's to put back.
+    if tip == base || !main.contains(tip, base) {
+        return None;
+    }
+    let paths = main.paths_between(base, tip).ok()?;
+    let tip_tree = main.repo.find_commit(tip).and_then(|c| c.tree()).ok()?;
+    let suspect: Vec<&String> = paths
+        .iter()
+        .filter(|p| {
+            let gone = tip_tree.get_path(std::path::Path::new(p)).is_err();
+            is_transition(p, gone, &won.ticket.id, true)
+        })
+        .collect();
+    if suspect.is_empty() {
+        return None;
+    }
+    let list: Vec<&str> = suspect.iter().take(10).map(|s| s.as_str()).collect();
+    let listed = format!(
+        "commits on orch/plan ({}..{}) changed {} board path(s): {}",
+        short_oid(&base.to_string()),
+        short_oid(&tip.to_string()),
+        suspect.len(),
+        list.join(", ")
+    );
+    let kept = format!("refs/orch/kept/plan/{}-commits", won.run_id);
+    let undo = || -> crate::Result<()> {
+        main.keep(&kept, tip, "orch: board commits made while an agent ran")?;
+        main.keep(
+            git::PLAN_REF,
+            base,
+            "orch: undo board commits made while an agent ran",
+        )?;
+        crate::board::journal::record(main, base);
+        if plan.head_ref().as_deref() == Some(git::PLAN_REF) {
+            plan.follow_head(tip, &[])?;
+        }
+        Ok(())
+    };
+    Some(match undo() {
+        Ok(()) => format!(
+            "while the agent ran, {listed}; orch did not take them as board changes: orch/plan is back at {} and the commits are kept as {kept} (if you made them, `git -C .orch/plan cherry-pick ..{kept}` brings them back)",
+            short_oid(&base.to_string())
+        ),
+        Err(e) => format!(
+            "while the agent ran, {listed}; orch could not undo them ({}): check them before the next tick",
             render_chain(&e)
         ),
     })
@@ -442,9 +557,15 @@ pub fn render_prompt(layout: &Layout, t: &Ticket, attempt: u32, settings: &RunSe
         Some(prev) => {
             let local = runlog::tail(layout, &t.id, prev);
             if local.is_empty() {
-                std::fs::read_to_string(layout.plan.join(summary_rel(&t.id, prev)))
-                    .map(|s| summary::tail_of(&s))
-                    .unwrap_or_default()
+                crate::safe_read::regular_file_in(
+                    &layout.plan,
+                    std::path::Path::new(&summary_rel(&t.id, prev)),
+                    summary::MAX_SUMMARY_BYTES as u64 + 4096,
+                )
+                .ok()
+                .flatten()
+                .map(|b| summary::tail_of(&String::from_utf8_lossy(&b)))
+                .unwrap_or_default()
             } else {
                 local
             }

@@ -488,3 +488,47 @@ fn the_users_branches_moved_during_a_run_are_reported() {
     let s = std::fs::read_to_string(env.plan().join("runs/mover/1.md")).unwrap();
     assert!(s.contains("your branches changed"), "{s}");
 }
+
+/// Without the sandbox, an agent that commits board moves on orch/plan
+/// (another ticket to done, its own ticket to done after failing) does not
+/// make them so: the commits are kept aside, orch/plan goes back to what
+/// orch published, and the failed run stays failed.
+#[test]
+fn board_commits_made_by_a_run_are_never_adopted() {
+    let env = TestEnv::new();
+    env.ready(
+        "plan=\"$ORCH_WORKTREE/../../plan\"\ng() { git -C \"$plan\" -c user.name=A -c user.email=a@example.com \"$@\"; }\nif [ \"$ORCH_TICKET\" = mover ]; then g mv tickets/todo/other.md tickets/done/other.md; g commit -q -m 'other done'; echo work > work.txt; exit 0; fi\nif [ \"$ORCH_TICKET\" = adder ]; then printf -- '---\\ntitle: Extra\\n---\\n' > \"$plan/tickets/todo/extra.md\"; g add tickets/todo/extra.md; g commit -q -m 'new ticket'; fi\nif [ \"$ORCH_TICKET\" = cheat ]; then g mv tickets/in-progress/cheat.md tickets/done/cheat.md; g commit -q -m 'cheat done'; exit 1; fi\necho work > work.txt",
+        "sandbox: off\nmax_in_progress: 1\nmax_attempts: 1",
+    );
+    env.write_ticket("todo", "mover", "---\ntitle: Mover\npriority: 1\n---\n");
+    env.write_ticket("todo", "cheat", "---\ntitle: Cheat\npriority: 2\n---\n");
+    env.write_ticket("todo", "other", "---\ntitle: Other\npriority: 5\n---\n");
+    env.write_ticket(
+        "todo",
+        "dependent",
+        "---\ntitle: Dependent\npriority: 1\ndepends_on: [other]\n---\n",
+    );
+    let out = env.tick_ok();
+    assert!(out.contains("mover: success (attempt 1)"), "{out}");
+    assert!(out.contains("orch did not take"), "{out}");
+    assert_eq!(env.state_of("other"), "todo");
+    let out = env.tick_ok();
+    assert!(out.contains("cheat: failed"), "{out}");
+    assert_ne!(env.state_of("cheat"), "done");
+    let log = env.git(&["log", "--format=%s", "orch/plan"]);
+    assert!(!log.contains("other done"), "{log}");
+    assert!(!log.contains("cheat done"), "{log}");
+    let kept = env.git(&["log", "--all", "--format=%s"]);
+    assert!(
+        kept.contains("other done"),
+        "the agent's commit is kept: {kept}"
+    );
+    let out = env.tick_ok();
+    assert!(out.contains("other: success (attempt 1)"), "{out}");
+    // A commit that only adds a ticket to todo/ is a person's: it stays.
+    env.write_ticket("todo", "adder", "---\ntitle: Adder\npriority: 1\n---\n");
+    let out = env.tick_ok();
+    assert!(out.contains("adder: success (attempt 1)"), "{out}");
+    assert!(!out.contains("orch did not take"), "{out}");
+    assert_eq!(env.state_of("extra"), "todo");
+}

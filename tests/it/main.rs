@@ -6,6 +6,7 @@ mod bounds;
 mod contain;
 mod crash;
 mod demo;
+mod doctor;
 mod env;
 mod format;
 mod hostile;

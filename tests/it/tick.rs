@@ -939,13 +939,15 @@ fn a_duration_too_long_to_add_to_a_clock_is_refused_and_the_others_run() {
 #[test]
 fn a_tick_that_cannot_record_a_result_exits_non_zero() {
     let env = TestEnv::new();
-    env.ready(
-        // A commit by hand on orch/plan (taken as a person's) puts a file
-        // where the done directory was.
-        "plan=\"$ORCH_WORKTREE/../../plan\"; git -C \"$plan\" rm -rq tickets/done; echo in the way > \"$plan/tickets/done\"; git -C \"$plan\" add tickets/done; git -C \"$plan\" -c user.name=P -c user.email=p@example.com commit -qm 'in the way'; echo work > w.txt",
-        "sandbox: off",
-    );
+    env.ready("echo work > w.txt", "");
     env.write_ticket("todo", "t", "---\ntitle: T\n---\n");
+    // A commit by hand on orch/plan puts a file where the done directory
+    // was.
+    let plan = env.plan();
+    env.git_in(&plan, &["rm", "-rq", "tickets/done"]);
+    std::fs::write(plan.join("tickets/done"), "in the way\n").unwrap();
+    env.git_in(&plan, &["add", "tickets/done"]);
+    env.git_in(&plan, &["commit", "-qm", "in the way"]);
     let out = env.tick();
     assert_eq!(
         out.status.code(),

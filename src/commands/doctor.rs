@@ -1,0 +1,215 @@
+//! `orch doctor`: what is wrong with the board and its surroundings, why
+//! it matters, and the fix. It only reads: it never takes the board lock
+//! or changes a ref.
+
+use serde::Serialize;
+
+use crate::board::{self, Layout, journal};
+use crate::config::Config;
+use crate::error::Result;
+use crate::git::{self, MainRepo, Worktree};
+use crate::text::{short_oid, visible_line};
+use crate::ui::Style;
+
+use super::{Ctx, print_json};
+
+/// Check the board and its surroundings: the plan branch and worktree,
+/// versions of the board or of a ticket's work that orch kept aside, and
+/// whether the agent sandbox works on this machine.
+///
+/// Exits 0 when nothing needs a person, 1 when something does.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// How much a finding asks of a person.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Worth knowing; nothing to do.
+    Info,
+    /// A person should look.
+    Problem,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Finding {
+    pub check: &'static str,
+    pub severity: Severity,
+    pub what: String,
+    pub why: String,
+    pub fix: String,
+}
+
+#[derive(Debug, Serialize)]
+struct Output<'a> {
+    healthy: bool,
+    findings: &'a [Finding],
+}
+
+pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
+    let (main, layout) = board::discover(&ctx.cwd)?;
+    let mut findings = Vec::new();
+    plan_branch(&main, &layout, &mut findings);
+    kept_refs(&main, &mut findings);
+    sandbox(&layout, &mut findings);
+    let healthy = !findings.iter().any(|f| f.severity == Severity::Problem);
+    if args.json {
+        print_json(&Output {
+            healthy,
+            findings: &findings,
+        })?;
+    } else {
+        print_text(&findings, healthy);
+    }
+    Ok(if healthy { 0 } else { 1 })
+}
+
+fn print_text(findings: &[Finding], healthy: bool) {
+    let st = Style::stdout();
+    for f in findings {
+        let mark = match f.severity {
+            Severity::Problem => st.red("problem"),
+            Severity::Info => st.dim("note"),
+        };
+        crate::outln!("{mark} [{}] {}", f.check, visible_line(&f.what));
+        crate::outln!("  why: {}", f.why);
+        crate::outln!("  fix: {}", f.fix);
+    }
+    if healthy {
+        crate::outln!("{}", st.bold("nothing needs you"));
+    }
+}
+
+/// orch/plan against the record of what orch last published, and the plan
+/// worktree against orch/plan.
+fn plan_branch(main: &MainRepo, layout: &Layout, out: &mut Vec<Finding>) {
+    let tip = main.ref_target(git::PLAN_REF);
+    let last = journal::last_published(main);
+    let short = |o: git::Oid| short_oid(&o.to_string()).to_string();
+    match (tip, last) {
+        (None, None) => out.push(Finding {
+            check: "board",
+            severity: Severity::Problem,
+            what: format!("{} has no board (no branch orch/plan)", main.root.display()),
+            why: "orch has nothing to run here".into(),
+            fix: "run `orch init`".into(),
+        }),
+        (None, Some(last)) => out.push(Finding {
+            check: "board",
+            severity: Severity::Problem,
+            what: "the branch orch/plan was deleted".into(),
+            why: "the board and its audit history are not on any branch".into(),
+            fix: format!(
+                "run `orch init` or the next tick: either restores orch/plan to {}, the last board orch published",
+                short(last)
+            ),
+        }),
+        (Some(tip), Some(last)) if !main.contains(tip, last) => out.push(Finding {
+            check: "board",
+            severity: Severity::Problem,
+            what: format!(
+                "orch/plan is at {}, whose history lacks {}, the last board orch published",
+                short(tip),
+                short(last)
+            ),
+            why: "someone rewound or rewrote orch/plan: claims and results orch recorded are off the branch".into(),
+            fix: "the next tick puts orch/plan back and keeps this version under refs/orch/kept/plan/".into(),
+        }),
+        _ => {}
+    }
+    if tip.is_none() {
+        return;
+    }
+    if !layout.plan.join(".git").exists() {
+        out.push(Finding {
+            check: "plan-worktree",
+            severity: Severity::Info,
+            what: format!("the plan worktree {} is missing", layout.plan.display()),
+            why: "`orch status` cannot read the board without it".into(),
+            fix: "run `orch init` or the next tick: either checks it out again".into(),
+        });
+        return;
+    }
+    match Worktree::open(&layout.plan).map(|w| w.head_ref()) {
+        Ok(Some(head)) if head == git::PLAN_REF => {}
+        Ok(head) => out.push(Finding {
+            check: "plan-worktree",
+            severity: Severity::Problem,
+            what: format!(
+                "the plan worktree {} is on {}, not on orch/plan",
+                layout.plan.display(),
+                head.as_deref().unwrap_or("a detached HEAD")
+            ),
+            why: "orch changes nothing on the board until it is back".into(),
+            fix: "git -C .orch/plan checkout orch/plan".into(),
+        }),
+        Err(e) => out.push(Finding {
+            check: "plan-worktree",
+            severity: Severity::Problem,
+            what: format!("cannot open the plan worktree: {e}"),
+            why: "orch cannot read or change the board".into(),
+            fix: "move .orch/plan aside and run `orch init` to check it out again".into(),
+        }),
+    }
+}
+
+/// Versions orch set aside instead of losing them: board changes it would
+/// not take as a person's, and ticket work an agent rewound or someone
+/// else's branch move displaced.
+fn kept_refs(main: &MainRepo, out: &mut Vec<Finding>) {
+    for (name, oid) in main.refs_under("refs/orch/kept/") {
+        let short = short_oid(&oid.to_string()).to_string();
+        let finding = if name.starts_with("refs/orch/kept/plan/") {
+            Finding {
+                check: "kept-board",
+                severity: Severity::Problem,
+                what: format!("{name} ({short}): board changes orch did not take"),
+                why: "they were made on orch/plan while an agent ran, or orch/plan was rewound; if a person made them, they are not on the board".into(),
+                fix: format!(
+                    "look with `git log -p orch/plan..{name}`; bring back what is yours with `git -C .orch/plan cherry-pick` or `checkout {name} -- <path>`, then `git update-ref -d {name}`"
+                ),
+            }
+        } else {
+            Finding {
+                check: "kept-work",
+                severity: Severity::Info,
+                what: format!("{name} ({short}): a ticket's earlier work, kept"),
+                why: "an agent rewound its branch, or the branch was moved under it; the commits stay reachable here".into(),
+                fix: format!(
+                    "look with `git log {name}`; when it is not needed, `git update-ref -d {name}`"
+                ),
+            }
+        };
+        out.push(finding);
+    }
+}
+
+/// Whether the sandbox the board asks for can be had on this kernel.
+fn sandbox(layout: &Layout, out: &mut Vec<Finding>) {
+    let enabled = Config::load(&layout.config_path())
+        .map(|(c, _)| c.sandbox.enabled)
+        .unwrap_or(true);
+    if !enabled {
+        out.push(Finding {
+            check: "sandbox",
+            severity: Severity::Info,
+            what: "the agent sandbox is off (`sandbox: off` in orch.yaml)".into(),
+            why: "an agent can write anywhere you can; orch only notices and reports what it changed outside its worktree".into(),
+            fix: "remove `sandbox: off` from orch.yaml to have the kernel refuse those writes".into(),
+        });
+        return;
+    }
+    if let Some(why) = crate::agent::sandbox::unsupported_reason() {
+        out.push(Finding {
+            check: "sandbox",
+            severity: Severity::Problem,
+            what: why,
+            why: "an agent can write anywhere you can: the user's checkout, the plan, other refs".into(),
+            fix: "run orch on a kernel with Landlock (5.13 or later, `lsm=landlock` among the LSMs), or set `sandbox: off` in orch.yaml to say you know".into(),
+        });
+    }
+}
