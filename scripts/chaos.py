@@ -88,6 +88,10 @@ case $kind in
           git update-ref -d refs/heads/orch/plan 2>/dev/null
           git update-ref refs/heads/main HEAD 2>/dev/null
           echo m > "meddle-$ORCH_ATTEMPT.txt"; commit meddle ;;
+  escape) # Leaves the session with an empty environment and works on in
+          # its worktree: the subreaper, or the next tick, must stop it.
+          (setsid env -i /bin/sh -c "echo \$\$ >> '$CHAOS_DIR/log/escapees'; exec sleep 60" </dev/null >/dev/null 2>&1 &)
+          echo e > "escape-$ORCH_ATTEMPT.txt"; commit escape ;;
   relink) # Points its worktree's .git elsewhere: refused, repaired for the retry.
           echo r > "relink-$ORCH_ATTEMPT.txt"; commit relink
           [ "$ORCH_ATTEMPT" -ge 2 ] || echo "gitdir: $(git rev-parse --git-common-dir)" > .git ;;
@@ -95,7 +99,7 @@ esac
 exit 0
 """
 
-KINDS = ["ok", "slow", "flaky", "stall", "stubborn", "flood", "leave", "meddle", "relink"]
+KINDS = ["ok", "slow", "flaky", "stall", "stubborn", "flood", "leave", "meddle", "relink", "escape"]
 
 
 def run(cmd, cwd=None, check=True, **kw):
@@ -163,6 +167,22 @@ def agent_processes(repo):
             continue
         vals = dict(e.split(b"=", 1) for e in env if b"=" in e)
         found.append((int(pid), vals.get(b"ORCH_TICKET", b"").decode(), vals.get(b"ORCH_RUN_ID", b"").decode()))
+    # Escapees cleared their environment: they are known by the pid they
+    # wrote, and checked by their directory (a reused pid works elsewhere).
+    try:
+        with open(os.path.join(os.path.dirname(repo), "log", "escapees")) as f:
+            pids = [int(l) for l in f.read().split() if l.isdigit()]
+    except OSError:
+        pids = []
+    for pid in pids:
+        try:
+            cwd = os.readlink(f"/proc/{pid}/cwd")
+            with open(f"/proc/{pid}/stat") as f:
+                state = f.read().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state not in ("Z", "X") and cwd.startswith(repo) and all(p != pid for p, _, _ in found):
+            found.append((pid, "escapee", ""))
     return found
 
 

@@ -22,6 +22,10 @@ struct Proc {
     state: char,
     ppid: i32,
     pgrp: i32,
+    /// The controlling terminal (0: none).
+    tty: i32,
+    /// When it started, in clock ticks after boot.
+    start_ticks: u64,
 }
 
 /// The children orch started itself and has not reaped yet, with the run
@@ -140,12 +144,15 @@ fn all_processes() -> Vec<Proc> {
             // The command name is in parentheses and may contain spaces.
             let rest = &stat[stat.rfind(')')? + 1..];
             let fields: Vec<&str> = rest.split_whitespace().collect();
-            // fields[0] = state, fields[1] = ppid, fields[2] = pgrp
+            // After the name: state, ppid, pgrp, session, tty_nr, ... and
+            // starttime, the 22nd field of the line (proc(5)).
             Some(Proc {
                 pid,
                 state: fields.first()?.chars().next()?,
                 ppid: fields.get(1)?.parse().ok()?,
                 pgrp: fields.get(2)?.parse().ok()?,
+                tty: fields.get(4)?.parse().ok()?,
+                start_ticks: fields.get(19)?.parse().ok()?,
             })
         })
         .collect()
@@ -166,6 +173,69 @@ pub fn holders_of(path: &std::path::Path) -> Vec<i32> {
         })
         .map(|p| p.pid)
         .collect()
+}
+
+/// Processes that escaped a run whose orch died: they left its session and
+/// cleared its environment, and no subreaper was left to adopt them. They
+/// are told by where they work: their directory or an open file inside
+/// `dir` (the run's worktree), no controlling terminal (a person's shell or
+/// editor there has one), and started at `since` (the run's start) or
+/// later. One that moved out of the worktree and closed its files there is
+/// not found.
+pub fn strays_in(dir: &std::path::Path, since: std::time::SystemTime) -> Vec<i32> {
+    let me = std::process::id() as i32;
+    let Ok(dir) = std::fs::canonicalize(dir) else {
+        return Vec::new();
+    };
+    let Some(since_ticks) = ticks_after_boot(since) else {
+        return Vec::new();
+    };
+    let inside = |link: std::path::PathBuf| link.starts_with(&dir);
+    live_processes()
+        .into_iter()
+        .filter(|p| p.pid != me && p.tty == 0 && p.start_ticks >= since_ticks)
+        .filter(|p| {
+            std::fs::read_link(format!("/proc/{}/cwd", p.pid)).is_ok_and(inside)
+                || std::fs::read_dir(format!("/proc/{}/fd", p.pid)).is_ok_and(|fds| {
+                    fds.flatten()
+                        .any(|fd| std::fs::read_link(fd.path()).is_ok_and(inside))
+                })
+        })
+        .map(|p| p.pid)
+        .collect()
+}
+
+/// SIGKILL the [`strays_in`] `dir`, repeating while new ones appear.
+/// Returns how many were killed.
+pub fn kill_strays_in(dir: &std::path::Path, since: std::time::SystemTime) -> usize {
+    let mut killed = 0;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let pids = strays_in(dir, since);
+        for pid in &pids {
+            signal_pid(*pid, Signal::KILL);
+        }
+        killed += pids.len();
+        if pids.is_empty() || Instant::now() > deadline {
+            return killed;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `at` in clock ticks after boot, as /proc/<pid>/stat counts start times.
+/// Rounded down a second, so a process started in the same second counts.
+fn ticks_after_boot(at: std::time::SystemTime) -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let boot: u64 = stat
+        .lines()
+        .find_map(|l| l.strip_prefix("btime "))?
+        .trim()
+        .parse()
+        .ok()?;
+    let at = at.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs();
+    let after = at.saturating_sub(boot).saturating_sub(1);
+    Some(after * rustix::param::clock_ticks_per_second())
 }
 
 /// `pid 123 (git commit -q)`: a process as a person would recognise it.

@@ -251,8 +251,16 @@ fn clean_up_after(txn: &BoardTxn, t: &Ticket, attempt: u32, run: &str, notes: &m
             notes.push(format!("killed {killed} leftover process(es) of the run"));
         }
     }
-    failpoint::hit("reconcile-after-kill");
     let wt_path = txn.layout.worktree(&t.id);
+    if let Some(started) = run_started(run) {
+        let strays = process::kill_strays_in(&wt_path, started);
+        if strays > 0 {
+            notes.push(format!(
+                "killed {strays} stray process(es) still working in the run's worktree (they had left its session)"
+            ));
+        }
+    }
+    failpoint::hit("reconcile-after-kill");
     let name = Layout::worktree_name(&t.id);
     if std::fs::symlink_metadata(&wt_path).is_ok() {
         match txn.main.open_worktree(&name, &wt_path) {
@@ -291,4 +299,11 @@ fn clean_up_after(txn: &BoardTxn, t: &Ticket, attempt: u32, run: &str, notes: &m
         }
     }
     workspace::unlock(&txn.main, &t.id);
+}
+
+/// When a run started, from its id (`<pid>-<nanoseconds since the epoch>-<attempt>`,
+/// see [`super::settings::run_id`]).
+fn run_started(run: &str) -> Option<std::time::SystemTime> {
+    let nanos: u64 = run.split('-').nth(1)?.parse().ok()?;
+    Some(std::time::UNIX_EPOCH + std::time::Duration::from_nanos(nanos))
 }

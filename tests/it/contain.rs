@@ -532,3 +532,36 @@ fn board_commits_made_by_a_run_are_never_adopted() {
     assert!(!out.contains("orch did not take"), "{out}");
     assert_eq!(env.state_of("extra"), "todo");
 }
+
+/// The same escapee when its tick is killed with SIGKILL: no subreaper is
+/// left to catch it, so the next tick finds it by where it works (its
+/// directory inside the run's worktree, no terminal, started during the
+/// run) and stops it before taking the run's work.
+#[test]
+fn an_escapee_whose_tick_was_killed_is_stopped_by_the_next_tick() {
+    let env = TestEnv::new();
+    let pid_file = env.flag("escapee.pid");
+    env.ready(
+        &format!(
+            "if [ \"$ORCH_ATTEMPT\" = 1 ]; then\n\
+             (setsid env -i /bin/sh -c 'echo $$ > {pid}; while :; do sleep 0.05; done' </dev/null >/dev/null 2>&1 &)\n\
+             while [ ! -s {pid} ]; do sleep 0.01; done\necho work > work.txt\nexec sleep 30\nfi\necho more > more.txt",
+            pid = pid_file.display(),
+        ),
+        "",
+    );
+    env.write_ticket("todo", "esc", "---\ntitle: Escape\n---\n");
+    let mut tick = env.spawn_tick();
+    let pid = read_pid(&pid_file);
+    tick.kill().unwrap();
+    tick.wait().unwrap();
+    assert!(alive(pid), "the escapee is alive before the next tick");
+    let out = env.tick_ok();
+    assert!(
+        !alive(pid),
+        "the escapee {pid} outlived the next tick: {out}"
+    );
+    assert!(out.contains("esc: success (attempt 2)"), "{out}");
+    let summary = std::fs::read_to_string(env.plan().join("runs/esc/1.md")).unwrap();
+    assert!(summary.contains("stray"), "{summary}");
+}
