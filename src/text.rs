@@ -27,7 +27,10 @@ pub fn short_oid(s: &str) -> &str {
 /// `\r` as `\r` and the others as `\xNN`, so an escape sequence (a
 /// clipboard write by OSC 52, a screen clear) is read, never obeyed.
 /// Line breaks (`\n`, and `\r\n` as a pair) and tabs are kept: for text of
-/// several lines. Backslashes are left as they are.
+/// several lines. Backslashes are left as they are. Bidirectional
+/// embeddings, overrides and isolates (U+202A-U+202E, U+2066-U+2069) are
+/// shown as `\u{202e}`: they reorder what a reader sees of the rest of the
+/// line ("Trojan Source").
 pub fn visible(s: &str) -> Cow<'_, str> {
     escape(s, true)
 }
@@ -38,9 +41,13 @@ pub fn visible_line(s: &str) -> Cow<'_, str> {
     escape(s, false)
 }
 
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
 fn escape(s: &str, multi_line: bool) -> Cow<'_, str> {
     let keep = |c: char, next: Option<char>| {
-        !c.is_control()
+        (!c.is_control() && !is_bidi_control(c))
             || (multi_line && (c == '\n' || c == '\t' || (c == '\r' && next == Some('\n'))))
     };
     let mut chars = s.char_indices().peekable();
@@ -63,6 +70,9 @@ fn escape(s: &str, multi_line: bool) -> Cow<'_, str> {
             '\n' => out.push_str("\\n"),
             '\t' => out.push_str("\\t"),
             '\r' => out.push_str("\\r"),
+            c if is_bidi_control(c) => {
+                let _ = write!(out, "\\u{{{:04x}}}", u32::from(c));
+            }
             c => {
                 let _ = write!(out, "\\x{:02x}", u32::from(c));
             }
@@ -142,6 +152,17 @@ impl std::fmt::Write for VecWriter<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bidi_controls_are_shown_not_obeyed() {
+        assert_eq!(
+            visible_line("a\u{202e}b\u{2066}c\u{2069}"),
+            "a\\u{202e}b\\u{2066}c\\u{2069}"
+        );
+        assert_eq!(visible("x\u{202a}\ny"), "x\\u{202a}\ny");
+        // Right-to-left text itself is not a control: it stays.
+        assert_eq!(visible_line("שלום"), "שלום");
+    }
 
     #[test]
     fn cuts_on_a_character_boundary() {

@@ -7,9 +7,9 @@ use crate::env::{TestEnv, stderr, stdout};
 
 /// A title with an OSC 52 clipboard write and a screen clear, as YAML
 /// escapes, and what it looks like raw and made visible.
-const TITLE_YAML: &str = r#""Evil \e]52;c;aGVsbG8=\a title \e[2J""#;
-const TITLE: &str = "Evil \x1b]52;c;aGVsbG8=\x07 title \x1b[2J";
-const TITLE_SHOWN: &str = r"Evil \x1b]52;c;aGVsbG8=\x07 title \x1b[2J";
+const TITLE_YAML: &str = r#""Evil \e]52;c;aGVsbG8=\a title \e[2J \u202Eftp.exe""#;
+const TITLE: &str = "Evil \x1b]52;c;aGVsbG8=\x07 title \x1b[2J \u{202e}ftp.exe";
+const TITLE_SHOWN: &str = r"Evil \x1b]52;c;aGVsbG8=\x07 title \x1b[2J \u{202e}ftp.exe";
 
 /// Prints escape sequences on both streams, then submits with one in its
 /// message.
@@ -41,7 +41,10 @@ fn shown(env: &TestEnv, args: &[&str]) -> String {
 fn assert_clean(what: &str, text: &str) {
     let raw: Vec<char> = text
         .chars()
-        .filter(|c| c.is_control() && !matches!(c, '\n' | '\t'))
+        .filter(|c| {
+            (c.is_control() && !matches!(c, '\n' | '\t'))
+                || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+        })
         .collect();
     assert!(
         raw.is_empty(),
