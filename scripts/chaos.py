@@ -87,6 +87,10 @@ case $kind in
           mv "$plan"/tickets/todo/*.md "$plan/tickets/done/" 2>/dev/null
           git update-ref -d refs/heads/orch/plan 2>/dev/null
           git update-ref refs/heads/main HEAD 2>/dev/null
+          mkfifo "$plan/orch.yaml.fifo" 2>/dev/null && mv "$plan/orch.yaml.fifo" "$plan/orch.yaml" 2>/dev/null
+          orch tick >/dev/null 2>&1
+          printf 'noise \033]52;c;aGk=\007 \033[2J\n'
+          orch submit done -m "$(head -c 120000 /dev/zero | tr '\0' 'm')" >/dev/null 2>&1
           echo m > "meddle-$ORCH_ATTEMPT.txt"; commit meddle ;;
   escape) # Leaves the session with an empty environment and works on in
           # its worktree: the subreaper, or the next tick, must stop it.
