@@ -14,6 +14,7 @@ use crate::error::{Context, Error, Result};
 #[derive(Debug)]
 pub struct BoardLock {
     _file: File,
+    _legacy: Option<File>,
 }
 
 /// Lock files and their directories are private to their owner: another
@@ -81,25 +82,48 @@ impl BoardLock {
     /// Wait up to `timeout` for the lock. Past it: [`Error::LockBusy`] (exit 75).
     pub fn acquire(path: &Path, timeout: Duration) -> Result<BoardLock> {
         let file = open_lock_file(path)?;
+        wait_for_lock(&file, path, timeout)?;
+        Ok(BoardLock {
+            _file: file,
+            _legacy: None,
+        })
+    }
+
+    /// [`BoardLock::acquire`], and the lock file an older orch used at
+    /// `legacy` as well where it exists (never created): an older orch
+    /// still run by cron keeps to that one.
+    pub fn acquire_with_legacy(path: &Path, legacy: &Path, timeout: Duration) -> Result<BoardLock> {
         let start = Instant::now();
-        let mut pause = Duration::from_millis(2);
-        loop {
-            match file.try_lock() {
-                Ok(()) => return Ok(BoardLock { _file: file }),
-                Err(TryLockError::WouldBlock) => {
-                    if start.elapsed() >= timeout {
-                        return Err(Error::LockBusy {
-                            path: path.to_path_buf(),
-                            waited: timeout,
-                            holder: holder(path),
-                        });
-                    }
-                    std::thread::sleep(pause.min(timeout.saturating_sub(start.elapsed())));
-                    pause = (pause * 2).min(Duration::from_millis(50));
+        let mut lock = BoardLock::acquire(path, timeout)?;
+        if let Ok(file) = OpenOptions::new().read(true).open(legacy)
+            && file.metadata().is_ok_and(|m| m.is_file())
+        {
+            wait_for_lock(&file, legacy, timeout.saturating_sub(start.elapsed()))?;
+            lock._legacy = Some(file);
+        }
+        Ok(lock)
+    }
+}
+
+fn wait_for_lock(file: &File, path: &Path, timeout: Duration) -> Result<()> {
+    let start = Instant::now();
+    let mut pause = Duration::from_millis(2);
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(()),
+            Err(TryLockError::WouldBlock) => {
+                if start.elapsed() >= timeout {
+                    return Err(Error::LockBusy {
+                        path: path.to_path_buf(),
+                        waited: timeout,
+                        holder: holder(path),
+                    });
                 }
-                Err(TryLockError::Error(e)) => {
-                    return Err(Error::io("cannot lock", path, e));
-                }
+                std::thread::sleep(pause.min(timeout.saturating_sub(start.elapsed())));
+                pause = (pause * 2).min(Duration::from_millis(50));
+            }
+            Err(TryLockError::Error(e)) => {
+                return Err(Error::io("cannot lock", path, e));
             }
         }
     }

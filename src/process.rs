@@ -223,6 +223,17 @@ pub fn kill_strays_in(dir: &std::path::Path, since: std::time::SystemTime) -> us
     }
 }
 
+/// Whether `pid` is a live process that started by `at` (a second's slack:
+/// a pid reused since `at` started long after it).
+pub fn started_by(pid: i32, at: std::time::SystemTime) -> bool {
+    let Some(limit) = ticks_after_boot(at + Duration::from_secs(2)) else {
+        return false;
+    };
+    live_processes()
+        .into_iter()
+        .any(|p| p.pid == pid && p.start_ticks <= limit)
+}
+
 /// `at` in clock ticks after boot, as /proc/<pid>/stat counts start times.
 /// Rounded down a second, so a process started in the same second counts.
 fn ticks_after_boot(at: std::time::SystemTime) -> Option<u64> {

@@ -39,9 +39,11 @@ pub fn tail(layout: &Layout, id: &str, attempt: u32) -> Vec<String> {
 
 /// Where the log is, for the attempt summary ("" when this host has none).
 pub fn summary_field(layout: &Layout, id: &str, attempt: u32) -> String {
-    match std::fs::metadata(layout.log_path(id, attempt)) {
+    let path = layout.log_path(id, attempt);
+    match std::fs::metadata(&path) {
         Ok(m) => format!(
-            ".orch/logs/{id}/{attempt}.log ({} bytes, on host {})",
+            "{} ({} bytes, on host {})",
+            layout.display_local(&path),
             m.len(),
             host_name()
         ),

@@ -267,7 +267,7 @@ mod tests {
         std::fs::write(repo.join("f"), "x\n").expect("write");
         git(&repo, &["add", "f"]);
         git(&repo, &["commit", "-q", "-m", "first"]);
-        let layout = Layout::new(&repo);
+        let layout = Layout::new(&repo, &repo.join(".git"));
         let failures: Vec<String> = std::thread::scope(|scope| {
             let handles: Vec<_> = (0..8)
                 .map(|n| {

@@ -1,4 +1,8 @@
-//! Where orch keeps things: every path under `.orch/` and in the plan.
+//! Where orch keeps things: the plan and the worktrees under `.orch/` in
+//! the checkout, where people look at them; locks, run state and logs in
+//! `<git dir>/orch/`, where the user's own git commands (`git clean -fdx`)
+//! cannot delete them from under a live run, as other git tools keep
+//! theirs.
 
 use std::path::{Path, PathBuf};
 
@@ -13,20 +17,51 @@ pub struct Layout {
     pub orch: PathBuf,
     /// `<root>/.orch/plan`
     pub plan: PathBuf,
+    /// `<git dir>/orch`: this host's locks, run state and logs.
+    pub local: PathBuf,
 }
 
 impl Layout {
-    pub fn new(root: &Path) -> Layout {
+    /// `git_dir` is the common git directory.
+    pub fn new(root: &Path, git_dir: &Path) -> Layout {
         let orch = root.join(".orch");
         Layout {
             root: root.to_path_buf(),
             plan: orch.join("plan"),
             orch,
+            local: git_dir.join("orch"),
         }
     }
 
     pub fn lock_path(&self) -> PathBuf {
+        self.local.join("lock")
+    }
+
+    /// Where orch before 0.2 kept the board lock. Held as well while the
+    /// file exists, so an older orch still running from cron is kept out.
+    pub fn legacy_lock_path(&self) -> PathBuf {
         self.orch.join("lock")
+    }
+
+    /// Take the board lock (see [`crate::lock::BoardLock`]).
+    pub fn lock_board(
+        &self,
+        timeout: std::time::Duration,
+    ) -> crate::Result<crate::lock::BoardLock> {
+        crate::lock::BoardLock::acquire_with_legacy(
+            &self.lock_path(),
+            &self.legacy_lock_path(),
+            timeout,
+        )
+    }
+
+    /// A path under [`Layout::local`] as a person would type it from the
+    /// checkout: `.git/orch/...` in an ordinary repository.
+    pub fn display_local(&self, path: &Path) -> String {
+        path.strip_prefix(&self.root)
+            .unwrap_or(path)
+            .display()
+            .to_string()
     }
 
     pub fn config_path(&self) -> PathBuf {
@@ -42,7 +77,7 @@ impl Layout {
     }
 
     pub fn log_dir(&self, id: &str) -> PathBuf {
-        self.orch.join("logs").join(id)
+        self.local.join("logs").join(id)
     }
 
     pub fn log_path(&self, id: &str, attempt: u32) -> PathBuf {
@@ -51,7 +86,7 @@ impl Layout {
 
     /// Local, uncommitted per-ticket state: run lock, prompt, result file.
     pub fn state_dir(&self, id: &str) -> PathBuf {
-        self.orch.join("state").join(id)
+        self.local.join("state").join(id)
     }
 
     pub fn run_lock(&self, id: &str) -> PathBuf {

@@ -44,7 +44,7 @@ pub fn host_name() -> String {
 /// Find the repository and its board from a directory inside it.
 pub fn discover(start: &Path) -> Result<(MainRepo, Layout)> {
     let main = git::open_main(start)?;
-    let layout = Layout::new(&main.root);
+    let layout = Layout::new(&main.root, &main.git_dir);
     Ok((main, layout))
 }
 
@@ -599,7 +599,7 @@ mod tests {
 
     fn board_with(files: &[(&str, &str)]) -> (tempfile::TempDir, Board) {
         let dir = tempfile::tempdir().unwrap();
-        let layout = Layout::new(dir.path());
+        let layout = Layout::new(dir.path(), &dir.path().join(".git"));
         for (path, text) in files {
             let p = layout.plan.join(path);
             std::fs::create_dir_all(p.parent().unwrap()).unwrap();

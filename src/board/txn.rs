@@ -68,7 +68,7 @@ impl BoardTxn {
             ))
             .hinted("run `orch init` in this repository first"));
         }
-        let lock = BoardLock::acquire(&layout.lock_path(), lock_timeout)?;
+        let lock = layout.lock_board(lock_timeout)?;
         let mut notes = Vec::new();
         let guarded = super::journal::guard(&main)?;
         match &guarded {

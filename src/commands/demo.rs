@@ -84,7 +84,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
     )?;
 
     section(&st, "3. Example tickets and the demo agent");
-    let layout = board::Layout::new(&dir);
+    let layout = board::Layout::new(&dir, &dir.join(".git"));
     let yaml = std::fs::read_to_string(layout.config_path())
         .map_err(|e| Error::io("cannot read", layout.config_path(), e))?;
     let agent = format!(

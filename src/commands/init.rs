@@ -4,7 +4,6 @@ use crate::board::{self, BoardTxn, CommitMessage, Layout, Trailer};
 use crate::config::DEFAULT_YAML;
 use crate::error::{Error, Result};
 use crate::git;
-use crate::lock::BoardLock;
 use crate::ticket::State;
 
 use super::Ctx;
@@ -31,8 +30,8 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
         ))
         .hinted("make a first commit, e.g. `git commit --allow-empty -m \"initial commit\"`, then run `orch init` again"));
     }
-    let layout = Layout::new(&main.root);
-    let lock = BoardLock::acquire(&layout.lock_path(), ctx.lock_timeout)?;
+    let layout = Layout::new(&main.root, &main.git_dir);
+    let lock = layout.lock_board(ctx.lock_timeout)?;
     let mut report: Vec<String> = Vec::new();
 
     if main.exclude_orch_dir()? {

@@ -17,7 +17,6 @@ use crate::board::{CommitMessage, Layout, Trailer, host_name};
 use crate::error::render_chain;
 use crate::failpoint;
 use crate::git::{self, MainRepo, Oid, Worktree};
-use crate::lock::BoardLock;
 use crate::runlog;
 use crate::summary;
 use crate::text::short_oid;
@@ -348,7 +347,7 @@ struct PlanLook {
 /// its files and commits them while holding it, so a look at any other
 /// moment could take them for this agent's.
 fn plan_look(layout: &Layout, main: &MainRepo) -> PlanLook {
-    let lock = BoardLock::acquire(&layout.lock_path(), PLAN_LOOK_WAIT);
+    let lock = layout.lock_board(PLAN_LOOK_WAIT);
     if lock.is_err() {
         // Without the lock no honest answer can be had: report nothing.
         return PlanLook::default();
@@ -398,7 +397,7 @@ fn set_aside_plan_changes(
     won: &Won<'_>,
     sandboxed: bool,
 ) -> Vec<String> {
-    let Ok(_lock) = BoardLock::acquire(&layout.lock_path(), PLAN_LOOK_WAIT) else {
+    let Ok(_lock) = layout.lock_board(PLAN_LOOK_WAIT) else {
         return Vec::new();
     };
     let Ok(plan) = Worktree::open(&layout.plan) else {

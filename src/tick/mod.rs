@@ -86,7 +86,7 @@ pub fn tick(
             && let Some(why) = crate::agent::sandbox::unsupported_reason()
         {
             // Said once per repository: a machine without Landlock stays so.
-            let said = txn.layout.orch.join("sandbox-unsupported");
+            let said = txn.layout.local.join("sandbox-unsupported");
             if !said.exists() {
                 let _ = std::fs::write(&said, format!("{why}\n"));
                 reporter.report(&Event::ConfigWarning(format!(

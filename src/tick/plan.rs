@@ -218,7 +218,7 @@ mod tests {
 
     fn board_with(files: &[(&str, &str)]) -> (tempfile::TempDir, Board) {
         let dir = tempfile::tempdir().expect("temp dir");
-        let layout = Layout::new(dir.path());
+        let layout = Layout::new(dir.path(), &dir.path().join(".git"));
         for (path, text) in files {
             let p = layout.plan.join(path);
             std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");

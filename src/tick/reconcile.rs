@@ -76,6 +76,11 @@ pub fn reconcile(
             },
         ) {
             match RunLock::try_acquire(&lock_path)? {
+                // A free lock alone does not make a run dead: `git clean`,
+                // a person or an older orch may have removed or moved the
+                // file under a live supervisor. Its process, started before
+                // the run, is the proof.
+                Some(g) if claim.run.as_deref().is_some_and(supervisor_alive) => (Some(g), true),
                 Some(g) => (Some(g), false),
                 None => (None, true),
             }
@@ -252,7 +257,7 @@ fn clean_up_after(txn: &BoardTxn, t: &Ticket, attempt: u32, run: &str, notes: &m
         }
     }
     let wt_path = txn.layout.worktree(&t.id);
-    if let Some(started) = run_started(run) {
+    if let Some((_, started)) = super::settings::run_origin(run) {
         let strays = process::kill_strays_in(&wt_path, started);
         if strays > 0 {
             notes.push(format!(
@@ -301,9 +306,14 @@ fn clean_up_after(txn: &BoardTxn, t: &Ticket, attempt: u32, run: &str, notes: &m
     workspace::unlock(&txn.main, &t.id);
 }
 
-/// When a run started, from its id (`<pid>-<nanoseconds since the epoch>-<attempt>`,
-/// see [`super::settings::run_id`]).
-fn run_started(run: &str) -> Option<std::time::SystemTime> {
-    let nanos: u64 = run.split('-').nth(1)?.parse().ok()?;
-    Some(std::time::UNIX_EPOCH + std::time::Duration::from_nanos(nanos))
+/// Whether the orch that supervises `run` on this host still lives: the
+/// pid in the run id is a live process that started no later than the run
+/// (a pid reused since started after the run began).
+fn supervisor_alive(run: &str) -> bool {
+    match super::settings::run_origin(run) {
+        Some((pid, started)) => {
+            pid as u32 != std::process::id() && process::started_by(pid, started)
+        }
+        None => false,
+    }
 }

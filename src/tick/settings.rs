@@ -73,9 +73,24 @@ impl RunSettings {
 /// A run id unique to this attempt on this host; agents see it as
 /// `ORCH_RUN_ID`, which is how their leftovers are found.
 pub fn run_id(attempt: u32) -> String {
+    run_id_at(attempt, std::process::id())
+}
+
+/// The supervising process and the start of a run, read back from its id.
+pub fn run_origin(run: &str) -> Option<(i32, std::time::SystemTime)> {
+    let mut parts = run.split('-');
+    let pid = parts.next()?.parse().ok()?;
+    let nanos: u64 = parts.next()?.parse().ok()?;
+    Some((
+        pid,
+        std::time::UNIX_EPOCH + std::time::Duration::from_nanos(nanos),
+    ))
+}
+
+fn run_id_at(attempt: u32, pid: u32) -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or(0);
-    format!("{}-{nanos}-{attempt}", std::process::id())
+    format!("{pid}-{nanos}-{attempt}")
 }

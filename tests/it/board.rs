@@ -413,7 +413,7 @@ fn a_busy_board_lock_exits_75() {
     let lock = OpenOptions::new()
         .read(true)
         .write(true)
-        .open(env.repo.join(".orch/lock"))
+        .open(env.repo.join(".git/orch/lock"))
         .unwrap();
     lock.lock().unwrap();
     env.orch()

@@ -331,7 +331,7 @@ fn with_the_sandbox_on_writes_outside_the_worktree_are_refused_by_the_kernel() {
     }
     assert!(
         env.git(&["show", "orch/careless:tmp.txt"])
-            .contains(".orch/state/careless/attempt-1/tmp")
+            .contains(".git/orch/state/careless/attempt-1/tmp")
     );
     user_checkout_is_untouched(&env, &head);
     assert_eq!(env.state_of("other"), "todo");

@@ -294,7 +294,7 @@ fn a_full_disk_under_the_logs_does_not_stop_a_run() {
     );
     env.configure(&agent, "");
     env.write_ticket("todo", "full", "---\ntitle: Full disk\n---\n");
-    let logs = env.repo.join(".orch/logs");
+    let logs = env.repo.join(".git/orch/logs");
     std::fs::create_dir_all(&logs).unwrap();
     let mounted = std::process::Command::new("mount")
         .args(["-t", "tmpfs", "-o", "size=16k", "tmpfs"])

@@ -10,6 +10,7 @@ mod doctor;
 mod env;
 mod format;
 mod hostile;
+mod local_state;
 mod misbehave;
 mod model_server;
 mod real_agents;

@@ -16,7 +16,7 @@ fn a_gigabyte_of_output_is_drained_with_a_capped_log() {
     env.write_ticket("todo", "gigabyte", "---\ntitle: Flood\n---\n");
     let out = env.tick_ok();
     assert!(out.contains("gigabyte: success"), "{out}");
-    let log = env.repo.join(".orch/logs/gigabyte/1.log");
+    let log = env.repo.join(".git/orch/logs/gigabyte/1.log");
     let len = std::fs::metadata(&log).unwrap().len();
     assert!(len < 5 << 20, "log capped: {len} bytes");
     assert!(summary(&env, "gigabyte", 1).contains("survived the flood"));

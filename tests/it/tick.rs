@@ -108,7 +108,8 @@ fn a_failed_attempt_is_retried_from_the_branch_tip() {
     // The retry prompt carries the previous outcome and output.
     let out = env.tick_ok();
     assert!(out.contains("retry: success (attempt 2)"), "{out}");
-    let prompt = std::fs::read_to_string(env.repo.join(".orch/state/retry/prompt-2.md")).unwrap();
+    let prompt =
+        std::fs::read_to_string(env.repo.join(".git/orch/state/retry/prompt-2.md")).unwrap();
     assert!(
         prompt.contains("It ended as: failed (exit status 3)"),
         "{prompt}"
@@ -246,7 +247,7 @@ fn ignoring_sigterm_and_forking_a_grandchild_is_survived() {
     env.write_ticket("todo", "stubborn", "---\ntitle: Stubborn\n---\n");
     let out = env.tick_ok();
     assert!(out.contains("stubborn: stalled"), "{out}");
-    let log = std::fs::read_to_string(env.repo.join(".orch/logs/stubborn/1.log")).unwrap();
+    let log = std::fs::read_to_string(env.repo.join(".git/orch/logs/stubborn/1.log")).unwrap();
     assert!(log.contains("forked"), "{log}");
     no_agent_left(&env);
 }
@@ -276,7 +277,7 @@ fn a_flood_of_output_is_drained_and_the_log_capped() {
     env.write_ticket("todo", "flood", "---\ntitle: Flood\n---\n");
     env.tick_ok();
     assert_eq!(env.state_of("flood"), "done");
-    let len = std::fs::metadata(env.repo.join(".orch/logs/flood/1.log"))
+    let len = std::fs::metadata(env.repo.join(".git/orch/logs/flood/1.log"))
         .unwrap()
         .len();
     assert!(len < 1_100_000, "log is {len} bytes");
@@ -869,7 +870,7 @@ fn a_stale_abort_request_does_not_stop_a_later_run() {
     let env = TestEnv::new();
     env.ready("echo work > work.txt", "");
     env.write_ticket("todo", "later", "---\ntitle: Later\n---\n");
-    let state = env.repo.join(".orch/state/later");
+    let state = env.repo.join(".git/orch/state/later");
     std::fs::create_dir_all(&state).unwrap();
     std::fs::write(state.join("abort"), "12345-1-1").unwrap();
     let out = env.tick_ok();
@@ -1006,8 +1007,8 @@ fn a_ticket_reconcile_cannot_settle_does_not_stop_the_others() {
     );
     // It ran (it has a log), so abandoning it uses its one attempt and
     // sends it to blocked, where a file is in the way.
-    std::fs::create_dir_all(env.repo.join(".orch/logs/dead")).unwrap();
-    std::fs::write(env.repo.join(".orch/logs/dead/1.log"), "output\n").unwrap();
+    std::fs::create_dir_all(env.repo.join(".git/orch/logs/dead")).unwrap();
+    std::fs::write(env.repo.join(".git/orch/logs/dead/1.log"), "output\n").unwrap();
     let blocked = env.plan().join("tickets/blocked");
     std::fs::remove_dir_all(&blocked).unwrap();
     std::fs::write(&blocked, "in the way\n").unwrap();
