@@ -56,6 +56,9 @@ pub struct Control {
     pub interrupt: Arc<AtomicBool>,
     /// Present while `orch abort` asks for this run to stop.
     pub abort_file: Option<PathBuf>,
+    /// The ticket's file in `tickets/in-progress/` of the plan: a person
+    /// who moves or deletes it while the run goes on ends the run.
+    pub ticket_file: Option<PathBuf>,
     /// The last line of output, for live progress.
     pub last_line: Arc<Mutex<String>>,
 }
@@ -70,6 +73,8 @@ pub enum Ended {
     NoProgress,
     Interrupted,
     Aborted,
+    /// A person moved the ticket out of in-progress (or deleted it).
+    Moved,
     /// It could not be started.
     SpawnFailed,
 }
@@ -336,7 +341,7 @@ pub fn run(spec: &Spec, control: &Control) -> Report {
         }
         let now = Instant::now();
         if w.ended.is_none()
-            && let Some(why) = limit_reached(spec, control, &w, now)
+            && let Some(why) = limit_reached(spec, control, &mut w, now)
         {
             w.ended = Some(why);
             log.note(stop_note(why));
@@ -475,6 +480,8 @@ struct Watch {
     term_started: Option<Instant>,
     group_gone_at: Option<Instant>,
     event_line: Vec<u8>,
+    /// Since when the ticket's file has been missing from in-progress.
+    ticket_gone_since: Option<Instant>,
 }
 
 impl Watch {
@@ -496,6 +503,7 @@ impl Watch {
             term_started: None,
             group_gone_at: None,
             event_line: Vec::new(),
+            ticket_gone_since: None,
         }
     }
 
@@ -577,9 +585,11 @@ impl Watch {
 }
 
 /// Which limit, signal or request ends a run that is still going, if any.
-fn limit_reached(spec: &Spec, control: &Control, w: &Watch, now: Instant) -> Option<Ended> {
+fn limit_reached(spec: &Spec, control: &Control, w: &mut Watch, now: Instant) -> Option<Ended> {
     if control.interrupt.load(Ordering::SeqCst) {
         Some(Ended::Interrupted)
+    } else if ticket_moved(control, w, now) {
+        Some(Ended::Moved)
     } else if control.abort_file.as_ref().is_some_and(|p| {
         // Honoured only when it names this run: a request written for an
         // earlier run must not stop a later one.
@@ -601,8 +611,32 @@ fn limit_reached(spec: &Spec, control: &Control, w: &Watch, now: Instant) -> Opt
     }
 }
 
+/// Whether the ticket's file has been gone from in-progress for
+/// [`MOVED_GRACE`], in a plan that is there (a plan worktree deleted
+/// whole is orch's to recreate, not a person's move).
+fn ticket_moved(control: &Control, w: &mut Watch, now: Instant) -> bool {
+    let Some(file) = &control.ticket_file else {
+        return false;
+    };
+    let plan_there = file
+        .parent()
+        .and_then(|d| d.parent())
+        .is_some_and(|tickets| tickets.is_dir());
+    if !plan_there || std::fs::symlink_metadata(file).is_ok() {
+        w.ticket_gone_since = None;
+        return false;
+    }
+    let since = *w.ticket_gone_since.get_or_insert(now);
+    now.duration_since(since) >= MOVED_GRACE
+}
+
+/// How long a ticket's file must stay gone before its run is stopped: a
+/// moment's absence is a `git checkout` or an editor's save, not a move.
+const MOVED_GRACE: Duration = Duration::from_millis(1000);
+
 fn stop_note(why: Ended) -> &'static str {
     match why {
+        Ended::Moved => "the ticket was moved out of in-progress: stopping the agent",
         Ended::Interrupted => "orch was interrupted: stopping the agent",
         Ended::Aborted => "abort requested: stopping the agent",
         Ended::Timeout => "hard timeout reached: stopping the agent",

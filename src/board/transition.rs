@@ -111,6 +111,9 @@ pub enum Settled {
     /// The claim was no longer this run's: the result was kept beside the
     /// attempt's summary and the ticket left alone.
     Stale,
+    /// The ticket was deleted while its run went on: the summary alone was
+    /// recorded.
+    Deleted,
 }
 
 /// Record an attempt's result, if its claim is still the open one on the
@@ -157,6 +160,12 @@ fn settle_as(
         match (current, summary) {
             (Some(t), _) if ours => {
                 record(txn, &t, run, settlement, max_attempts, summary).map(Some)
+            }
+            _ if let Some(t) = moved_by_hand(txn, run) => {
+                record_in_place(txn, &t, run, settlement, summary).map(Some)
+            }
+            (None, Some(summary)) if nowhere(txn, run.id) => {
+                record_deleted(txn, run, settlement, summary).map(Some)
             }
             (_, Some(summary)) => refuse_stale(txn, run, summary).map(Some),
             // A stale result with nothing to write is not recorded at all.
@@ -225,6 +234,116 @@ fn record(
         Settled::Moved {
             to: dest.state,
             reason: dest.reason,
+        },
+    ))
+}
+
+/// The ticket, if a person moved it out of in-progress while this run
+/// went on: found in another state with this run's claim still open.
+fn moved_by_hand(txn: &BoardTxn, run: &RunRef<'_>) -> Option<Ticket> {
+    [State::Todo, State::Done, State::Blocked]
+        .into_iter()
+        .filter_map(|state| txn.read_ticket(run.id, state))
+        .find(|t| {
+            t.open_claim().is_some_and(|c| {
+                c.attempt == run.attempt && c.run.as_deref().unwrap_or("") == run.run
+            })
+        })
+}
+
+fn nowhere(txn: &BoardTxn, id: &str) -> bool {
+    [State::Todo, State::InProgress, State::Done, State::Blocked]
+        .into_iter()
+        .all(|state| txn.read_ticket(id, state).is_none())
+}
+
+/// The summary of a run whose ticket a person deleted while it went on:
+/// the ticket stays deleted; the attempt is on record in `runs/`.
+fn record_deleted(
+    txn: &mut BoardTxn,
+    run: &RunRef<'_>,
+    settlement: &Settlement,
+    summary: &AttemptSummary,
+) -> Result<(CommitMessage, Settled)> {
+    let mut summary = summary.clone();
+    summary
+        .notes
+        .push("a person deleted the ticket while it ran".into());
+    txn.write(
+        &summary_rel(run.id, run.attempt),
+        summary.render().as_bytes(),
+    )?;
+    let mut message = CommitMessage::new(format!(
+        "orch: {} {} (attempt {}), ticket deleted by hand",
+        settlement.outcome, run.id, run.attempt
+    ))
+    .line(text::one_line(&settlement.reason, REASON_MAX))
+    .trailer(Trailer::Ticket, run.id)
+    .trailer(Trailer::Attempt, run.attempt)
+    .trailer(Trailer::Outcome, settlement.outcome);
+    if !run.run.is_empty() {
+        message = message.trailer(Trailer::Run, run.run);
+    }
+    if let Some(tip) = &summary.tip {
+        message = message.trailer(Trailer::Commit, tip);
+    }
+    Ok((message, Settled::Deleted))
+}
+
+/// Record the result in the log of a ticket a person moved while it ran,
+/// where it is now: the person's move stands, and no attempt shows as
+/// running for ever.
+fn record_in_place(
+    txn: &mut BoardTxn,
+    t: &Ticket,
+    run: &RunRef<'_>,
+    settlement: &Settlement,
+    summary: Option<&AttemptSummary>,
+) -> Result<(CommitMessage, Settled)> {
+    let reason = text::one_line(&settlement.reason, REASON_MAX);
+    let event = Event::result(
+        run.attempt,
+        settlement.outcome,
+        reason.clone(),
+        settlement.counts,
+        t.state,
+    );
+    let tip = summary.and_then(|s| s.tip.clone());
+    if let Some(summary) = summary {
+        let mut summary = summary.clone();
+        summary.notes.push(format!(
+            "a person moved the ticket to {} while it ran; it stays there",
+            t.state.dir()
+        ));
+        txn.write(
+            &summary_rel(run.id, run.attempt),
+            summary.render().as_bytes(),
+        )?;
+    }
+    txn.write(&t.rel_path(), t.text_with(&event).as_bytes())?;
+    let mut message = CommitMessage::new(format!(
+        "orch: {} {} (attempt {}), left in {} by hand",
+        settlement.outcome,
+        run.id,
+        run.attempt,
+        t.state.dir()
+    ))
+    .line(reason)
+    .trailer(Trailer::Ticket, run.id)
+    .trailer(Trailer::Attempt, run.attempt)
+    .trailer(Trailer::Outcome, settlement.outcome)
+    .trailer(Trailer::State, t.state);
+    if !run.run.is_empty() {
+        message = message.trailer(Trailer::Run, run.run);
+    }
+    if let Some(tip) = &tip {
+        message = message.trailer(Trailer::Commit, tip);
+    }
+    Ok((
+        message,
+        Settled::Moved {
+            to: t.state,
+            reason: format!("left in {} where a person moved it", t.state.dir()),
         },
     ))
 }

@@ -178,7 +178,16 @@ fn print_text(s: &ShowJson) {
     if !s.attempts.is_empty() {
         crate::outln!("\n{}", st.bold("attempts"));
         for a in &s.attempts {
-            let outcome = a.outcome.as_deref().unwrap_or("running");
+            // Only an in-progress ticket has a run going: one moved out
+            // by hand while its orch was gone has none, result or not.
+            let outcome = a
+                .outcome
+                .as_deref()
+                .unwrap_or(if s.state == State::InProgress {
+                    "running"
+                } else {
+                    "ended (no result recorded)"
+                });
             let reason = a
                 .reason
                 .as_deref()

@@ -66,6 +66,10 @@ pub fn run(
     let control = Control {
         interrupt,
         abort_file: Some(layout.abort_request(&t.id)),
+        ticket_file: Some(layout.plan.join(crate::ticket::rel_path(
+            crate::ticket::State::InProgress,
+            &t.id,
+        ))),
         last_line: Default::default(),
     };
     let spec = match launch_agent(layout, main, won, &prepared, &mut facts) {
@@ -282,6 +286,7 @@ fn run_verify(
             Ended::Stalled | Ended::NoProgress => "stalled (no output)".into(),
             Ended::Interrupted => "interrupted".into(),
             Ended::Aborted => "aborted".into(),
+            Ended::Moved => "stopped: the ticket was moved".into(),
         };
         facts.verify.push((cmd.clone(), text.clone()));
         if !v.success() {
@@ -366,9 +371,7 @@ fn plan_look(layout: &Layout, main: &MainRepo) -> PlanLook {
 /// running ticket's own file is left out when `own_too` is false: its
 /// settle writes it anyway.
 fn is_transition(path: &str, gone: bool, own: &str, own_too: bool) -> bool {
-    let is_own = std::path::Path::new(path)
-        .file_stem()
-        .is_some_and(|s| s.to_string_lossy() == own);
+    let is_own = is_own(path, own);
     let ticket = path.starts_with("tickets/")
         && (own_too || !is_own)
         && (gone
@@ -377,6 +380,14 @@ fn is_transition(path: &str, gone: bool, own: &str, own_too: bool) -> bool {
                 .any(|d| path.starts_with(d)))
         && !(is_own && !gone && path.starts_with("tickets/in-progress/"));
     ticket || path.starts_with("runs/") || path.starts_with("cooldown/")
+}
+
+/// Whether `path` is the running ticket's own file (in any state).
+fn is_own(path: &str, own: &str) -> bool {
+    path.starts_with("tickets/")
+        && std::path::Path::new(path)
+            .file_stem()
+            .is_some_and(|s| s.to_string_lossy() == own)
 }
 
 /// Board transitions that appeared while the agent ran are never taken as
@@ -424,11 +435,21 @@ fn set_aside_plan_changes(
         .cloned()
         .collect();
     if new.is_empty() {
-        notes.extend(outside_writes(
-            "the plan worktree (.orch/plan)",
-            &before.changed,
-            &changed,
-        ));
+        // Inside the sandbox the agent could not write the plan: what
+        // changed there is a person's. The ticket's own file is its
+        // settle's to judge.
+        if !sandboxed {
+            let others: Vec<String> = changed
+                .iter()
+                .filter(|p| !is_own(p, &won.ticket.id))
+                .cloned()
+                .collect();
+            notes.extend(outside_writes(
+                "the plan worktree (.orch/plan)",
+                &before.changed,
+                &others,
+            ));
+        }
         return notes;
     }
     let run_id = won.run_id;

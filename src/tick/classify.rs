@@ -95,7 +95,7 @@ fn classify_run(f: &RunFacts, settings: &RunSettings) -> Settlement {
         return Settlement::new(Outcome::Failed, "the agent did not run");
     };
     let ended = match (r.ended, f.verify_ended) {
-        (Ended::Exited, Some(v @ (Ended::Interrupted | Ended::Aborted))) => v,
+        (Ended::Exited, Some(v @ (Ended::Interrupted | Ended::Aborted | Ended::Moved))) => v,
         (e, _) => e,
     };
     if let Some(s) = classify_ending(ended, r, settings) {
@@ -161,6 +161,11 @@ fn classify_ending(ended: Ended, r: &Report, settings: &RunSettings) -> Option<S
         Ended::Exited => return None,
         Ended::Interrupted => Settlement::new(Outcome::Interrupted, "orch was stopped by a signal"),
         Ended::Aborted => Settlement::new(Outcome::Aborted, "stopped by `orch abort`"),
+        // A person's hand, not the agent's doing: no attempt used.
+        Ended::Moved => Settlement::new(
+            Outcome::Interrupted,
+            "a person moved the ticket out of in-progress while it ran",
+        ),
         Ended::NoProgress => Settlement::new(
             Outcome::Stalled,
             format!(

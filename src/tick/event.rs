@@ -90,6 +90,13 @@ pub enum Event {
         reason: String,
         to: State,
     },
+    /// A result whose ticket a person deleted while it ran: only the
+    /// attempt's summary is recorded.
+    Deleted {
+        id: String,
+        attempt: u32,
+        outcome: Outcome,
+    },
     /// A result refused because its claim was superseded.
     Refused {
         id: String,

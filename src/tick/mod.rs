@@ -182,5 +182,6 @@ fn run_and_settle(
     Ok(match settled {
         Settled::Moved { .. } => RunEnd::Settled(settlement.outcome),
         Settled::Stale => RunEnd::Stale,
+        Settled::Deleted => RunEnd::Settled(settlement.outcome),
     })
 }

@@ -122,7 +122,7 @@ pub fn reconcile(
                 });
                 out.settled.push((t.id.clone(), Outcome::Abandoned));
             }
-            Ok(Settled::Stale) => {}
+            Ok(Settled::Stale | Settled::Deleted) => {}
             Err(e) => out.fail(&t.id, &e, reporter),
         }
         drop(guard);

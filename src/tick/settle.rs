@@ -110,6 +110,14 @@ pub fn record(
             }
         }
         Settled::Stale => reporter.report(&Event::Refused { id: id.clone() }),
+        Settled::Deleted => {
+            reporter.report(&Event::Deleted {
+                id: id.clone(),
+                attempt: won.attempt,
+                outcome: settlement.outcome,
+            });
+            workspace::unlock(main, id);
+        }
     }
     forget_run(layout, id);
     Ok(settled)

@@ -142,6 +142,17 @@ fn text_of(event: &Event) -> Line {
                 visible_line(reason)
             ),
         ),
+        Event::Deleted {
+            id,
+            attempt,
+            outcome,
+        } => about(
+            Kind::Done,
+            id,
+            format!(
+                "{outcome} (attempt {attempt}): a person deleted the ticket while it ran; its summary is kept in .orch/plan/runs/{id}/{attempt}.md"
+            ),
+        ),
         Event::Refused { id } => about(
             Kind::Done,
             id,

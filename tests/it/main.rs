@@ -3,6 +3,7 @@
 
 mod board;
 mod bounds;
+mod by_hand;
 mod contain;
 mod crash;
 mod demo;

@@ -697,7 +697,7 @@ fn abort_from_another_shell_stops_the_agent() {
 }
 
 #[test]
-fn a_result_for_a_ticket_moved_meanwhile_is_refused() {
+fn a_result_for_a_ticket_moved_meanwhile_is_recorded_where_it_is() {
     let env = TestEnv::new();
     env.ready(&waiting_agent(&env), "");
     env.write_ticket("todo", "moved", "---\ntitle: Moved\n---\n");
@@ -711,9 +711,15 @@ fn a_result_for_a_ticket_moved_meanwhile_is_refused() {
     .unwrap();
     std::fs::write(env.flag("go"), "").unwrap();
     let out = child.wait_with_output().unwrap();
-    assert!(stdout(&out).contains("result refused"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("left in todo where a person moved it"),
+        "{}",
+        stdout(&out)
+    );
     assert_eq!(env.state_of("moved"), "todo");
-    assert!(env.plan().join("runs/moved/1.stale.md").exists());
+    assert!(env.plan().join("runs/moved/1.md").exists());
+    let show = stdout(&env.orch().args(["show", "moved"]).output().unwrap());
+    assert!(!show.contains("running"), "{show}");
     assert_eq!(
         env.git(&["show", "orch/moved:work-1.txt"]),
         "work of moved\n",
