@@ -30,6 +30,7 @@ pub fn prepare(main: &MainRepo, layout: &Layout, id: &str, base: Oid) -> Result<
     let path = layout.worktree(id);
     let name = Layout::worktree_name(id);
     let mut notes = Vec::new();
+    let existed = std::fs::symlink_metadata(&path).is_ok();
     let created_branch = if main.branch_exists(&branch) {
         false
     } else {
@@ -106,7 +107,11 @@ pub fn prepare(main: &MainRepo, layout: &Layout, id: &str, base: Oid) -> Result<
             // Best effort: the error being returned is the one to report.
             let _ = main.delete_branch(&branch);
         }
-        let _ = main.remove_worktree(&name, &path);
+        // Only a worktree made here goes: one that was there may hold a
+        // person's work that the failure kept orch from taking.
+        if !existed {
+            let _ = main.remove_worktree(&name, &path);
+        }
         return Err(e);
     }
     main.lock_worktree(&name, "orch: an agent is running in this worktree");
@@ -123,8 +128,52 @@ pub fn prepare(main: &MainRepo, layout: &Layout, id: &str, base: Oid) -> Result<
 }
 
 /// After a successful attempt the worktree goes; the branch stays.
-pub fn remove(main: &MainRepo, layout: &Layout, id: &str) -> Result<()> {
-    main.remove_worktree(&Layout::worktree_name(id), &layout.worktree(id))
+/// Nothing in it is lost: work its branch does not hold (a person's fix
+/// made by hand, a commit on a detached HEAD) is committed and kept as
+/// `refs/orch/kept/<id>/removed-<time>` first, and where it cannot be, the
+/// worktree stays. Returns what was kept, for the output.
+pub fn remove(main: &MainRepo, layout: &Layout, id: &str) -> Result<Vec<String>> {
+    let name = Layout::worktree_name(id);
+    let path = layout.worktree(id);
+    let notes = keep_before_removal(main, &name, &path, id)?;
+    main.remove_worktree(&name, &path)?;
+    Ok(notes)
+}
+
+fn keep_before_removal(
+    main: &MainRepo,
+    name: &str,
+    path: &std::path::Path,
+    id: &str,
+) -> Result<Vec<String>> {
+    if !path.join(".git").exists() || main.worktree_link_problem(name, path).is_some() {
+        // Nothing registered to read, or a link orch will not follow: the
+        // removal below only unregisters and deletes orch's own directory.
+        return Ok(Vec::new());
+    }
+    let wt = main.open_worktree(name, path)?;
+    let branch = git::ticket_branch(id);
+    let tip = main.branch_tip(&branch);
+    let holds_more = |at: Oid| tip.is_none_or(|t| !main.contains(t, at));
+    let dirty = !wt.changed_paths()?.is_empty();
+    if !dirty && !wt.head().is_ok_and(holds_more) {
+        return Ok(Vec::new());
+    }
+    wt.clear_stale_index_lock();
+    wt.commit_all(&format!("orch: work left in the worktree of {id}"))?;
+    let at = wt.head()?;
+    if !holds_more(at) {
+        return Ok(Vec::new());
+    }
+    let kept = format!(
+        "refs/orch/kept/{id}/removed-{}",
+        jiff::Timestamp::now().as_second()
+    );
+    main.keep(&kept, at, "orch: work in a worktree about to be removed")?;
+    Ok(vec![format!(
+        "the worktree held work that {branch} does not have ({}); it is kept as {kept}",
+        short_oid(&at.to_string())
+    )])
 }
 
 pub fn unlock(main: &MainRepo, id: &str) {

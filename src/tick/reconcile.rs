@@ -170,11 +170,26 @@ fn sweep_done_worktrees(txn: &BoardTxn, board: &Board, reporter: &dyn Reporter) 
         let Ok(Some(_lock)) = RunLock::try_acquire(&txn.layout.run_lock(&id)) else {
             continue;
         };
-        if workspace::remove(&txn.main, &txn.layout, &id).is_ok() {
-            reporter.report(&Event::Cleaned {
-                id,
-                text: "removed the worktree of a done ticket left by an earlier tick".into(),
-            });
+        match workspace::remove(&txn.main, &txn.layout, &id) {
+            Ok(kept) => {
+                for text in kept {
+                    reporter.report(&Event::Cleaned {
+                        id: id.clone(),
+                        text,
+                    });
+                }
+                reporter.report(&Event::Cleaned {
+                    id,
+                    text: "removed the worktree of a done ticket left by an earlier tick".into(),
+                });
+            }
+            Err(e) => reporter.report(&Event::error(
+                &id,
+                format!(
+                    "cannot remove the worktree of a done ticket; it stays: {}",
+                    render_chain(&e)
+                ),
+            )),
         }
     }
 }

@@ -99,11 +99,19 @@ pub fn record(
                 to: *to,
             });
             if *to == State::Done {
-                if let Err(e) = workspace::remove(main, layout, id) {
-                    reporter.report(&Event::error(
+                match workspace::remove(main, layout, id) {
+                    Ok(kept) => {
+                        for text in kept {
+                            reporter.report(&Event::Cleaned {
+                                id: id.clone(),
+                                text,
+                            });
+                        }
+                    }
+                    Err(e) => reporter.report(&Event::error(
                         id,
                         format!("cannot remove the worktree: {}", render_chain(&e)),
-                    ));
+                    )),
                 }
             } else {
                 workspace::unlock(main, id);

@@ -87,3 +87,39 @@ fn a_ticket_moved_in_a_commit_while_it_runs_stops_its_agent() {
 fn a_ticket_deleted_while_it_runs_stops_its_agent() {
     moved_by_hand("rm");
 }
+
+/// Seen with the first release: a person fixing a blocked ticket by hand
+/// in its worktree, who then moved it to done, lost the uncommitted fix
+/// when the next tick removed the worktree.
+#[test]
+fn a_worktree_is_never_removed_with_a_persons_work_in_it() {
+    let env = TestEnv::new();
+    env.ready("echo try > try.txt\nexit 1", "max_attempts: 1");
+    env.write_ticket("todo", "fixme", "---\ntitle: Fix me\n---\n");
+    let out = env.tick_ok();
+    assert!(out.contains("moved to blocked"), "{out}");
+    let wt = env.repo.join(".orch/worktrees/fixme");
+    std::fs::write(wt.join("fix.txt"), "the person's fix\n").unwrap();
+    let plan = env.plan();
+    std::fs::rename(
+        plan.join("tickets/blocked/fixme.md"),
+        plan.join("tickets/done/fixme.md"),
+    )
+    .unwrap();
+    let out = env.tick_ok();
+    assert!(!wt.exists(), "the done ticket's worktree goes: {out}");
+    assert!(
+        out.contains("it is kept as refs/orch/kept/fixme/removed-"),
+        "{out}"
+    );
+    let kept = env.git(&[
+        "for-each-ref",
+        "--format=%(refname)",
+        "refs/orch/kept/fixme/",
+    ]);
+    let kept = kept.lines().find(|l| l.contains("removed-")).unwrap();
+    assert_eq!(
+        env.git(&["show", &format!("{kept}:fix.txt")]),
+        "the person's fix\n"
+    );
+}
