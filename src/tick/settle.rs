@@ -59,6 +59,13 @@ pub fn summary(
     }
 }
 
+/// The pauses before each new try of a settle that failed.
+const SETTLE_RETRIES: &[Duration] = &[
+    Duration::from_millis(200),
+    Duration::from_secs(1),
+    Duration::from_secs(3),
+];
+
 /// Record the attempt under the board lock, report it, and remove the
 /// worktree of a ticket that is done. Returns what became of the result.
 pub fn record(
@@ -71,24 +78,49 @@ pub fn record(
     reporter: &dyn Reporter,
 ) -> Result<Settled> {
     let id = &won.ticket.id;
-    let mut txn = BoardTxn::open_in(
-        git::open_main(&layout.root)?,
-        layout.clone(),
-        SETTLE_LOCK_WAIT.max(lock_timeout),
-    )?;
     let run = RunRef {
         id,
         attempt: won.attempt,
         run: won.run_id,
     };
-    let settled = transition::settle(
-        &mut txn,
-        &run,
-        settlement,
-        won.settings.max_attempts,
-        summary,
-    )?;
-    drop(txn);
+    let once = || -> Result<Settled> {
+        let mut txn = BoardTxn::open_in(
+            git::open_main(&layout.root)?,
+            layout.clone(),
+            SETTLE_LOCK_WAIT.max(lock_timeout),
+        )?;
+        transition::settle(
+            &mut txn,
+            &run,
+            settlement,
+            won.settings.max_attempts,
+            summary,
+        )
+    };
+    // A write that failed (a disk full for a moment, a git lock in the
+    // way) is tried again while this tick lives, a few times: the next
+    // tick would settle the run as abandoned, which is not what happened.
+    let mut tries = SETTLE_RETRIES.iter();
+    let settled = loop {
+        match once() {
+            Ok(s) => break s,
+            Err(e) if matches!(e, crate::Error::LockBusy { .. }) => return Err(e),
+            Err(e) => match tries.next() {
+                Some(pause) => {
+                    reporter.report(&Event::error(
+                        id,
+                        format!(
+                            "cannot record the result yet ({}); trying again in {}",
+                            render_chain(&e),
+                            crate::duration::display(*pause)
+                        ),
+                    ));
+                    std::thread::sleep(*pause);
+                }
+                None => return Err(e),
+            },
+        }
+    };
     match &settled {
         Settled::Moved { to, reason } => {
             reporter.report(&Event::Settled {

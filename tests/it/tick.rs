@@ -940,6 +940,55 @@ fn a_duration_too_long_to_add_to_a_clock_is_refused_and_the_others_run() {
     assert_eq!(env.state_of("huge"), "todo");
 }
 
+/// A result that cannot be written for a moment (a disk full, something in
+/// the way) is tried again by the tick that has it, which records it with
+/// the true outcome once it can: no "abandoned" for the next tick to say.
+#[test]
+fn a_settle_that_fails_for_a_moment_is_tried_again() {
+    use std::io::BufRead;
+    let env = TestEnv::new();
+    env.ready("echo work > w.txt", "");
+    env.write_ticket("todo", "t", "---\ntitle: T\n---\n");
+    let plan = env.plan();
+    env.git_in(&plan, &["rm", "-rq", "tickets/done"]);
+    std::fs::write(plan.join("tickets/done"), "in the way\n").unwrap();
+    env.git_in(&plan, &["add", "tickets/done"]);
+    env.git_in(&plan, &["commit", "-qm", "in the way"]);
+    let mut tick = env.spawn_tick();
+    let mut lines = std::io::BufReader::new(tick.stdout.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        seen.push(line.clone());
+        if line.contains("cannot record the result yet") {
+            break;
+        }
+    }
+    assert!(
+        seen.iter()
+            .any(|l| l.contains("cannot record the result yet")),
+        "{seen:#?}"
+    );
+    // The obstacle goes; the tick's next try records the result. Under the
+    // board lock, so that this commit and orch's try do not meet.
+    let lock = std::fs::File::open(env.repo.join(".git/orch/lock")).unwrap();
+    lock.lock().unwrap();
+    env.git_in(&plan, &["rm", "-q", "tickets/done"]);
+    std::fs::create_dir_all(plan.join("tickets/done")).unwrap();
+    std::fs::write(plan.join("tickets/done/.gitkeep"), "").unwrap();
+    env.git_in(&plan, &["add", "tickets/done"]);
+    env.git_in(&plan, &["commit", "-qm", "out of the way"]);
+    drop(lock);
+    seen.extend(lines.map(|l| l.unwrap()));
+    let status = tick.wait().unwrap();
+    assert!(status.success(), "{seen:#?}");
+    assert!(
+        seen.iter().any(|l| l.contains("t: success (attempt 1)")),
+        "{seen:#?}"
+    );
+    assert_eq!(env.state_of("t"), "done");
+}
+
 /// Seen with the first release: a result that could not be recorded ended
 /// the tick with exit 0, so cron never said anything. Here the agent puts
 /// a file where tickets/done goes, so the ticket cannot move there.
