@@ -253,7 +253,7 @@ def chaos_run(rng, root, stats):
         if r.returncode != 0:
             stats["tick_errors"] += 1
             print(f"  tick failed ({r.returncode}): {r.stderr.strip()[:300]}", file=sys.stderr)
-    check_invariants(repo, root, stats, doubles)
+    return check_invariants(repo, root, stats, doubles)
 
 
 def check_invariants(repo, root, stats, doubles):
@@ -311,7 +311,9 @@ def check_invariants(repo, root, stats, doubles):
         if not reachable:
             stats["lost_commits"] += 1
             problems.append(f"commit {sha} of {ticket} is no longer on its branch")
-    return problems and print("  " + "\n  ".join(problems), file=sys.stderr)
+    if problems:
+        print("  " + "\n  ".join(problems), file=sys.stderr)
+    return problems
 
 
 def lock_free(path):
@@ -386,15 +388,19 @@ def main():
     start = time.time()
     for i in range(runs):
         root = tempfile.mkdtemp(prefix="orch-chaos-")
+        failed = True
         try:
-            chaos_run(rng, root, stats)
+            failed = bool(chaos_run(rng, root, stats))
         finally:
             for pid, _, _ in agent_processes(os.path.join(root, "repo")):
                 try:
                     os.kill(pid, signal.SIGKILL)
                 except OSError:
                     pass
-            shutil.rmtree(root, ignore_errors=True)
+            if failed and os.environ.get("CHAOS_KEEP"):
+                print(f"  kept {root}", file=sys.stderr)
+            else:
+                shutil.rmtree(root, ignore_errors=True)
         if (i + 1) % 10 == 0:
             print(f"  {i + 1}/{runs} runs, {time.time() - start:.0f}s", file=sys.stderr)
     s = stats

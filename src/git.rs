@@ -554,10 +554,45 @@ impl MainRepo {
 
     /// Point `name` (a full ref name) at `oid`, so the commits stay
     /// reachable whatever happens to branches.
-    pub fn keep(&self, name: &str, oid: Oid, why: &str) -> Result<()> {
+    /// A kept ref is never overwritten: where `name` holds another commit
+    /// already, `name-2`, `name-3`... is used. Returns the name used.
+    pub fn keep(&self, name: &str, oid: Oid, why: &str) -> Result<String> {
+        let mut candidate = name.to_string();
+        for n in 2..10_000 {
+            match self.repo.find_reference(&candidate) {
+                Ok(r) if r.target() == Some(oid) => return Ok(candidate),
+                Ok(_) => candidate = format!("{name}-{n}"),
+                Err(_) => {
+                    self.repo
+                        .reference(&candidate, oid, false, why)
+                        .git_context(format!("cannot create {candidate}"))?;
+                    return Ok(candidate);
+                }
+            }
+        }
+        Err(Error::other(format!("too many refs named {name}-<n>")))
+    }
+
+    /// Remove the lock file of one of orch's refs (`refs/heads/orch/...`)
+    /// that a killed orch or git left behind, if no live process holds it
+    /// open. Worktrees are detached, so no worktree's own lock files cover
+    /// its branch. Call only where orch alone may move that ref (under the
+    /// ticket's run lock). Returns whether one was removed.
+    pub fn clear_stale_ref_lock(&self, name: &str) -> bool {
+        if !name.starts_with("refs/heads/orch/") {
+            return false;
+        }
+        let lock = self.git_dir.join(format!("{name}.lock"));
+        lock.exists()
+            && crate::process::holders_of(&lock).is_empty()
+            && std::fs::remove_file(&lock).is_ok()
+    }
+
+    /// Point `name` at `oid`, whatever it pointed at.
+    pub fn set_ref(&self, name: &str, oid: Oid, why: &str) -> Result<()> {
         self.repo
             .reference(name, oid, true, why)
-            .git_context(format!("cannot create {name}"))?;
+            .git_context(format!("cannot update {name}"))?;
         Ok(())
     }
 
@@ -1105,6 +1140,36 @@ pub fn trailers(message: &str) -> Vec<(String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_kept_ref_is_never_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repository::init(dir.path()).unwrap();
+        let sig = git2::Signature::now("t", "t@example.com").unwrap();
+        let (a, b) = {
+            let tree = repo
+                .find_tree(repo.index().unwrap().write_tree().unwrap())
+                .unwrap();
+            let a = repo.commit(None, &sig, &sig, "a", &tree, &[]).unwrap();
+            let b = repo.commit(None, &sig, &sig, "b", &tree, &[]).unwrap();
+            (a, b)
+        };
+        let main = MainRepo {
+            repo,
+            root: dir.path().to_path_buf(),
+            git_dir: dir.path().join(".git"),
+        };
+        let name = "refs/orch/kept/x/1";
+        assert_eq!(main.keep(name, a, "t").unwrap(), name);
+        assert_eq!(
+            main.keep(name, a, "t").unwrap(),
+            name,
+            "the same commit: no new ref"
+        );
+        assert_eq!(main.keep(name, b, "t").unwrap(), "refs/orch/kept/x/1-2");
+        assert_eq!(main.ref_target(name), Some(a));
+        assert_eq!(main.ref_target("refs/orch/kept/x/1-2"), Some(b));
+    }
 
     #[test]
     fn trailers_of_the_last_paragraph() {

@@ -31,6 +31,11 @@ pub fn prepare(main: &MainRepo, layout: &Layout, id: &str, base: Oid) -> Result<
     let name = Layout::worktree_name(id);
     let mut notes = Vec::new();
     let existed = std::fs::symlink_metadata(&path).is_ok();
+    if main.clear_stale_ref_lock(&format!("refs/heads/{branch}")) {
+        notes.push(format!(
+            "removed a stale lock on {branch} left by a killed process"
+        ));
+    }
     let created_branch = if main.branch_exists(&branch) {
         false
     } else {
@@ -169,7 +174,7 @@ fn keep_before_removal(
         "refs/orch/kept/{id}/removed-{}",
         jiff::Timestamp::now().as_second()
     );
-    main.keep(&kept, at, "orch: work in a worktree about to be removed")?;
+    let kept = main.keep(&kept, at, "orch: work in a worktree about to be removed")?;
     Ok(vec![format!(
         "the worktree held work that {branch} does not have ({}); it is kept as {kept}",
         short_oid(&at.to_string())
@@ -227,6 +232,9 @@ pub fn take_work(
 ) -> Result<Taken> {
     let branch = git::ticket_branch(id);
     let want = format!("refs/heads/{branch}");
+    // The run lock is ours and the run's processes are gone: a lock on the
+    // branch is what a killed orch left, and would fail every attempt.
+    main.clear_stale_ref_lock(&want);
     let head = wt.head_ref();
     let committed = wt.commit_all(message)?;
     let at = wt.head()?;
@@ -241,7 +249,7 @@ pub fn take_work(
     };
     if let Some(other) = head.as_deref().filter(|r| *r != want) {
         let kept = format!("refs/orch/kept/{id}/{tag}-elsewhere");
-        main.keep(&kept, at, "orch: work left off the ticket branch")?;
+        let kept = main.keep(&kept, at, "orch: work left off the ticket branch")?;
         taken.notes.push(format!(
             "the worktree was left on {other} instead of {branch}; its work ({}) is kept as {kept}",
             short(at)
@@ -256,7 +264,7 @@ pub fn take_work(
             let rewrite = !main.contains(at, start);
             if rewrite && how == Move::FastForward {
                 let kept = format!("refs/orch/kept/{id}/{tag}-elsewhere");
-                main.keep(&kept, at, "orch: work off the ticket branch")?;
+                let kept = main.keep(&kept, at, "orch: work off the ticket branch")?;
                 taken.notes.push(format!(
                     "the worktree held {} that {branch} does not contain; it is kept as {kept}",
                     short(at)
@@ -265,7 +273,7 @@ pub fn take_work(
             }
             if rewrite {
                 let kept = format!("refs/orch/kept/{id}/{tag}");
-                main.keep(&kept, start, "orch: the agent rewrote its branch")?;
+                let kept = main.keep(&kept, start, "orch: the agent rewrote its branch")?;
                 taken.notes.push(format!(
                     "the agent rewrote {branch} from {}; that commit is kept as {kept}",
                     short(start)
@@ -277,7 +285,7 @@ pub fn take_work(
         Some(tip) if main.contains(tip, at) => {}
         Some(tip) => {
             let kept = format!("refs/orch/kept/{id}/{tag}");
-            main.keep(&kept, at, "orch: the ticket branch moved under the run")?;
+            let kept = main.keep(&kept, at, "orch: the ticket branch moved under the run")?;
             let text = format!(
                 "{branch} was moved from {} to {} by someone else while the agent ran; the agent's work ({}) is kept as {kept}",
                 short(start),

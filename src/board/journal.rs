@@ -55,7 +55,7 @@ pub fn guard(main: &MainRepo) -> crate::Result<Guarded> {
     };
     match tip {
         None => {
-            main.keep(git::PLAN_REF, last, "orch: restore orch/plan")?;
+            main.set_ref(git::PLAN_REF, last, "orch: restore orch/plan")?;
             Ok(Guarded::Restored { to: last })
         }
         Some(tip) if main.contains(tip, last) => {
@@ -66,8 +66,8 @@ pub fn guard(main: &MainRepo) -> crate::Result<Guarded> {
         }
         Some(tip) => {
             let kept = format!("refs/orch/kept/plan/{}", jiff::Timestamp::now().as_second());
-            main.keep(&kept, tip, "orch: orch/plan as it was found, rewound")?;
-            main.keep(git::PLAN_REF, last, "orch: restore orch/plan")?;
+            let kept = main.keep(&kept, tip, "orch: orch/plan as it was found, rewound")?;
+            main.set_ref(git::PLAN_REF, last, "orch: restore orch/plan")?;
             Ok(Guarded::Rewound {
                 from: tip,
                 to: last,

@@ -462,17 +462,21 @@ fn set_aside_plan_changes(
         )
     };
     let kept = format!("refs/orch/kept/plan/{run_id}");
-    let set_aside = || -> crate::Result<()> {
+    let set_aside = || -> crate::Result<String> {
         let head = plan.head()?;
         plan.stage_paths(&new)?;
         let commit = plan.commit_staged_on(head, "orch: board edits made while an agent ran")?;
-        if let Some(commit) = commit {
-            main.keep(&kept, commit, "orch: board edits made while an agent ran")?;
-        }
-        plan.follow_head(head, &new)
+        let kept = match commit {
+            Some(commit) => {
+                main.keep(&kept, commit, "orch: board edits made while an agent ran")?
+            }
+            None => kept.clone(),
+        };
+        plan.follow_head(head, &new)?;
+        Ok(kept)
     };
     notes.push(match set_aside() {
-        Ok(()) => format!(
+        Ok(kept) => format!(
             "while the agent ran, {listed}; orch did not take them as board changes: they are kept as {kept} and the plan is as orch left it (if you made them, `git -C .orch/plan checkout {kept} -- <path>` brings them back)"
         ),
         Err(e) => format!(
@@ -533,9 +537,9 @@ fn set_aside_plan_commits(
         list.join(", ")
     );
     let kept = format!("refs/orch/kept/plan/{}-commits", won.run_id);
-    let undo = || -> crate::Result<()> {
-        main.keep(&kept, tip, "orch: board commits made while an agent ran")?;
-        main.keep(
+    let undo = || -> crate::Result<String> {
+        let kept = main.keep(&kept, tip, "orch: board commits made while an agent ran")?;
+        main.set_ref(
             git::PLAN_REF,
             base,
             "orch: undo board commits made while an agent ran",
@@ -544,10 +548,10 @@ fn set_aside_plan_commits(
         if plan.head_ref().as_deref() == Some(git::PLAN_REF) {
             plan.follow_head(tip, &[])?;
         }
-        Ok(())
+        Ok(kept)
     };
     Some(match undo() {
-        Ok(()) => format!(
+        Ok(kept) => format!(
             "while the agent ran, {listed}; orch did not take them as board changes: orch/plan is back at {} and the commits are kept as {kept} (if you made them, `git -C .orch/plan cherry-pick ..{kept}` brings them back)",
             short_oid(&base.to_string())
         ),

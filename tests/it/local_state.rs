@@ -91,3 +91,42 @@ fn the_lock_an_older_orch_holds_is_respected() {
     drop(file);
     env.orch().args(["new", "Free"]).assert().success();
 }
+
+/// Seen in chaos: an orch killed while moving a ticket branch left
+/// `refs/heads/orch/<id>.lock`; every later attempt failed to prepare the
+/// worktree, the ticket ended blocked for orch's reason, and the agent's
+/// commit never reached its branch. A lock no live process holds is
+/// removed; one a live process holds is left alone.
+#[test]
+fn a_stale_lock_on_a_ticket_branch_is_removed_and_a_held_one_is_not() {
+    let env = TestEnv::new();
+    env.ready(
+        "if [ \"$ORCH_ATTEMPT\" = 1 ]; then exit 1; fi\necho work > \"work-$ORCH_ATTEMPT.txt\"",
+        "max_attempts: 5",
+    );
+    env.write_ticket("todo", "t", "---\ntitle: T\n---\n");
+    let out = env.tick_ok();
+    assert!(out.contains("t: failed (attempt 1)"), "{out}");
+    let lock = env.repo.join(".git/refs/heads/orch/t.lock");
+    // Held open by a live process: never removed, the attempt waits.
+    let holder = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("exec sleep 30 3>{}", lock.display()))
+        .spawn()
+        .unwrap();
+    while !lock.exists() {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let mut holder = holder;
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    let out = env.tick_ok();
+    assert!(lock.exists(), "a held lock is left alone: {out}");
+    assert!(!out.contains("success"), "{out}");
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    // Left by a dead process: removed, and the attempt runs.
+    let out = env.tick_ok();
+    assert!(!lock.exists(), "{out}");
+    assert!(out.contains("t: success (attempt 3)"), "{out}");
+    assert_eq!(env.git(&["show", "orch/t:work-3.txt"]), "work\n");
+}
