@@ -214,21 +214,14 @@ fn record(
     failpoint::hit("settle-after-summary");
     txn.move_ticket(run.id, State::InProgress, dest.state, &t.text_with(&event))?;
     failpoint::hit("settle-after-move");
-    let mut message = CommitMessage::new(format!(
-        "orch: {} {} (attempt {})",
-        settlement.outcome, run.id, run.attempt
-    ))
-    .line(reason)
-    .trailer(Trailer::Ticket, run.id)
-    .trailer(Trailer::Attempt, run.attempt)
-    .trailer(Trailer::Outcome, settlement.outcome)
-    .trailer(Trailer::State, dest.state);
-    if !run.run.is_empty() {
-        message = message.trailer(Trailer::Run, run.run);
-    }
-    if let Some(tip) = &tip {
-        message = message.trailer(Trailer::Commit, tip);
-    }
+    let message = result_message(
+        run,
+        settlement,
+        "",
+        reason,
+        Some(dest.state),
+        tip.as_deref(),
+    );
     Ok((
         message,
         Settled::Moved {
@@ -236,6 +229,36 @@ fn record(
             reason: dest.reason,
         },
     ))
+}
+
+/// The commit message of a recorded result: `orch: <outcome> <id>
+/// (attempt <n>)<suffix>`, the reason, and the result's trailers.
+fn result_message(
+    run: &RunRef<'_>,
+    settlement: &Settlement,
+    suffix: &str,
+    reason: String,
+    state: Option<State>,
+    tip: Option<&str>,
+) -> CommitMessage {
+    let mut message = CommitMessage::new(format!(
+        "orch: {} {} (attempt {}){suffix}",
+        settlement.outcome, run.id, run.attempt
+    ))
+    .line(reason)
+    .trailer(Trailer::Ticket, run.id)
+    .trailer(Trailer::Attempt, run.attempt)
+    .trailer(Trailer::Outcome, settlement.outcome);
+    if let Some(state) = state {
+        message = message.trailer(Trailer::State, state);
+    }
+    if !run.run.is_empty() {
+        message = message.trailer(Trailer::Run, run.run);
+    }
+    if let Some(tip) = tip {
+        message = message.trailer(Trailer::Commit, tip);
+    }
+    message
 }
 
 /// The ticket, if a person moved it out of in-progress while this run
@@ -273,20 +296,14 @@ fn record_deleted(
         &summary_rel(run.id, run.attempt),
         summary.render().as_bytes(),
     )?;
-    let mut message = CommitMessage::new(format!(
-        "orch: {} {} (attempt {}), ticket deleted by hand",
-        settlement.outcome, run.id, run.attempt
-    ))
-    .line(text::one_line(&settlement.reason, REASON_MAX))
-    .trailer(Trailer::Ticket, run.id)
-    .trailer(Trailer::Attempt, run.attempt)
-    .trailer(Trailer::Outcome, settlement.outcome);
-    if !run.run.is_empty() {
-        message = message.trailer(Trailer::Run, run.run);
-    }
-    if let Some(tip) = &summary.tip {
-        message = message.trailer(Trailer::Commit, tip);
-    }
+    let message = result_message(
+        run,
+        settlement,
+        ", ticket deleted by hand",
+        text::one_line(&settlement.reason, REASON_MAX),
+        None,
+        summary.tip.as_deref(),
+    );
     Ok((message, Settled::Deleted))
 }
 
@@ -321,24 +338,14 @@ fn record_in_place(
         )?;
     }
     txn.write(&t.rel_path(), t.text_with(&event).as_bytes())?;
-    let mut message = CommitMessage::new(format!(
-        "orch: {} {} (attempt {}), left in {} by hand",
-        settlement.outcome,
-        run.id,
-        run.attempt,
-        t.state.dir()
-    ))
-    .line(reason)
-    .trailer(Trailer::Ticket, run.id)
-    .trailer(Trailer::Attempt, run.attempt)
-    .trailer(Trailer::Outcome, settlement.outcome)
-    .trailer(Trailer::State, t.state);
-    if !run.run.is_empty() {
-        message = message.trailer(Trailer::Run, run.run);
-    }
-    if let Some(tip) = &tip {
-        message = message.trailer(Trailer::Commit, tip);
-    }
+    let message = result_message(
+        run,
+        settlement,
+        &format!(", left in {} by hand", t.state.dir()),
+        reason,
+        Some(t.state),
+        tip.as_deref(),
+    );
     Ok((
         message,
         Settled::Moved {
