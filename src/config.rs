@@ -75,6 +75,15 @@ pub struct Config {
     pub agent_cooldown: Duration,
     pub no_progress_timeout: Option<Duration>,
     pub sandbox: Sandbox,
+    pub commit_hooks: CommitHooks,
+}
+
+/// Whether orch's commit of the agent's work runs the repository's
+/// `pre-commit` and `commit-msg` hooks (`commit_hooks: run|skip`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommitHooks {
+    Run,
+    Skip,
 }
 
 /// The kernel sandbox around the agent and its `verify` (Landlock).
@@ -113,6 +122,7 @@ struct RawConfig {
     agent_cooldown: Option<Dur>,
     no_progress_timeout: Option<Dur>,
     sandbox: Option<RawSandbox>,
+    commit_hooks: Option<String>,
 }
 
 const KNOWN_KEYS: &[&str] = &[
@@ -129,6 +139,7 @@ const KNOWN_KEYS: &[&str] = &[
     "agent_cooldown",
     "no_progress_timeout",
     "sandbox",
+    "commit_hooks",
 ];
 
 /// A problem that does not stop orch but that the user should fix.
@@ -163,6 +174,7 @@ impl Config {
                 enabled: true,
                 writable: Vec::new(),
             },
+            commit_hooks: CommitHooks::Run,
         };
         if let Err(message) = config.apply(raw) {
             panic!("templates/orch.yaml is invalid: {message}");
@@ -288,6 +300,13 @@ impl Config {
         }
         if let Some(sandbox) = raw.sandbox {
             self.sandbox = sandbox_from(sandbox)?;
+        }
+        if let Some(word) = raw.commit_hooks {
+            self.commit_hooks = match word.as_str() {
+                "run" => CommitHooks::Run,
+                "skip" => CommitHooks::Skip,
+                other => return Err(format!("commit_hooks: `{other}` is not run or skip")),
+            };
         }
         Ok(())
     }

@@ -288,6 +288,18 @@ impl MainRepo {
         Ok(())
     }
 
+    /// Make a ticket's worktree `name` at `path`, detached at `tip`, with
+    /// the git CLI (see [`crate::gitcli`]): filters, LFS, sparse patterns
+    /// and submodules as the user's own `git worktree add` would.
+    pub fn add_ticket_worktree(&self, name: &str, path: &Path, tip: Oid) -> Result<()> {
+        let _lock = self.worktree_change_lock()?;
+        if !path.join(".git").exists() {
+            self.force_prune_locked(name);
+        }
+        crate::gitcli::add_worktree(&self.root, name, path, tip)?;
+        crate::gitcli::init_submodules(path)
+    }
+
     /// Forget the worktree `name` if its directory is gone (the caller
     /// holds the worktree change lock).
     fn prune_locked(&self, name: &str) -> Result<()> {

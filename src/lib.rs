@@ -17,6 +17,7 @@ pub mod duration;
 pub mod error;
 pub mod failpoint;
 pub mod git;
+pub mod gitcli;
 pub mod lock;
 pub mod outcome;
 pub mod process;

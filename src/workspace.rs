@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use crate::board::Layout;
 use crate::error::Result;
 use crate::git::{self, MainRepo, Oid, Worktree};
+use crate::gitcli::{self, Identity};
 use crate::text::short_oid;
 
 #[derive(Debug)]
@@ -25,7 +26,13 @@ pub struct Prepared {
 
 /// Make the ticket's worktree ready for an attempt. On failure nothing
 /// half-made is left: a branch created here is deleted again.
-pub fn prepare(main: &MainRepo, layout: &Layout, id: &str, base: Oid) -> Result<Prepared> {
+pub fn prepare(
+    main: &MainRepo,
+    layout: &Layout,
+    id: &str,
+    base: Oid,
+    hooks: &Hooks<'_>,
+) -> Result<Prepared> {
     let branch = git::ticket_branch(id);
     let path = layout.worktree(id);
     let name = Layout::worktree_name(id);
@@ -71,7 +78,10 @@ pub fn prepare(main: &MainRepo, layout: &Layout, id: &str, base: Oid) -> Result<
                 })?;
                 notes.push("removed a broken worktree directory".into());
             }
-            main.add_worktree(&name, &path, &branch)?;
+            let tip = main.branch_tip(&branch).ok_or_else(|| {
+                crate::error::Error::other(format!("the branch {branch} has no commit"))
+            })?;
+            main.add_ticket_worktree(&name, &path, tip)?;
         }
         let wt = main.open_worktree(&name, &path)?;
         // No process of an earlier run is alive here (its run lock is
@@ -81,7 +91,10 @@ pub fn prepare(main: &MainRepo, layout: &Layout, id: &str, base: Oid) -> Result<
             crate::error::Error::other(format!("the branch {branch} has no commit"))
         })?;
         let head_ref = wt.head_ref();
-        if head_ref.is_some() || wt.head().ok() != Some(tip) || !wt.changed_paths()?.is_empty() {
+        if head_ref.is_some()
+            || wt.head().ok() != Some(tip)
+            || !gitcli::changed_paths(&path)?.is_empty()
+        {
             // Anything an earlier run left off the branch tip (another
             // branch, a detached commit) is kept before the worktree is
             // put back at the tip.
@@ -93,6 +106,7 @@ pub fn prepare(main: &MainRepo, layout: &Layout, id: &str, base: Oid) -> Result<
                 Move::FastForward,
                 "before-retry",
                 "orch: work left in the worktree",
+                hooks,
             )?;
             notes.extend(taken.notes);
             if let Some(other) = head_ref.filter(|r| *r != format!("refs/heads/{branch}")) {
@@ -104,7 +118,7 @@ pub fn prepare(main: &MainRepo, layout: &Layout, id: &str, base: Oid) -> Result<
         // Detached at the tip: the agent's commits move only this
         // worktree's HEAD; orch moves the branch after the run.
         let tip = main.branch_tip(&branch).unwrap_or(tip);
-        wt.detach_forced(tip)?;
+        gitcli::checkout_detached(&path, tip)?;
         Ok(())
     })();
     if let Err(e) = result {
@@ -160,12 +174,19 @@ fn keep_before_removal(
     let branch = git::ticket_branch(id);
     let tip = main.branch_tip(&branch);
     let holds_more = |at: Oid| tip.is_none_or(|t| !main.contains(t, at));
-    let dirty = !wt.changed_paths()?.is_empty();
+    let dirty = !gitcli::changed_paths(path)?.is_empty();
     if !dirty && !wt.head().is_ok_and(holds_more) {
         return Ok(Vec::new());
     }
     wt.clear_stale_index_lock();
-    wt.commit_all(&format!("orch: work left in the worktree of {id}"))?;
+    // Kept aside, not published: the repository's hooks need not pass.
+    if gitcli::stage_all(path)? {
+        gitcli::commit_unverified(
+            path,
+            &format!("orch: work left in the worktree of {id}"),
+            &Identity::of(&main.repo),
+        )?;
+    }
     let at = wt.head()?;
     if !holds_more(at) {
         return Ok(Vec::new());
@@ -212,6 +233,26 @@ pub struct Taken {
     /// The branch was moved by someone else while the run went on: the
     /// work is kept on a ref instead, and it is not the agent's doing.
     pub moved_by_other: Option<String>,
+    /// The repository's commit hooks refused orch's commit of the work:
+    /// why, and where the work is kept instead.
+    pub refused: Option<String>,
+}
+
+/// How orch's commit of the work a run left treats the repository's
+/// `pre-commit` and `commit-msg` hooks (`commit_hooks:` in orch.yaml).
+pub enum Hooks<'a> {
+    /// No hooks: `commit_hooks: skip`.
+    Skip,
+    /// Run `git commit` (the argv given) through this, which applies the
+    /// hooks under the sandbox and timeouts the caller chose.
+    Run(&'a dyn Fn(&[String]) -> Verdict),
+}
+
+/// What a hooked `git commit` came to.
+pub struct Verdict {
+    pub ok: bool,
+    /// Why it failed: the hook's exit and output.
+    pub why: String,
 }
 
 /// Take the work a run left in its worktree onto the ticket branch: commit
@@ -229,6 +270,7 @@ pub fn take_work(
     how: Move,
     tag: impl std::fmt::Display,
     message: &str,
+    hooks: &Hooks<'_>,
 ) -> Result<Taken> {
     let branch = git::ticket_branch(id);
     let want = format!("refs/heads/{branch}");
@@ -236,17 +278,20 @@ pub fn take_work(
     // branch is what a killed orch left, and would fail every attempt.
     main.clear_stale_ref_lock(&want);
     let head = wt.head_ref();
-    let committed = wt.commit_all(message)?;
-    let at = wt.head()?;
     let short = |o: Oid| short_oid(&o.to_string()).to_string();
-    let mut taken = Taken {
-        tip: main.branch_tip(&branch),
-        notes: committed
-            .map(|c| format!("committed the uncommitted work as {}", short(c)))
-            .into_iter()
-            .collect(),
-        ..Taken::default()
-    };
+    let mut taken = Taken::default();
+    match commit_leftovers(main, wt, id, &tag, message, hooks)? {
+        Committed::Nothing => {}
+        Committed::As(c) => taken
+            .notes
+            .push(format!("committed the uncommitted work as {}", short(c))),
+        Committed::Refused(why) => {
+            taken.notes.push(why.clone());
+            taken.refused = Some(why);
+        }
+    }
+    let at = wt.head()?;
+    taken.tip = main.branch_tip(&branch);
     if let Some(other) = head.as_deref().filter(|r| *r != want) {
         let kept = format!("refs/orch/kept/{id}/{tag}-elsewhere");
         let kept = main.keep(&kept, at, "orch: work left off the ticket branch")?;
@@ -307,6 +352,63 @@ pub fn take_work(
     Ok(taken)
 }
 
+enum Committed {
+    Nothing,
+    As(Oid),
+    /// Refused by the hooks: the work is kept aside and the worktree is
+    /// back at its HEAD before.
+    Refused(String),
+}
+
+/// Commit what is uncommitted in the worktree on its HEAD, through the
+/// git CLI so that filters, LFS and the sparse cone apply, and through
+/// the repository's hooks unless they are skipped. Work the hooks refuse
+/// never reaches the ticket branch: it is kept on
+/// `refs/orch/kept/<id>/<tag>-refused`.
+fn commit_leftovers(
+    main: &MainRepo,
+    wt: &Worktree,
+    id: &str,
+    tag: &dyn std::fmt::Display,
+    message: &str,
+    hooks: &Hooks<'_>,
+) -> Result<Committed> {
+    let path = &wt.path;
+    if !gitcli::stage_all(path)? {
+        return Ok(Committed::Nothing);
+    }
+    let who = Identity::of(&main.repo);
+    let run = match hooks {
+        Hooks::Skip => return gitcli::commit_unverified(path, message, &who).map(Committed::As),
+        Hooks::Run(run) => run,
+    };
+    let before = gitcli::head(path)?;
+    let file = gitcli::message_file(path, message)?;
+    let verdict = run(&gitcli::commit_argv(&file, true));
+    let _ = std::fs::remove_file(&file);
+    let after = gitcli::head(path)?;
+    if verdict.ok && after != before {
+        return Ok(Committed::As(after));
+    }
+    // A hook may have changed or unstaged files before refusing.
+    gitcli::stage_all(path)?;
+    let aside = gitcli::commit_unverified(
+        path,
+        &format!("orch: work the repository's commit hooks refused\n\n{message}"),
+        &who,
+    )?;
+    let kept = main.keep(
+        &format!("refs/orch/kept/{id}/{tag}-refused"),
+        aside,
+        "orch: work the repository's commit hooks refused",
+    )?;
+    gitcli::reset_to(path, before)?;
+    Ok(Committed::Refused(format!(
+        "{}; the work is kept as {kept}",
+        verdict.why
+    )))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -336,7 +438,7 @@ mod tests {
                         let mut failures = Vec::new();
                         for round in 0..15 {
                             let id = format!("t{n}-{round}");
-                            match prepare(&main, layout, &id, base) {
+                            match prepare(&main, layout, &id, base, &Hooks::Skip) {
                                 Ok(_) => {
                                     if let Err(e) = remove(&main, layout, &id) {
                                         failures.push(crate::error::render_chain(&e));

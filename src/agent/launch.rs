@@ -148,6 +148,12 @@ fn sandbox_policy(
         // or its children's entries there unless it is root.
         PathBuf::from("/proc"),
     ];
+    // Git LFS keeps content in the common git directory: an agent that
+    // stages a file under an LFS path (and orch's commit after) writes there.
+    let lfs = a.git_dir.join("lfs");
+    if lfs.is_dir() {
+        writable.push(lfs);
+    }
     for dir in preset_dirs.iter().chain(&a.settings.sandbox.writable) {
         let Some(path) = relocated(dir, env).and_then(|d| sandbox::expand_home(&d)) else {
             continue;
@@ -173,6 +179,25 @@ pub fn verify_spec(agent: &Spec, cmd: &str) -> Spec {
         events: None,
         ..agent.clone()
     }
+}
+
+/// `git commit` with the repository's hooks, run like `verify`: in the
+/// agent's sandbox, under its timeouts, appending to its log, as the
+/// identity orch commits with.
+pub fn hook_spec(agent: &Spec, argv: &[String], who: &crate::gitcli::Identity) -> Spec {
+    let (env, env_remove) = crate::gitcli::env_for_supervised();
+    let mut spec = Spec {
+        argv: argv.to_vec(),
+        log_append: true,
+        stdin: None,
+        events: None,
+        no_progress_timeout: None,
+        ..agent.clone()
+    };
+    spec.env.extend(env);
+    spec.env.extend(who.env());
+    spec.env_remove.extend(env_remove);
+    spec
 }
 
 /// The agent's program must exist before anything is claimed for it, or

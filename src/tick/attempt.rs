@@ -16,7 +16,9 @@ use crate::board::layout::summary_rel;
 use crate::board::{CommitMessage, Layout, Trailer, host_name};
 use crate::error::render_chain;
 use crate::failpoint;
+use crate::config::CommitHooks;
 use crate::git::{self, MainRepo, Oid, Worktree};
+use crate::gitcli;
 use crate::runlog;
 use crate::summary;
 use crate::text::short_oid;
@@ -55,7 +57,14 @@ pub fn run(
         facts.interrupted_early = true;
         return facts;
     }
-    let prepared = match workspace::prepare(main, layout, &t.id, won.base) {
+    let plain = unsupervised_hooks(layout, main, &t.id, won.settings);
+    let prepared = match workspace::prepare(
+        main,
+        layout,
+        &t.id,
+        won.base,
+        &hooks(won.settings, &plain),
+    ) {
         Ok(p) => p,
         Err(e) => {
             facts.setup_error = Some(format!("cannot prepare the worktree: {}", render_chain(&e)));
@@ -102,7 +111,7 @@ pub fn run(
         ));
     }
     facts.submission = contract::read_submission(&layout.result_file(&t.id, won.attempt));
-    take_agent_work(main, &prepared, won, &mut facts);
+    take_agent_work(main, &prepared, won, (&spec, &control), &mut facts);
     failpoint::hit("settle-after-work-commit");
     let mut outside =
         set_aside_plan_changes(layout, main, &plan_before, won, spec.sandbox.is_some());
@@ -184,9 +193,20 @@ fn launch_agent(
 /// whatever the outcome (see [`workspace::take_work`]), and gather the
 /// attempt's commits. A worktree whose link to the repository the agent
 /// changed is refused: nothing in it is committed anywhere.
-fn take_agent_work(main: &MainRepo, prepared: &Prepared, won: &Won<'_>, facts: &mut RunFacts) {
+fn take_agent_work(
+    main: &MainRepo,
+    prepared: &Prepared,
+    won: &Won<'_>,
+    (agent, control): (&Spec, &Control),
+    facts: &mut RunFacts,
+) {
     let id = &won.ticket.id;
     let name = Layout::worktree_name(id);
+    let who = gitcli::Identity::of(&main.repo);
+    let supervised = |argv: &[String]| {
+        mark_log(&agent.log_path, "git commit, with the repository's hooks");
+        verdict(&supervise::run(&launch::hook_spec(agent, argv, &who), control))
+    };
     let take = || -> crate::Result<Option<workspace::Taken>> {
         if std::fs::symlink_metadata(&prepared.path).is_err() {
             return Ok(None);
@@ -206,19 +226,24 @@ fn take_agent_work(main: &MainRepo, prepared: &Prepared, won: &Won<'_>, facts: &
             workspace::Move::Rewrite,
             won.attempt,
             &message,
+            &hooks(won.settings, &supervised),
         )
         .map(Some)
     };
     let tip = match take() {
         Ok(Some(taken)) => {
             // That orch committed what the agent left is in the commit list.
+            let refused = taken.refused.clone();
             facts.notes.extend(
                 taken
                     .notes
                     .into_iter()
-                    .filter(|n| !n.starts_with("committed")),
+                    .filter(|n| !n.starts_with("committed") && Some(n) != refused.as_ref()),
             );
             facts.moved_by_other = taken.moved_by_other;
+            if let Some(why) = taken.refused {
+                facts.verify_failed = Some(why);
+            }
             taken.tip
         }
         Ok(None) => {
@@ -270,14 +295,7 @@ fn run_verify(
     }
     for cmd in &won.settings.verify {
         let spec = launch::verify_spec(agent, cmd);
-        if let Ok(mut f) = std::fs::OpenOptions::new()
-            .append(true)
-            .open(&agent.log_path)
-        {
-            use std::io::Write;
-            // The marker only helps a reader of the log; verify runs without it.
-            let _ = writeln!(f, "\n[orch: verify: {cmd}]");
-        }
+        mark_log(&agent.log_path, &format!("verify: {cmd}"));
         let v = supervise::run(&spec, control);
         let text = match v.ended {
             Ended::Exited if v.success() => "passed".to_string(),
@@ -294,6 +312,95 @@ fn run_verify(
             facts.verify_ended = Some(v.ended);
             break;
         }
+    }
+}
+
+/// A marker in the agent's log before what orch runs after it; it only
+/// helps a reader of the log.
+fn mark_log(log: &std::path::Path, what: &str) {
+    if let Ok(mut f) = std::fs::OpenOptions::new().append(true).open(log) {
+        use std::io::Write;
+        let _ = writeln!(f, "\n[orch: {what}]");
+    }
+}
+
+/// The [`workspace::Hooks`] `settings` ask for, running through `run`.
+pub fn hooks<'a>(
+    settings: &RunSettings,
+    run: &'a dyn Fn(&[String]) -> workspace::Verdict,
+) -> workspace::Hooks<'a> {
+    match settings.commit_hooks {
+        CommitHooks::Run => workspace::Hooks::Run(run),
+        CommitHooks::Skip => workspace::Hooks::Skip,
+    }
+}
+
+/// What a hooked `git commit` came to, from its supervision report.
+fn verdict(report: &Report) -> workspace::Verdict {
+    let how = match report.ended {
+        Ended::Exited | Ended::SpawnFailed => report.exit_text(),
+        Ended::Timeout => "timed out".into(),
+        Ended::Stalled | Ended::NoProgress => "stalled (no output)".into(),
+        Ended::Interrupted => "interrupted".into(),
+        Ended::Aborted => "aborted".into(),
+        Ended::Moved => "stopped: the ticket was moved".into(),
+    };
+    let output = report
+        .tail
+        .iter()
+        .rev()
+        .take(5)
+        .rev()
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(" | ");
+    workspace::Verdict {
+        ok: report.success(),
+        why: format!(
+            "the repository's commit hooks refused orch's commit of the agent's work ({how}){}",
+            if output.is_empty() {
+                String::new()
+            } else {
+                format!(": {output}")
+            }
+        ),
+    }
+}
+
+/// The hooks of a commit orch makes outside a supervised run (work an
+/// interrupted run left, found on reconcile or before a retry): the same
+/// hooks, under the ticket's timeouts, outside the sandbox (no agent is
+/// running), logged to `hooks.log` beside the ticket's attempts.
+pub fn unsupervised_hooks<'a>(
+    layout: &'a Layout,
+    main: &MainRepo,
+    id: &'a str,
+    settings: &'a RunSettings,
+) -> impl Fn(&[String]) -> workspace::Verdict + 'a {
+    let who = gitcli::Identity::of(&main.repo);
+    move |argv: &[String]| {
+        let (mut env, env_remove) = gitcli::env_for_supervised();
+        env.extend(who.env());
+        let log_path = layout.log_dir(id).join("hooks.log");
+        let _ = std::fs::create_dir_all(layout.log_dir(id));
+        let spec = Spec {
+            argv: argv.to_vec(),
+            cwd: layout.worktree(id),
+            env,
+            env_remove,
+            stdin: None,
+            log_path,
+            log_append: true,
+            max_log: settings.max_log,
+            timeout: settings.timeout,
+            no_output_timeout: settings.no_output_timeout,
+            sandbox: None,
+            kill_grace: settings.kill_grace,
+            run_id: super::settings::run_id(0),
+            events: None,
+            no_progress_timeout: None,
+        };
+        verdict(&supervise::run(&spec, &Control::default()))
     }
 }
 

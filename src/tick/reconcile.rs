@@ -215,10 +215,10 @@ pub fn settle_dead_run(
     let attempt = dead.claim.attempt;
     let run = dead.claim.run.clone().unwrap_or_default();
     let ours = matches!(dead.owner, Ownership::Dead | Ownership::Live);
-    if ours {
-        clean_up_after(txn, t, attempt, &run, &mut notes);
-    }
     let settings = RunSettings::for_ticket(config, t);
+    if ours {
+        clean_up_after(txn, t, attempt, &run, &settings, &mut notes);
+    }
     let mut settlement = settlement;
     // A run whose orch died before the agent started (it has no log) was
     // never given a chance: it does not use up an attempt.
@@ -264,7 +264,14 @@ pub fn settle_dead_run(
 }
 
 /// Kill what is left of a dead run of this host and commit the work it left.
-fn clean_up_after(txn: &BoardTxn, t: &Ticket, attempt: u32, run: &str, notes: &mut Vec<String>) {
+fn clean_up_after(
+    txn: &BoardTxn,
+    t: &Ticket,
+    attempt: u32,
+    run: &str,
+    settings: &RunSettings,
+    notes: &mut Vec<String>,
+) {
     if !run.is_empty() {
         let killed = process::kill_run(run);
         if killed > 0 {
@@ -292,6 +299,12 @@ fn clean_up_after(txn: &BoardTxn, t: &Ticket, attempt: u32, run: &str, notes: &m
                     .main
                     .branch_tip(&git::ticket_branch(&t.id))
                     .or_else(|| wt.head().ok());
+                let plain = super::attempt::unsupervised_hooks(
+                    &txn.layout,
+                    &txn.main,
+                    &t.id,
+                    settings,
+                );
                 let taken = start.map(|start| {
                     workspace::take_work(
                         &txn.main,
@@ -301,6 +314,7 @@ fn clean_up_after(txn: &BoardTxn, t: &Ticket, attempt: u32, run: &str, notes: &m
                         workspace::Move::FastForward,
                         attempt,
                         &message,
+                        &super::attempt::hooks(settings, &plain),
                     )
                 });
                 match taken {

@@ -20,6 +20,7 @@ pub struct RunSettings {
     pub agent_cooldown: Duration,
     pub no_progress_timeout: Option<Duration>,
     pub sandbox: crate::config::Sandbox,
+    pub commit_hooks: crate::config::CommitHooks,
 }
 
 impl RunSettings {
@@ -47,6 +48,7 @@ impl RunSettings {
             agent_cooldown: config.agent_cooldown,
             no_progress_timeout: config.no_progress_timeout,
             sandbox: config.sandbox.clone(),
+            commit_hooks: config.commit_hooks,
         }
     }
 

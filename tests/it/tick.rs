@@ -654,9 +654,12 @@ fn overlapping_ticks_claim_different_tickets() {
         wait_for(&env.flag(&format!("started-{id}")));
     }
     std::fs::write(env.flag("go"), "").unwrap();
+    let mut said = String::new();
     for c in [a, b] {
         let out = c.wait_with_output().unwrap();
         assert!(out.status.success(), "{}", stderr(&out));
+        said.push_str(&String::from_utf8_lossy(&out.stdout));
+        said.push_str(&stderr(&out));
     }
     let claims: Vec<String> = env
         .plan_messages()
@@ -665,7 +668,7 @@ fn overlapping_ticks_claim_different_tickets() {
         .collect();
     assert_eq!(claims.len(), 4, "each ticket claimed exactly once");
     for id in ["t1", "t2", "t3", "t4"] {
-        assert_eq!(env.state_of(id), "done");
+        assert_eq!(env.state_of(id), "done", "{said}");
     }
     no_agent_left(&env);
 }

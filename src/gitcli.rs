@@ -1,0 +1,282 @@
+//! The git CLI, for the ticket worktrees only. libgit2 runs no hooks, no
+//! filter drivers (Git LFS), ignores sparse checkouts (staging every file
+//! outside the cone as deleted) and does not initialise submodules: only
+//! `git` checks out and commits the agent's work the way the user's own
+//! `git commit` would. The board and every ref stay with libgit2.
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use crate::error::{Error, Result};
+use crate::git::Oid;
+
+/// Variables that would point git at another repository or index: set
+/// when orch itself runs from a git hook, say.
+const REPO_ENV: &[&str] = &[
+    "GIT_DIR",
+    "GIT_WORK_TREE",
+    "GIT_INDEX_FILE",
+    "GIT_OBJECT_DIRECTORY",
+    "GIT_ALTERNATE_OBJECT_DIRECTORIES",
+    "GIT_COMMON_DIR",
+    "GIT_PREFIX",
+    "GIT_NAMESPACE",
+    "GIT_CEILING_DIRECTORIES",
+];
+
+/// Who orch's commits are by: the repository's `user.name` and
+/// `user.email`, or orch's own name when it has none (git would refuse).
+#[derive(Debug, Clone)]
+pub struct Identity {
+    pub name: String,
+    pub email: String,
+}
+
+impl Identity {
+    pub fn of(repo: &git2::Repository) -> Identity {
+        let sig = crate::git::signature(repo);
+        Identity {
+            name: sig.name().unwrap_or("orch").to_string(),
+            email: sig.email().unwrap_or("orch@localhost").to_string(),
+        }
+    }
+
+    pub fn env(&self) -> Vec<(String, String)> {
+        let mut env = Vec::new();
+        for who in ["AUTHOR", "COMMITTER"] {
+            env.push((format!("GIT_{who}_NAME"), self.name.clone()));
+            env.push((format!("GIT_{who}_EMAIL"), self.email.clone()));
+        }
+        env
+    }
+}
+
+/// `git -C dir`, with the caller's repository variables removed and no
+/// prompt that could wait for a person.
+pub fn command(dir: &Path) -> Command {
+    let mut cmd = Command::new("git");
+    cmd.arg("-C").arg(dir);
+    for var in REPO_ENV {
+        cmd.env_remove(var);
+    }
+    cmd.env("GIT_TERMINAL_PROMPT", "0")
+        .env("GIT_ASKPASS", "true")
+        .stdin(Stdio::null());
+    cmd
+}
+
+/// The variables `git` runs with, for commands orch supervises itself.
+pub fn env_for_supervised() -> (Vec<(String, String)>, Vec<String>) {
+    (
+        vec![("GIT_TERMINAL_PROMPT".into(), "0".into())],
+        REPO_ENV.iter().map(|s| s.to_string()).collect(),
+    )
+}
+
+/// Run git in `dir`; its stdout, or an error carrying its stderr.
+pub fn run<I, S>(dir: &Path, args: I) -> Result<String>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    run_with(command(dir), args)
+}
+
+fn run_with<I, S>(mut cmd: Command, args: I) -> Result<String>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let args: Vec<_> = args
+        .into_iter()
+        .map(|a| a.as_ref().to_os_string())
+        .collect();
+    let shown = args
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let out = output(cmd.args(&args)).map_err(|e| {
+        Error::other(format!("cannot run `git {shown}`: {e}"))
+            .hinted("orch needs git (2.25 or newer) on PATH for the agents' worktrees")
+    })?;
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        return Err(Error::other(format!(
+            "`git {shown}` failed ({}): {}",
+            out.status,
+            crate::text::visible(stderr.trim())
+        )));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Run `cmd` to its end, registered as orch's own child: a tick running
+/// agents in parallel sweeps up every other child of orch as an orphan
+/// an agent left.
+fn output(cmd: &mut Command) -> std::io::Result<std::process::Output> {
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let child = crate::process::spawn_registered(cmd, "orch-git")?;
+    let pid = child.id() as i32;
+    let out = child.wait_with_output();
+    crate::process::forget_spawned(pid);
+    out
+}
+
+/// Make a linked worktree named `name` at `path`, detached at `tip`, with
+/// the repository's filters, sparse patterns and submodules applied. git
+/// names a worktree after its directory, so it is made under a directory
+/// of that name and then moved into place (the name stays).
+pub fn add_worktree(root: &Path, name: &str, path: &Path, tip: Oid) -> Result<()> {
+    let parent = path
+        .parent()
+        .ok_or_else(|| Error::other(format!("{} has no parent", path.display())))?;
+    let staging = parent.join(".adding");
+    let first = staging.join(name);
+    if first.exists() {
+        // Left by a killed orch between the two steps below.
+        let _ = run(root, [OsStr::new("worktree"), "remove".as_ref(), "--force".as_ref(), first.as_os_str()]);
+        std::fs::remove_dir_all(&first).map_err(|e| Error::io("cannot remove", &first, e))?;
+    }
+    std::fs::create_dir_all(&staging).map_err(|e| Error::io("cannot create", &staging, e))?;
+    let tip = tip.to_string();
+    run(
+        root,
+        [
+            OsStr::new("worktree"),
+            "add".as_ref(),
+            "--quiet".as_ref(),
+            "--force".as_ref(),
+            "--detach".as_ref(),
+            first.as_os_str(),
+            tip.as_ref(),
+        ],
+    )?;
+    run(
+        root,
+        [
+            OsStr::new("worktree"),
+            "move".as_ref(),
+            first.as_os_str(),
+            path.as_os_str(),
+        ],
+    )?;
+    let _ = std::fs::remove_dir(&staging);
+    Ok(())
+}
+
+/// Detach the worktree at `tip` and make its tracked files match it,
+/// through the repository's filters; untracked files stay.
+pub fn checkout_detached(wt: &Path, tip: Oid) -> Result<()> {
+    let tip = tip.to_string();
+    run(wt, ["checkout", "--quiet", "--force", "--detach", &tip])?;
+    init_submodules(wt)
+}
+
+/// Initialise the submodules the checked-out tree names, so the agent has
+/// the whole project.
+pub fn init_submodules(wt: &Path) -> Result<()> {
+    if !wt.join(".gitmodules").exists() {
+        return Ok(());
+    }
+    run(
+        wt,
+        ["submodule", "update", "--init", "--recursive", "--quiet"],
+    )
+    .map(|_| ())
+}
+
+/// Paths that differ from HEAD or the index, untracked ones included
+/// (ignored ones and those outside a sparse checkout not).
+pub fn changed_paths(wt: &Path) -> Result<Vec<String>> {
+    let out = run(
+        wt,
+        [
+            "status",
+            "--porcelain=v1",
+            "-z",
+            "--untracked-files=all",
+            "--ignore-submodules=none",
+        ],
+    )?;
+    let mut paths = Vec::new();
+    let mut entries = out.split('\0');
+    while let Some(entry) = entries.next() {
+        if entry.len() < 4 {
+            continue;
+        }
+        let (code, path) = entry.split_at(3);
+        paths.push(path.to_string());
+        // A rename names its source next.
+        if code.starts_with('R') || code.starts_with('C') {
+            entries.next();
+        }
+    }
+    Ok(paths)
+}
+
+/// Stage everything (new, changed, deleted; `.gitignore`, filters and the
+/// sparse cone respected). Whether anything differs from HEAD after.
+pub fn stage_all(wt: &Path) -> Result<bool> {
+    run(wt, ["add", "--all", "--", "."])?;
+    let out = output(command(wt).args(["diff", "--cached", "--quiet", "--ignore-submodules=none"]))
+        .map_err(|e| Error::other(format!("cannot run git diff: {e}")))?;
+    match out.status.code() {
+        Some(0) => Ok(false),
+        Some(1) => Ok(true),
+        _ => Err(Error::other(format!(
+            "`git diff --cached` failed ({}): {}",
+            out.status,
+            crate::text::visible(String::from_utf8_lossy(&out.stderr).trim())
+        ))),
+    }
+}
+
+/// The argv of the commit of what is staged, message from `message_file`.
+/// With `verify`, the `pre-commit` and `commit-msg` hooks run.
+pub fn commit_argv(message_file: &Path, verify: bool) -> Vec<String> {
+    let mut argv: Vec<String> = ["git", "commit", "--quiet", "--cleanup=verbatim", "--file"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    argv.push(message_file.to_string_lossy().into_owned());
+    if !verify {
+        argv.push("--no-verify".into());
+    }
+    argv
+}
+
+/// Commit what is staged without hooks (orch keeping work safe, not
+/// publishing it). The new HEAD.
+pub fn commit_unverified(wt: &Path, message: &str, who: &Identity) -> Result<Oid> {
+    let file = message_file(wt, message)?;
+    let argv = commit_argv(&file, false);
+    let mut cmd = command(wt);
+    cmd.envs(who.env());
+    let result = run_with(cmd, &argv[1..]);
+    let _ = std::fs::remove_file(&file);
+    result?;
+    head(wt)
+}
+
+/// Write a commit message where git keeps per-worktree files, never in
+/// the worktree (it would be committed).
+pub fn message_file(wt: &Path, message: &str) -> Result<PathBuf> {
+    let dir = run(wt, ["rev-parse", "--absolute-git-dir"])?;
+    let path = PathBuf::from(dir.trim()).join("ORCH_COMMIT_MSG");
+    crate::board::write_atomic(&path, message.as_bytes())?;
+    Ok(path)
+}
+
+pub fn head(wt: &Path) -> Result<Oid> {
+    let out = run(wt, ["rev-parse", "--verify", "HEAD^{commit}"])?;
+    Oid::from_str(out.trim()).map_err(|e| Error::other(format!("git printed no commit id: {e}")))
+}
+
+/// Put HEAD back at `oid` and remove what is not in it (untracked files;
+/// ignored ones stay): after the work was kept elsewhere.
+pub fn reset_to(wt: &Path, oid: Oid) -> Result<()> {
+    checkout_detached(wt, oid)?;
+    run(wt, ["clean", "--force", "-d", "--quiet"]).map(|_| ())
+}
