@@ -139,26 +139,54 @@ pub fn open_main(start: &Path) -> Result<MainRepo> {
         );
     }
     let git_dir = found.commondir().to_path_buf();
+    let here = found
+        .workdir()
+        .map(|w| strip_trailing_slash(w.to_path_buf()));
     // From inside a linked worktree, reopen the main repository.
     let repo = if found.is_worktree() {
         Repository::open(&git_dir).git_context("cannot open the main repository")?
     } else {
         found
     };
-    let root = match repo.workdir() {
-        Some(w) => w.to_path_buf(),
-        None => {
-            return Err(Error::usage(
-                "orch needs a repository with a working tree; this one is bare",
-            ));
-        }
+    let Some(here) = here else {
+        return Err(Error::usage(
+            "orch needs a repository with a working tree; this one is bare",
+        ));
     };
-    let root = strip_trailing_slash(root);
+    let root = board_root(&git_dir).unwrap_or_else(|| outside_orch(here));
     Ok(MainRepo {
         repo,
         root,
         git_dir: strip_trailing_slash(git_dir),
     })
+}
+
+/// The checkout whose `.orch/plan` holds the board, found from git's own
+/// record of the plan worktree: the board is found from any checkout of
+/// the repository, the one it was made in included.
+fn board_root(git_dir: &Path) -> Option<PathBuf> {
+    let record = git_dir
+        .join("worktrees")
+        .join(crate::board::PLAN_WORKTREE_NAME)
+        .join("gitdir");
+    let text = std::fs::read_to_string(record).ok()?;
+    let dot_git = PathBuf::from(text.trim());
+    let root = dot_git.parent()?.parent()?.parent()?;
+    let plan = dot_git.parent()?;
+    (plan.ends_with(".orch/plan") && plan.join(".git").is_file()).then(|| root.to_path_buf())
+}
+
+/// The checkout a directory belongs to, taking orch's own worktrees
+/// (`<root>/.orch/...`) to the checkout they serve.
+fn outside_orch(top: PathBuf) -> PathBuf {
+    let mut at = top.as_path();
+    while let Some(parent) = at.parent() {
+        if at.file_name().is_some_and(|n| n == ".orch") {
+            return parent.to_path_buf();
+        }
+        at = parent;
+    }
+    top
 }
 
 fn strip_trailing_slash(p: PathBuf) -> PathBuf {
@@ -171,6 +199,19 @@ fn strip_trailing_slash(p: PathBuf) -> PathBuf {
 }
 
 impl MainRepo {
+    /// The linked worktree the board lives in, when it is not the main
+    /// checkout.
+    fn checkout_repo(&self) -> Option<Repository> {
+        let main = self
+            .repo
+            .workdir()
+            .map(|w| strip_trailing_slash(w.to_path_buf()));
+        if main.as_deref() == Some(self.root.as_path()) {
+            return None;
+        }
+        Repository::open(&self.root).ok()
+    }
+
     pub fn has_commits(&self) -> bool {
         self.repo
             .head()
@@ -194,8 +235,11 @@ impl MainRepo {
     }
 
     /// The short name of the branch checked out in the main checkout.
+    /// The branch checked out where the board lives (the main checkout
+    /// or the linked worktree `orch init` ran in).
     pub fn current_branch(&self) -> Option<String> {
-        let head = self.repo.head().ok()?;
+        let checkout = self.checkout_repo();
+        let head = checkout.as_ref().unwrap_or(&self.repo).head().ok()?;
         if head.is_branch() {
             head.shorthand().ok().map(str::to_string)
         } else {
@@ -615,7 +659,10 @@ impl MainRepo {
         opts.include_untracked(true)
             .recurse_untracked_dirs(false)
             .exclude_submodules(true);
-        self.repo
+        let checkout = self.checkout_repo();
+        checkout
+            .as_ref()
+            .unwrap_or(&self.repo)
             .statuses(Some(&mut opts))
             .map(|st| {
                 st.iter()

@@ -136,7 +136,15 @@ pub fn add_worktree(root: &Path, name: &str, path: &Path, tip: Oid) -> Result<()
     let first = staging.join(name);
     if first.exists() {
         // Left by a killed orch between the two steps below.
-        let _ = run(root, [OsStr::new("worktree"), "remove".as_ref(), "--force".as_ref(), first.as_os_str()]);
+        let _ = run(
+            root,
+            [
+                OsStr::new("worktree"),
+                "remove".as_ref(),
+                "--force".as_ref(),
+                first.as_os_str(),
+            ],
+        );
         std::fs::remove_dir_all(&first).map_err(|e| Error::io("cannot remove", &first, e))?;
     }
     std::fs::create_dir_all(&staging).map_err(|e| Error::io("cannot create", &staging, e))?;

@@ -105,8 +105,10 @@ pub fn prepare(
                 tip,
                 Move::FastForward,
                 "before-retry",
-                "orch: work left in the worktree",
-                hooks,
+                &WorkCommit {
+                    message: "orch: work left in the worktree",
+                    hooks,
+                },
             )?;
             notes.extend(taken.notes);
             if let Some(other) = head_ref.filter(|r| *r != format!("refs/heads/{branch}")) {
@@ -248,6 +250,14 @@ pub enum Hooks<'a> {
     Run(&'a dyn Fn(&[String]) -> Verdict),
 }
 
+/// orch's commit of what a run left uncommitted: its message, and how
+/// the repository's hooks are treated.
+#[derive(Clone, Copy)]
+pub struct WorkCommit<'a> {
+    pub message: &'a str,
+    pub hooks: &'a Hooks<'a>,
+}
+
 /// What a hooked `git commit` came to.
 pub struct Verdict {
     pub ok: bool,
@@ -269,9 +279,9 @@ pub fn take_work(
     start: Oid,
     how: Move,
     tag: impl std::fmt::Display,
-    message: &str,
-    hooks: &Hooks<'_>,
+    commit: &WorkCommit<'_>,
 ) -> Result<Taken> {
+    let WorkCommit { message, hooks } = *commit;
     let branch = git::ticket_branch(id);
     let want = format!("refs/heads/{branch}");
     // The run lock is ours and the run's processes are gone: a lock on the

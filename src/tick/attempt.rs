@@ -14,9 +14,9 @@ use crate::agent::prompt::{self, PromptVars};
 use crate::agent::supervise::{self, Control, Ended, Report, Spec};
 use crate::board::layout::summary_rel;
 use crate::board::{CommitMessage, Layout, Trailer, host_name};
+use crate::config::CommitHooks;
 use crate::error::render_chain;
 use crate::failpoint;
-use crate::config::CommitHooks;
 use crate::git::{self, MainRepo, Oid, Worktree};
 use crate::gitcli;
 use crate::runlog;
@@ -58,19 +58,15 @@ pub fn run(
         return facts;
     }
     let plain = unsupervised_hooks(layout, main, &t.id, won.settings);
-    let prepared = match workspace::prepare(
-        main,
-        layout,
-        &t.id,
-        won.base,
-        &hooks(won.settings, &plain),
-    ) {
-        Ok(p) => p,
-        Err(e) => {
-            facts.setup_error = Some(format!("cannot prepare the worktree: {}", render_chain(&e)));
-            return facts;
-        }
-    };
+    let prepared =
+        match workspace::prepare(main, layout, &t.id, won.base, &hooks(won.settings, &plain)) {
+            Ok(p) => p,
+            Err(e) => {
+                facts.setup_error =
+                    Some(format!("cannot prepare the worktree: {}", render_chain(&e)));
+                return facts;
+            }
+        };
     facts.notes.extend(prepared.notes.iter().cloned());
     let control = Control {
         interrupt,
@@ -128,7 +124,10 @@ pub fn run(
         });
         facts.notes.push(text);
     }
-    if agent_finished_cleanly(&report, &facts) && !facts.commits.is_empty() {
+    if agent_finished_cleanly(&report, &facts)
+        && !facts.commits.is_empty()
+        && facts.hooks_refused.is_none()
+    {
         run_verify(won, &spec, &control, &prepared, &mut facts);
     }
     facts.report = Some(report);
@@ -205,7 +204,10 @@ fn take_agent_work(
     let who = gitcli::Identity::of(&main.repo);
     let supervised = |argv: &[String]| {
         mark_log(&agent.log_path, "git commit, with the repository's hooks");
-        verdict(&supervise::run(&launch::hook_spec(agent, argv, &who), control))
+        verdict(&supervise::run(
+            &launch::hook_spec(agent, argv, &who),
+            control,
+        ))
     };
     let take = || -> crate::Result<Option<workspace::Taken>> {
         if std::fs::symlink_metadata(&prepared.path).is_err() {
@@ -225,8 +227,10 @@ fn take_agent_work(
             prepared.start,
             workspace::Move::Rewrite,
             won.attempt,
-            &message,
-            &hooks(won.settings, &supervised),
+            &workspace::WorkCommit {
+                message: &message,
+                hooks: &hooks(won.settings, &supervised),
+            },
         )
         .map(Some)
     };
@@ -241,9 +245,7 @@ fn take_agent_work(
                     .filter(|n| !n.starts_with("committed") && Some(n) != refused.as_ref()),
             );
             facts.moved_by_other = taken.moved_by_other;
-            if let Some(why) = taken.refused {
-                facts.verify_failed = Some(why);
-            }
+            facts.hooks_refused = taken.refused;
             taken.tip
         }
         Ok(None) => {

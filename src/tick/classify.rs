@@ -20,6 +20,9 @@ pub struct RunFacts {
     pub tip: Option<String>,
     pub verify: Vec<(String, String)>,
     pub verify_failed: Option<String>,
+    /// The repository's commit hooks refused orch's commit of the work
+    /// the agent left (kept aside, off the ticket branch): why.
+    pub hooks_refused: Option<String>,
     pub verify_ended: Option<Ended>,
     pub notes: Vec<String>,
     /// orch could not prepare the run (worktree, prompt, preset).
@@ -128,7 +131,18 @@ fn classify_run(f: &RunFacts, settings: &RunSettings) -> Settlement {
         Some(SubmitStatus::Done) | None => {}
     }
     if !r.success() {
-        return Settlement::new(Outcome::Failed, with_message(r.exit_text()));
+        let reason = with_message(r.exit_text());
+        return Settlement::new(
+            Outcome::Failed,
+            match &f.hooks_refused {
+                Some(why) => format!("{reason}; {why}"),
+                None => reason,
+            },
+        );
+    }
+    // Before "no changes": the refused work is not on the branch.
+    if let Some(why) = &f.hooks_refused {
+        return Settlement::new(Outcome::VerifyFailed, why.clone());
     }
     if f.commits.is_empty() {
         if said == Some(SubmitStatus::Done) {

@@ -299,12 +299,8 @@ fn clean_up_after(
                     .main
                     .branch_tip(&git::ticket_branch(&t.id))
                     .or_else(|| wt.head().ok());
-                let plain = super::attempt::unsupervised_hooks(
-                    &txn.layout,
-                    &txn.main,
-                    &t.id,
-                    settings,
-                );
+                let plain =
+                    super::attempt::unsupervised_hooks(&txn.layout, &txn.main, &t.id, settings);
                 let taken = start.map(|start| {
                     workspace::take_work(
                         &txn.main,
@@ -313,8 +309,10 @@ fn clean_up_after(
                         start,
                         workspace::Move::FastForward,
                         attempt,
-                        &message,
-                        &super::attempt::hooks(settings, &plain),
+                        &workspace::WorkCommit {
+                            message: &message,
+                            hooks: &super::attempt::hooks(settings, &plain),
+                        },
                     )
                 });
                 match taken {

@@ -15,6 +15,7 @@ mod local_state;
 mod misbehave;
 mod model_server;
 mod real_agents;
+mod repo_features;
 mod terminal;
 mod tick;
 mod unavailable;
