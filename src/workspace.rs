@@ -397,11 +397,14 @@ fn commit_leftovers(
     let verdict = run(&gitcli::commit_argv(&file, true));
     let _ = std::fs::remove_file(&file);
     let after = gitcli::head(path)?;
-    if verdict.ok && after != before {
+    if after != before && (verdict.ok || !gitcli::stage_all(path)?) {
+        // Committed: the hooks passed (whatever became of git after).
         return Ok(Committed::As(after));
     }
     // A hook may have changed or unstaged files before refusing.
-    gitcli::stage_all(path)?;
+    if !gitcli::stage_all(path)? {
+        return Ok(Committed::Nothing);
+    }
     let aside = gitcli::commit_unverified(
         path,
         &format!("orch: work the repository's commit hooks refused\n\n{message}"),

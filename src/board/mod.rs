@@ -6,6 +6,7 @@
 //! the expected old value C), and only [`transition`] decides what a change
 //! writes.
 
+pub mod inflight;
 pub mod journal;
 pub mod layout;
 pub mod message;

@@ -39,6 +39,7 @@ pub struct BoardTxn {
     base: Oid,
     /// Plan paths written by the change being prepared.
     touched: Vec<String>,
+    inflight: super::inflight::Inflight,
     _lock: BoardLock,
 }
 
@@ -109,6 +110,7 @@ impl BoardTxn {
             .hinted("put it back with `git -C .orch/plan checkout orch/plan`; orch changes nothing until then"));
         }
         let base = plan_tip(&main)?;
+        let inflight = super::inflight::Inflight::open(&layout.local.join("board-change"));
         let mut txn = BoardTxn {
             main,
             layout,
@@ -117,9 +119,11 @@ impl BoardTxn {
             plan,
             base,
             touched: Vec::new(),
+            inflight,
             _lock: lock,
         };
         txn.clear_stale_index_lock()?;
+        txn.put_back_unfinished()?;
         txn.adopt()?;
         Ok(txn)
     }
@@ -176,6 +180,29 @@ impl BoardTxn {
                 path.display()
             ));
         }
+        Ok(())
+    }
+
+    /// Put back what a board change that could not finish nor be undone
+    /// wrote (see [`super::inflight`]): it is orch's, not a person's edit.
+    fn put_back_unfinished(&mut self) -> Result<()> {
+        let left = self.inflight.left();
+        if left.is_empty() {
+            return Ok(());
+        }
+        for p in &left {
+            // What orch/plan does not have goes; the rest is checked out.
+            let abs = self.layout.plan.join(p);
+            if std::fs::symlink_metadata(&abs).is_ok_and(|m| m.is_file()) {
+                std::fs::remove_file(&abs).context_path("cannot remove", &abs)?;
+            }
+        }
+        self.plan.follow_head(self.base, &left)?;
+        self.inflight.clear();
+        self.notes.push(format!(
+            "put back {} that an earlier board change wrote but could not commit",
+            left.join(", ")
+        ));
         Ok(())
     }
 
@@ -246,9 +273,8 @@ impl BoardTxn {
 
     /// Write a plan file (relative path) as part of the change being prepared.
     pub fn write(&mut self, rel: &str, bytes: &[u8]) -> Result<()> {
-        super::write_atomic(&self.layout.plan.join(rel), bytes)?;
         self.touch(rel);
-        Ok(())
+        super::write_atomic(&self.layout.plan.join(rel), bytes)
     }
 
     /// Write `text` as `tickets/<to>/<id>.md`, removing the file from `from`.
@@ -263,15 +289,18 @@ impl BoardTxn {
             std::fs::create_dir_all(dir).context_path("cannot create", dir)?;
         }
         if from != to {
-            std::fs::rename(&old_abs, &new_abs).context_path("cannot move the ticket", &old_abs)?;
             self.touch(&old);
+            self.touch(&new);
+            std::fs::rename(&old_abs, &new_abs).context_path("cannot move the ticket", &old_abs)?;
         }
         self.write(&new, text.as_bytes())
     }
 
+    /// Note `rel` as written by the change, before it is written.
     fn touch(&mut self, rel: &str) {
         if !self.touched.iter().any(|p| p == rel) {
             self.touched.push(rel.to_string());
+            self.inflight.set(&self.touched);
         }
     }
 
@@ -293,6 +322,7 @@ impl BoardTxn {
     pub fn publish(&mut self, change: Unpublished) -> Result<Option<Oid>> {
         let Some(commit) = change.commit else {
             self.touched.clear();
+            self.inflight.clear();
             return Ok(None);
         };
         self.main
@@ -300,6 +330,7 @@ impl BoardTxn {
         super::journal::record(&self.main, commit);
         self.base = commit;
         self.touched.clear();
+        self.inflight.clear();
         Ok(Some(commit))
     }
 
@@ -360,8 +391,10 @@ impl BoardTxn {
     /// Bring the plan worktree to where orch/plan is now, dropping the
     /// change that lost the race, and read from there.
     fn follow(&mut self) -> Result<()> {
-        let touched = std::mem::take(&mut self.touched);
+        let touched = self.touched.clone();
         self.plan.follow_head(self.base, &touched)?;
+        self.touched.clear();
+        self.inflight.clear();
         self.base = plan_tip(&self.main)?;
         Ok(())
     }

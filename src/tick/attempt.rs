@@ -107,7 +107,7 @@ pub fn run(
         ));
     }
     facts.submission = contract::read_submission(&layout.result_file(&t.id, won.attempt));
-    take_agent_work(main, &prepared, won, (&spec, &control), &mut facts);
+    take_agent_work(main, &prepared, won, &spec, &mut facts);
     failpoint::hit("settle-after-work-commit");
     let mut outside =
         set_aside_plan_changes(layout, main, &plan_before, won, spec.sandbox.is_some());
@@ -147,6 +147,7 @@ fn launch_agent(
     let prompt_path = layout.prompt_file(&t.id, won.attempt);
     let result_path = layout.result_file(&t.id, won.attempt);
     let setup = || -> crate::Result<Spec> {
+        super::pending::reserve(&super::pending::path(layout, &t.id, won.attempt))?;
         match std::fs::remove_file(&result_path) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -196,7 +197,7 @@ fn take_agent_work(
     main: &MainRepo,
     prepared: &Prepared,
     won: &Won<'_>,
-    (agent, control): (&Spec, &Control),
+    agent: &Spec,
     facts: &mut RunFacts,
 ) {
     let id = &won.ticket.id;
@@ -204,9 +205,11 @@ fn take_agent_work(
     let who = gitcli::Identity::of(&main.repo);
     let supervised = |argv: &[String]| {
         mark_log(&agent.log_path, "git commit, with the repository's hooks");
+        // Not under the run's interrupt or abort: the work is being kept
+        // either way, and the timeouts bound the hooks.
         verdict(&supervise::run(
             &launch::hook_spec(agent, argv, &who),
-            control,
+            &Control::default(),
         ))
     };
     let take = || -> crate::Result<Option<workspace::Taken>> {
@@ -260,8 +263,8 @@ fn take_agent_work(
             return;
         }
         Err(e) => {
-            facts.notes.push(format!(
-                "cannot commit the agent's changes: {}",
+            facts.work_error = Some(format!(
+                "orch could not commit the agent's work, which stays in its worktree for the next attempt: {}",
                 render_chain(&e)
             ));
             main.branch_tip(&prepared.branch)

@@ -23,6 +23,9 @@ pub struct RunFacts {
     /// The repository's commit hooks refused orch's commit of the work
     /// the agent left (kept aside, off the ticket branch): why.
     pub hooks_refused: Option<String>,
+    /// orch could not commit what the agent left (a full disk): its
+    /// failure, not the agent's; the work stays in the worktree.
+    pub work_error: Option<String>,
     pub verify_ended: Option<Ended>,
     pub notes: Vec<String>,
     /// orch could not prepare the run (worktree, prompt, preset).
@@ -84,7 +87,7 @@ fn classify_run(f: &RunFacts, settings: &RunSettings) -> Settlement {
         );
     }
     let orch_failure_counts = f.orch_failures_in_a_row + 1 >= ORCH_FAILURES_COUNTED_AFTER;
-    if let Some(e) = &f.setup_error {
+    if let Some(e) = f.setup_error.as_ref().or(f.work_error.as_ref()) {
         return Settlement::new(Outcome::Failed, e.clone()).counting(orch_failure_counts);
     }
     if let Some(why) = &f.contained {

@@ -25,6 +25,7 @@ pub mod claim;
 pub mod classify;
 pub mod event;
 pub mod explain;
+pub mod pending;
 pub mod plan;
 pub mod reconcile;
 pub mod settings;

@@ -104,7 +104,19 @@ pub fn reconcile(
                 vec![format!("the lease of host {host} expired")],
             ),
         };
-        let settlement = Settlement::new(Outcome::Abandoned, reason);
+        let run = claim.run.as_deref().unwrap_or("");
+        let pending = super::pending::path(&txn.layout, &t.id, claim.attempt);
+        let (settlement, notes) = match super::pending::read(&pending, run) {
+            // Its tick decided the result but could not record it (a
+            // full disk, say): that result, not "its orch died".
+            Some(decided) if matches!(owner, Ownership::Dead) => (
+                decided,
+                vec![
+                    "its tick decided this result but could not record it; a later tick did".into(),
+                ],
+            ),
+            _ => (Settlement::new(Outcome::Abandoned, reason), notes),
+        };
         let dead = DeadRun {
             ticket: t,
             claim,
@@ -112,17 +124,33 @@ pub fn reconcile(
         };
         // A ticket that cannot be settled is reported and left for the
         // next tick; it never stops the others.
+        let outcome = settlement.outcome;
         match settle_dead_run(txn, config, &dead, settlement, notes) {
-            Ok(Settled::Moved { to, reason }) => {
-                reporter.report(&Event::Abandoned {
-                    id: t.id.clone(),
-                    attempt: claim.attempt,
-                    reason,
-                    to,
-                });
-                out.settled.push((t.id.clone(), Outcome::Abandoned));
+            Ok(settled) => {
+                if let Settled::Moved { to, reason } = settled {
+                    reporter.report(&if outcome == Outcome::Abandoned {
+                        Event::Abandoned {
+                            id: t.id.clone(),
+                            attempt: claim.attempt,
+                            reason,
+                            to,
+                        }
+                    } else {
+                        Event::Settled {
+                            id: t.id.clone(),
+                            attempt: claim.attempt,
+                            outcome,
+                            reason,
+                            to,
+                        }
+                    });
+                    out.settled.push((t.id.clone(), outcome));
+                    if to == State::Done {
+                        remove_done_worktree(txn, &t.id, reporter);
+                    }
+                }
+                super::pending::forget(&txn.layout, &t.id, claim.attempt);
             }
-            Ok(Settled::Stale | Settled::Deleted) => {}
             Err(e) => out.fail(&t.id, &e, reporter),
         }
         drop(guard);
@@ -170,27 +198,32 @@ fn sweep_done_worktrees(txn: &BoardTxn, board: &Board, reporter: &dyn Reporter) 
         let Ok(Some(_lock)) = RunLock::try_acquire(&txn.layout.run_lock(&id)) else {
             continue;
         };
-        match workspace::remove(&txn.main, &txn.layout, &id) {
-            Ok(kept) => {
-                for text in kept {
-                    reporter.report(&Event::Cleaned {
-                        id: id.clone(),
-                        text,
-                    });
-                }
+        remove_done_worktree(txn, &id, reporter);
+    }
+}
+
+/// Remove the worktree of a done ticket, keeping what it holds first.
+fn remove_done_worktree(txn: &BoardTxn, id: &str, reporter: &dyn Reporter) {
+    match workspace::remove(&txn.main, &txn.layout, id) {
+        Ok(kept) => {
+            for text in kept {
                 reporter.report(&Event::Cleaned {
-                    id,
-                    text: "removed the worktree of a done ticket left by an earlier tick".into(),
+                    id: id.to_string(),
+                    text,
                 });
             }
-            Err(e) => reporter.report(&Event::error(
-                &id,
-                format!(
-                    "cannot remove the worktree of a done ticket; it stays: {}",
-                    render_chain(&e)
-                ),
-            )),
+            reporter.report(&Event::Cleaned {
+                id: id.to_string(),
+                text: "removed the worktree of a done ticket left by an earlier tick".into(),
+            });
         }
+        Err(e) => reporter.report(&Event::error(
+            id,
+            format!(
+                "cannot remove the worktree of a done ticket; it stays: {}",
+                render_chain(&e)
+            ),
+        )),
     }
 }
 

@@ -83,6 +83,18 @@ pub fn record(
         attempt: won.attempt,
         run: won.run_id,
     };
+    // Should every try below fail and this tick end, the next one records
+    // this outcome, not "its supervising orch died".
+    let pending = super::pending::path(layout, id, won.attempt);
+    if let Err(e) = super::pending::write(&pending, won.run_id, settlement) {
+        reporter.report(&Event::error(
+            id,
+            format!(
+                "cannot keep the result in local state: {}",
+                render_chain(&e)
+            ),
+        ));
+    }
     let once = || -> Result<Settled> {
         let mut txn = BoardTxn::open_in(
             git::open_main(&layout.root)?,
@@ -160,6 +172,7 @@ pub fn record(
         }
     }
     forget_run(layout, id);
+    super::pending::forget(layout, id, won.attempt);
     Ok(settled)
 }
 

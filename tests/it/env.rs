@@ -36,9 +36,15 @@ impl TestEnv {
             .prefix("orch-test-")
             .tempdir()
             .expect("temp dir");
+        let repo = dir.path().join("repo");
+        TestEnv::with_repo_at(dir, repo)
+    }
+
+    /// Like [`TestEnv::new`], with the repository at `repo` (on another
+    /// file system, say).
+    pub fn with_repo_at(dir: TempDir, repo: PathBuf) -> TestEnv {
         let home = dir.path().join("home");
         std::fs::create_dir_all(&home).expect("home");
-        let repo = dir.path().join("repo");
         std::fs::create_dir_all(&repo).expect("repo");
         let env = TestEnv { dir, home, repo };
         env.git(&["init", "-q", "-b", "main"]);

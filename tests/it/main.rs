@@ -7,6 +7,7 @@ mod by_hand;
 mod contain;
 mod crash;
 mod demo;
+mod disk_full;
 mod doctor;
 mod env;
 mod format;
