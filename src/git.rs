@@ -10,7 +10,7 @@
 
 use std::path::{Path, PathBuf};
 
-use git2::{IndexAddOption, Repository, RepositoryOpenFlags, Signature, StatusOptions};
+use git2::{Repository, RepositoryOpenFlags, Signature, StatusOptions};
 
 pub use git2::Oid;
 
@@ -234,7 +234,6 @@ impl MainRepo {
             .map(|c| c.id())
     }
 
-    /// The short name of the branch checked out in the main checkout.
     /// The branch checked out where the board lives (the main checkout
     /// or the linked worktree `orch init` ran in).
     pub fn current_branch(&self) -> Option<String> {
@@ -333,15 +332,14 @@ impl MainRepo {
     }
 
     /// Make a ticket's worktree `name` at `path`, detached at `tip`, with
-    /// the git CLI (see [`crate::gitcli`]): filters, LFS, sparse patterns
-    /// and submodules as the user's own `git worktree add` would.
+    /// the git CLI (see [`crate::gitcli`]): filters, LFS and sparse
+    /// patterns as the user's own `git worktree add` would.
     pub fn add_ticket_worktree(&self, name: &str, path: &Path, tip: Oid) -> Result<()> {
         let _lock = self.worktree_change_lock()?;
         if !path.join(".git").exists() {
             self.force_prune_locked(name);
         }
-        crate::gitcli::add_worktree(&self.root, name, path, tip)?;
-        crate::gitcli::init_submodules(path)
+        crate::gitcli::add_worktree(&self.root, name, path, tip)
     }
 
     /// Forget the worktree `name` if its directory is gone (the caller
@@ -981,7 +979,7 @@ impl Worktree {
             .repo
             .find_commit(parent)
             .git_context("cannot read the board's commit")?;
-        self.write_commit(&mut index, &parent, None, message)
+        self.write_commit(&mut index, &parent, message)
     }
 
     /// Make the files and index match HEAD again after its branch moved
@@ -1041,50 +1039,12 @@ impl Worktree {
             .git_context("cannot check out HEAD")
     }
 
-    /// Detach HEAD at `oid` and force its tree into the files: the agent's
-    /// commits then move only this worktree's own HEAD, and orch alone
-    /// moves the ticket branch after checking them.
-    pub fn detach_forced(&self, oid: Oid) -> Result<()> {
-        self.repo
-            .set_head_detached(oid)
-            .git_context("cannot detach the worktree's HEAD")?;
-        self.repo
-            .checkout_head(Some(git2::build::CheckoutBuilder::new().force()))
-            .git_context("cannot check out the ticket branch")
-    }
-
-    /// Point HEAD at the full ref `want` and force its tree into the files.
-    pub fn switch_forced(&self, want: &str) -> Result<()> {
-        self.repo
-            .set_head(want)
-            .git_context("cannot put the worktree back on its branch")?;
-        self.repo
-            .checkout_head(Some(git2::build::CheckoutBuilder::new().force()))
-            .git_context("cannot check out the ticket branch")
-    }
-
-    /// Stage everything (new, changed, deleted; .gitignore respected) and
-    /// commit on the current branch if the tree changed. Returns the commit.
-    pub fn commit_all(&self, message: &str) -> Result<Option<Oid>> {
-        let mut index = self.repo.index().git_context("cannot read the index")?;
-        stage_everything(&mut index)?;
-        let parent = self
-            .repo
-            .head()
-            .and_then(|h| h.peel_to_commit())
-            .git_context("cannot read HEAD")?;
-        let oid = self.write_commit(&mut index, &parent, Some("HEAD"), message)?;
-        index.write().git_context("cannot write the index")?;
-        Ok(oid)
-    }
-
-    /// Commit the index's tree on `parent`, moving `update` (a ref name)
-    /// if given; None when the tree is `parent`'s.
+    /// Commit the index's tree on `parent`, moving no ref; None when the
+    /// tree is `parent`'s.
     fn write_commit(
         &self,
         index: &mut git2::Index,
         parent: &git2::Commit<'_>,
-        update: Option<&str>,
         message: &str,
     ) -> Result<Option<Oid>> {
         let tree_id = index.write_tree().git_context("cannot write the tree")?;
@@ -1098,7 +1058,7 @@ impl Worktree {
         let sig = signature(&self.repo);
         let oid = self
             .repo
-            .commit(update, &sig, &sig, message, &tree, &[parent])
+            .commit(None, &sig, &sig, message, &tree, &[parent])
             .git_context("cannot commit")?;
         Ok(Some(oid))
     }
@@ -1173,15 +1133,6 @@ impl Worktree {
         }
         removed
     }
-}
-
-fn stage_everything(index: &mut git2::Index) -> Result<()> {
-    index
-        .add_all(["*"], IndexAddOption::DEFAULT, None)
-        .git_context("cannot stage changes")?;
-    index
-        .update_all(["*"], None)
-        .git_context("cannot stage deletions")
 }
 
 /// `Key: value` lines of the message's last paragraph.
