@@ -8,6 +8,9 @@
 # history, so their figures should match.
 #
 # Usage: scripts/bench-board.sh [TICKETS] [COMMITS]
+#
+# ORCH_BASELINE=path/to/orch also times that build (an earlier commit's,
+# say) on the same boards in the same hyperfine run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TICKETS=${1:-10000}
@@ -68,12 +71,18 @@ make_board "$WORK/short" 0
 echo "orch/plan commits: long $(git -C "$WORK/long" rev-list --count orch/plan), short $(git -C "$WORK/short" rev-list --count orch/plan)"
 "$ORCH" -C "$WORK/long" status --json | python3 -c 'import json,sys; print("counts:", json.load(sys.stdin)["counts"])'
 
+extra=()
+if [ -n "${ORCH_BASELINE:-}" ]; then
+  extra=(-n "baseline build: orch status --json (long history)" "$ORCH_BASELINE -C $WORK/long status --json"
+         -n "baseline build: orch tick, nothing ready (long history)" "$ORCH_BASELINE -C $WORK/long tick")
+fi
 hyperfine --warmup 3 --runs 20 --export-json "$WORK/result.json" \
   -n "git status (long history)" "git -C $WORK/long/.orch/plan status --porcelain" \
   -n "orch status --json (long history)" "$ORCH -C $WORK/long status --json" \
   -n "orch status --json (short history)" "$ORCH -C $WORK/short status --json" \
   -n "orch tick, nothing ready (long history)" "$ORCH -C $WORK/long tick" \
-  -n "orch tick, nothing ready (short history)" "$ORCH -C $WORK/short tick"
+  -n "orch tick, nothing ready (short history)" "$ORCH -C $WORK/short tick" \
+  "${extra[@]}"
 
 python3 - "$WORK/result.json" <<'PY'
 import json, sys

@@ -8,6 +8,9 @@
 # ticket outside the timing.
 #
 # Usage: scripts/bench-tick.sh [FILES] [RUNS]
+#
+# ORCH_BASELINE=path/to/orch also runs that build (an earlier commit's, say)
+# on a third identical repository in the same hyperfine run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 FILES=${1:-20000}
@@ -40,15 +43,22 @@ PY
 # The agent: one small edit, so the attempt succeeds and its worktree goes.
 AGENT='echo "$ORCH_TICKET" > bench-note.txt'
 
-echo "== orch on a $FILES-file repository"
-make_repo "$WORK/orch"
-"$ORCH" -C "$WORK/orch" init >/dev/null
-cat > "$WORK/orch/.orch/plan/orch.yaml" <<YAML
+setup_orch() { # BIN DIR
+  make_repo "$2"
+  "$1" -C "$2" init >/dev/null
+  cat > "$2/.orch/plan/orch.yaml" <<YAML
 base: main
 agent: {command: [sh, -c, '$AGENT']}
 max_in_progress: 1
 YAML
-"$ORCH" -C "$WORK/orch" status >/dev/null  # adopt the config outside the timing
+  "$1" -C "$2" status >/dev/null  # adopt the config outside the timing
+}
+echo "== orch on a $FILES-file repository"
+setup_orch "$ORCH" "$WORK/orch"
+if [ -n "${ORCH_BASELINE:-}" ]; then
+  echo "== the baseline build $ORCH_BASELINE on an identical repository"
+  setup_orch "$ORCH_BASELINE" "$WORK/base"
+fi
 
 echo "== the shell baseline on an identical repository"
 make_repo "$WORK/sh"
@@ -91,10 +101,17 @@ printf -- '---\ntitle: bench\n---\n' > "$WORK/sh-plan/todo/\$id.md"
 git -C "$WORK/sh-plan" add -A && git -C "$WORK/sh-plan" commit -q -m "new \$id"
 SH
 chmod +x "$WORK/prep-orch.sh" "$WORK/prep-sh.sh"
+extra=()
+if [ -n "${ORCH_BASELINE:-}" ]; then
+  printf '#!/bin/sh\n"%s" -C "%s" new "bench ticket" >/dev/null\n' "$ORCH_BASELINE" "$WORK/base" > "$WORK/prep-base.sh"
+  chmod +x "$WORK/prep-base.sh"
+  extra=(-n "orch tick, one ticket (baseline build)" --prepare "$WORK/prep-base.sh" "$ORCH_BASELINE -C $WORK/base tick")
+fi
 
 hyperfine --warmup 1 --runs "$RUNS" --export-json "$WORK/result.json" \
   -n "shell + git CLI, one ticket" --prepare "$WORK/prep-sh.sh" "$WORK/baseline.sh $WORK/sh $WORK/sh-plan '$AGENT'" \
-  -n "orch tick, one ticket" --prepare "$WORK/prep-orch.sh" "$ORCH -C $WORK/orch tick"
+  -n "orch tick, one ticket" --prepare "$WORK/prep-orch.sh" "$ORCH -C $WORK/orch tick" \
+  "${extra[@]}"
 
 echo
 echo "done tickets: orch $(ls "$WORK/orch/.orch/plan/tickets/done" | grep -c '\.md$'), baseline $(ls "$WORK/sh-plan/done" | grep -c '\.md$')"
@@ -106,4 +123,7 @@ orch = r["orch tick, one ticket"]["mean"]
 print(f"shell + git CLI: {base*1000:.0f} ms per ticket")
 print(f"orch tick:       {orch*1000:.0f} ms per ticket")
 print(f"ratio orch/shell: {orch/base:.2f}x")
+if "orch tick, one ticket (baseline build)" in r:
+    b = r["orch tick, one ticket (baseline build)"]["mean"]
+    print(f"baseline build:  {b*1000:.0f} ms per ticket (this build/baseline: {orch/b:.2f}x)")
 PY

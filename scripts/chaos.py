@@ -19,11 +19,23 @@ ticks run undisturbed until the board is settled, and checks:
   - every commit an agent made is still reachable from its ticket branch
     (or from refs/orch/kept/).
 
+Loaded mode (CHAOS_LOAD=N): N CPU-bound loops run beside the ticks for
+the whole batch. Disk-full mode (CHAOS_DISK=SIZE, e.g. 48m; needs root):
+each run's repository lives on a tmpfs of that size, which a filler fills
+to the last byte and empties again, at random, while the ticks run. Both
+also count spurious failures: attempts that used up one of the ticket's
+tries although their agent behaves well on that attempt (it succeeds, by
+construction), for any reason but an injected kill or a time limit. That
+count must be 0: a failure of orch, or of the disk under orch, is never
+the agent's. The agents note the writes of their own that the full disk
+refused; those attempts are the disk's, and are counted apart.
+
 Stress mode (--stress): 200 tickets with fast agents, 8 ticks started at
 once, again and again, until every ticket is done; then every ticket must
 be done exactly once (one claim in the trailers), and no lock held.
 """
 
+import atexit
 import json
 import os
 import random
@@ -33,6 +45,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 ORCH = os.environ.get("ORCH_BIN", "orch")
@@ -63,25 +76,30 @@ ENV.pop("ORCH_FAILPOINT", None)
 AGENT = r"""#!/bin/sh
 # A fake agent whose behaviour depends on the ticket and the attempt.
 kind=${ORCH_TICKET%%-*}
+# A write of its own the disk refused: the attempt's result is the disk's.
+refused() { echo "$ORCH_TICKET $ORCH_ATTEMPT" >> "$CHAOS_DIR/log/agent-refused-writes.log"; }
 commit() {
-  git add -A >/dev/null 2>&1
+  git add -A >/dev/null 2>&1 || refused
   if git -c user.name=agent -c user.email=agent@example.com commit -q -m "agent: $1 ($ORCH_TICKET attempt $ORCH_ATTEMPT)" >/dev/null 2>&1; then
     echo "$ORCH_TICKET $(git rev-parse HEAD)" >> "$CHAOS_DIR/log/agent-commits.log"
+  elif [ -n "$(git status --porcelain 2>/dev/null)" ] || ! git status >/dev/null 2>&1; then
+    refused
   fi
 }
+put() { echo "$2" > "$1" || refused; }
 echo "agent $ORCH_TICKET attempt $ORCH_ATTEMPT"
 case $kind in
-  ok)     echo "$ORCH_ATTEMPT" > "ok-$ORCH_ATTEMPT.txt"; commit ok ;;
-  slow)   sleep 0.$(( $(date +%N | cut -c1-2) % 5 + 1 )); echo s > "slow-$ORCH_ATTEMPT.txt"; commit slow ;;
-  flaky)  echo f > "flaky-$ORCH_ATTEMPT.txt"; commit flaky; [ "$ORCH_ATTEMPT" -ge 2 ] || exit 3 ;;
-  stall)  echo p > "stall-$ORCH_ATTEMPT.txt"; commit stall; [ "$ORCH_ATTEMPT" -ge 2 ] || exec sleep 60 ;;
+  ok)     put "ok-$ORCH_ATTEMPT.txt" "$ORCH_ATTEMPT"; commit ok ;;
+  slow)   sleep 0.$(( $(date +%N | cut -c1-2) % 5 + 1 )); put "slow-$ORCH_ATTEMPT.txt" s; commit slow ;;
+  flaky)  put "flaky-$ORCH_ATTEMPT.txt" f; commit flaky; [ "$ORCH_ATTEMPT" -ge 2 ] || exit 3 ;;
+  stall)  put "stall-$ORCH_ATTEMPT.txt" p; commit stall; [ "$ORCH_ATTEMPT" -ge 2 ] || exec sleep 60 ;;
   stubborn)
           trap '' TERM
-          echo t > "stubborn-$ORCH_TICKET-$ORCH_ATTEMPT.txt"; commit stubborn
+          put "stubborn-$ORCH_TICKET-$ORCH_ATTEMPT.txt" t; commit stubborn
           (trap '' TERM; sleep 60) &
           [ "$ORCH_ATTEMPT" -ge 2 ] || while true; do sleep 1; done ;;
-  flood)  head -c 3000000 /dev/zero | tr '\0' 'x'; echo; echo w > "flood-$ORCH_ATTEMPT.txt"; commit flood ;;
-  leave)  echo l > "leave-$ORCH_ATTEMPT.txt" ;;
+  flood)  head -c 3000000 /dev/zero | tr '\0' 'x'; echo; put "flood-$ORCH_ATTEMPT.txt" w; commit flood ;;
+  leave)  put "leave-$ORCH_ATTEMPT.txt" l ;;
   meddle) # Careless beyond its worktree: the sandbox refuses all of it.
           plan="$ORCH_WORKTREE/../../plan"
           mv "$plan"/tickets/todo/*.md "$plan/tickets/done/" 2>/dev/null
@@ -91,13 +109,13 @@ case $kind in
           orch tick >/dev/null 2>&1
           printf 'noise \033]52;c;aGk=\007 \033[2J\n'
           orch submit done -m "$(head -c 120000 /dev/zero | tr '\0' 'm')" >/dev/null 2>&1
-          echo m > "meddle-$ORCH_ATTEMPT.txt"; commit meddle ;;
+          put "meddle-$ORCH_ATTEMPT.txt" m; commit meddle ;;
   escape) # Leaves the session with an empty environment and works on in
           # its worktree: the subreaper, or the next tick, must stop it.
           (setsid env -i /bin/sh -c "echo \$\$ >> '$CHAOS_DIR/log/escapees'; exec sleep 60" </dev/null >/dev/null 2>&1 &)
-          echo e > "escape-$ORCH_ATTEMPT.txt"; commit escape ;;
+          put "escape-$ORCH_ATTEMPT.txt" e; commit escape ;;
   relink) # Points its worktree's .git elsewhere: refused, repaired for the retry.
-          echo r > "relink-$ORCH_ATTEMPT.txt"; commit relink
+          put "relink-$ORCH_ATTEMPT.txt" r; commit relink
           [ "$ORCH_ATTEMPT" -ge 2 ] || echo "gitdir: $(git rev-parse --git-common-dir)" > .git ;;
 esac
 exit 0
@@ -113,8 +131,8 @@ def run(cmd, cwd=None, check=True, **kw):
     return r
 
 
-def make_board(root, tickets, config):
-    repo = os.path.join(root, "repo")
+def make_board(root, tickets, config, repo=None):
+    repo = repo or os.path.join(root, "repo")
     os.makedirs(repo)
     run(["git", "init", "-q", "-b", "main"], cwd=repo)
     with open(os.path.join(repo, "README.md"), "w") as f:
@@ -210,14 +228,84 @@ def settled(repo):
     return all(s in (["done"], ["blocked"]) for s in files.values())
 
 
+class Filler:
+    """Fills the file system at `mount` to the last byte and empties it
+    again, at random moments, until stopped."""
+
+    def __init__(self, mount, rng, stats):
+        self.path = os.path.join(mount, "filler")
+        self.rng = random.Random(rng.random())
+        self.stats = stats
+        self.halt = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        while not self.halt.wait(self.rng.uniform(0.05, 0.6)):
+            self.fill()
+            self.stats["disk_fills"] += 1
+            self.halt.wait(self.rng.uniform(0.1, 1.2))
+            self.empty()
+        self.empty()
+
+    def fill(self):
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            for size in (1 << 20, 1 << 12, 1):
+                chunk = b"\0" * size
+                try:
+                    while True:
+                        os.write(fd, chunk)
+                except OSError:
+                    pass
+        finally:
+            os.close(fd)
+
+    def empty(self):
+        try:
+            os.unlink(self.path)
+        except OSError:
+            pass
+
+    def stop(self):
+        self.halt.set()
+        self.thread.join()
+
+
+def mount_tmpfs(path, size):
+    os.makedirs(path)
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", path], capture_output=True, text=True)
+    if r.returncode != 0:
+        sys.exit(f"disk-full mode needs to mount a tmpfs (root): {r.stderr.strip()}")
+
+
 def chaos_run(rng, root, stats):
     kinds = os.environ.get("CHAOS_KINDS", ",".join(KINDS)).split(",")
     tickets = [f"{rng.choice(kinds)}-{i}" for i in range(6)]
+    disk = os.environ.get("CHAOS_DISK")
+    repo = None
+    if disk:
+        mount_tmpfs(os.path.join(root, "disk"), disk)
+        repo = os.path.join(root, "disk", "repo")
     repo = make_board(
         root,
         tickets,
         "timeout: 3s\nno_output_timeout: 400ms\nkill_grace: 100ms\nmax_attempts: 4\nmax_in_progress: 3\n",
+        repo,
     )
+    filler = Filler(os.path.join(root, "disk"), rng, stats) if disk else None
+    try:
+        doubles = chaos_phase(rng, repo, stats)
+    finally:
+        if filler:
+            filler.stop()
+    # Settle: undisturbed ticks (at least one, which repairs what the last
+    # kill left) until every ticket is done or blocked. The disk has room again.
+    settle_board(repo, stats)
+    return check_invariants(repo, root, stats, doubles)
+
+
+def chaos_phase(rng, repo, stats):
     doubles = set()
     for _ in range(rng.randint(3, 6)):
         procs = []
@@ -244,8 +332,10 @@ def chaos_run(rng, root, stats):
                 stats["failpoint_kills"] += 1
                 stats["kills"] += 1
             doubles.update(double_runs(repo))
-    # Settle: undisturbed ticks (at least one, which repairs what the last
-    # kill left) until every ticket is done or blocked.
+    return doubles
+
+
+def settle_board(repo, stats):
     for i in range(40):
         if i > 0 and settled(repo):
             break
@@ -253,7 +343,6 @@ def chaos_run(rng, root, stats):
         if r.returncode != 0:
             stats["tick_errors"] += 1
             print(f"  tick failed ({r.returncode}): {r.stderr.strip()[:300]}", file=sys.stderr)
-    return check_invariants(repo, root, stats, doubles)
 
 
 def check_invariants(repo, root, stats, doubles):
@@ -311,8 +400,58 @@ def check_invariants(repo, root, stats, doubles):
         if not reachable:
             stats["lost_commits"] += 1
             problems.append(f"commit {sha} of {ticket} is no longer on its branch")
+    problems += count_spurious(repo, root, stats)
     if problems:
         print("  " + "\n  ".join(problems), file=sys.stderr)
+    return problems
+
+
+def agent_succeeds(kind, attempt):
+    """Whether the fake agent of `kind` does its work on `attempt`."""
+    if kind in ("flaky", "stall", "stubborn", "relink"):
+        return attempt >= 2
+    return kind in ("ok", "slow", "flood", "leave", "meddle", "escape")
+
+
+RESULT = re.compile(r'^- \S+ result attempt=(\d+) outcome=(\S+)(?: reason="((?:[^"\\]|\\.)*)")?(.*)$')
+
+
+def count_spurious(repo, root, stats):
+    """Attempts that used up a try although their agent did its work."""
+    refused = set()
+    try:
+        with open(os.path.join(root, "log", "agent-refused-writes.log")) as f:
+            refused = {tuple(l.split()) for l in f if l.strip()}
+    except OSError:
+        pass
+    problems = []
+    base = os.path.join(repo, ".orch", "plan", "tickets")
+    for ticket, states in board_files(repo).items():
+        try:
+            text = open(os.path.join(base, states[0], f"{ticket}.md")).read()
+        except OSError:
+            continue
+        kind = ticket.split("-")[0]
+        for line in text.splitlines():
+            m = RESULT.match(line)
+            if not m:
+                continue
+            attempt, outcome, reason, rest = int(m[1]), m[2], m[3] or "", m[4]
+            counted = "counted=false" not in rest and outcome not in (
+                "interrupted", "stale", "agent-unavailable", "released")
+            stats["attempts"] += 1
+            if not counted or outcome == "success" or not agent_succeeds(kind, attempt):
+                continue
+            if outcome == "abandoned":
+                continue  # an injected kill
+            if outcome in ("timeout", "stalled"):
+                stats["time_verdicts"] += 1  # the run's own limits, on a busy machine
+                continue
+            if (ticket, str(attempt)) in refused:
+                stats["disk_refused_agent"] += 1
+                continue
+            stats["spurious"] += 1
+            problems.append(f"spurious failure: {ticket} attempt {attempt}: {outcome}: {reason[:300]}")
     return problems
 
 
@@ -384,7 +523,10 @@ def main():
     seed = int(os.environ.get("CHAOS_SEED", str(random.randrange(1 << 30))))
     rng = random.Random(seed)
     stats = {k: 0 for k in ["kills", "failpoint_kills", "tickets", "settled", "lost", "stuck", "double_runs",
-                            "orphans", "fsck_failures", "dirty_plans", "agent_commits", "lost_commits", "tick_errors"]}
+                            "orphans", "fsck_failures", "dirty_plans", "agent_commits", "lost_commits", "tick_errors",
+                            "attempts", "spurious", "time_verdicts", "disk_refused_agent", "disk_fills"]}
+    hogs = [subprocess.Popen(["sh", "-c", "while :; do :; done"]) for _ in range(int(os.environ.get("CHAOS_LOAD") or 0))]
+    atexit.register(lambda: [h.kill() for h in hogs])  # never left spinning, whatever ends the batch
     start = time.time()
     for i in range(runs):
         root = tempfile.mkdtemp(prefix="orch-chaos-")
@@ -392,25 +534,40 @@ def main():
         try:
             failed = bool(chaos_run(rng, root, stats))
         finally:
-            for pid, _, _ in agent_processes(os.path.join(root, "repo")):
+            repo = os.path.join(root, "disk", "repo") if os.environ.get("CHAOS_DISK") else os.path.join(root, "repo")
+            for pid, _, _ in agent_processes(repo):
                 try:
                     os.kill(pid, signal.SIGKILL)
                 except OSError:
                     pass
-            if failed and os.environ.get("CHAOS_KEEP"):
+            keep = failed and os.environ.get("CHAOS_KEEP")
+            if os.environ.get("CHAOS_DISK") and not keep:
+                subprocess.run(["umount", "-l", os.path.join(root, "disk")], capture_output=True)
+            if keep:
                 print(f"  kept {root}", file=sys.stderr)
             else:
                 shutil.rmtree(root, ignore_errors=True)
         if (i + 1) % 10 == 0:
             print(f"  {i + 1}/{runs} runs, {time.time() - start:.0f}s", file=sys.stderr)
+    for h in hogs:
+        h.kill()
+        h.wait()
     s = stats
+    mode = []
+    if hogs:
+        mode.append(f"CPU hogs {len(hogs)}")
+    if os.environ.get("CHAOS_DISK"):
+        mode.append(f"disk {os.environ['CHAOS_DISK']} filled {s['disk_fills']} times")
+    print(f"chaos: {', '.join(mode) or 'quiet'}; attempts {s['attempts']}, spurious failures {s['spurious']}, "
+          f"time-limit verdicts on working agents {s['time_verdicts']}, agents' own writes refused by the disk "
+          f"{s['disk_refused_agent']}")
     print(f"chaos: seed {seed}, runs {runs}, kills {s['kills']} ({s['failpoint_kills']} at failpoints), "
           f"tickets settled {s['settled']}/{s['tickets']}, tickets lost {s['lost']}, stuck {s['stuck']}, "
           f"double runs {s['double_runs']}, orphans {s['orphans']}, fsck failures {s['fsck_failures']}, "
           f"dirty plans {s['dirty_plans']}, agent commits {s['agent_commits']}, lost commits {s['lost_commits']}, "
           f"tick errors {s['tick_errors']}, seconds {time.time() - start:.0f}")
     bad = s["lost"] + s["stuck"] + s["double_runs"] + s["orphans"] + s["fsck_failures"] + s["dirty_plans"] + \
-        s["lost_commits"] + s["tick_errors"] + (s["tickets"] - s["settled"])
+        s["lost_commits"] + s["tick_errors"] + s["spurious"] + (s["tickets"] - s["settled"])
     sys.exit(1 if bad else 0)
 
 

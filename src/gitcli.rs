@@ -11,6 +11,10 @@ use std::process::{Command, Stdio};
 use crate::error::{Error, Result};
 use crate::git::Oid;
 
+/// What git syncs to the disk for orch's commits (git 2.36 and later;
+/// older ones ignore it).
+const FSYNC: &str = "core.fsync=objects,reference";
+
 /// Variables that would point git at another repository or index: set
 /// when orch itself runs from a git hook, say.
 const REPO_ENV: &[&str] = &[
@@ -56,7 +60,7 @@ impl Identity {
 /// prompt that could wait for a person.
 pub fn command(dir: &Path) -> Command {
     let mut cmd = Command::new("git");
-    cmd.arg("-C").arg(dir);
+    cmd.arg("-C").arg(dir).arg("-c").arg(FSYNC);
     for var in REPO_ENV {
         cmd.env_remove(var);
     }
@@ -244,10 +248,20 @@ pub fn stage_all(wt: &Path) -> Result<bool> {
 /// The argv of the commit of what is staged, message from `message_file`.
 /// With `verify`, the `pre-commit` and `commit-msg` hooks run.
 pub fn commit_argv(message_file: &Path, verify: bool) -> Vec<String> {
-    let mut argv: Vec<String> = ["git", "commit", "--quiet", "--cleanup=verbatim", "--file"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    // git syncs loose objects and refs only when told: the agent's work
+    // must reach the disk before orch records it as kept or done.
+    let mut argv: Vec<String> = [
+        "git",
+        "-c",
+        FSYNC,
+        "commit",
+        "--quiet",
+        "--cleanup=verbatim",
+        "--file",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     argv.push(message_file.to_string_lossy().into_owned());
     if !verify {
         argv.push("--no-verify".into());

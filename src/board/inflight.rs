@@ -71,7 +71,11 @@ impl Inflight {
         bytes.resize(RESERVED, b'\n');
         // Best effort: a record that cannot be written leaves the old
         // behaviour (adoption), never a failed change.
-        let _ = f.seek(SeekFrom::Start(0)).and_then(|_| f.write_all(&bytes));
+        // Synced: the record must be on the disk before the write it guards.
+        let _ = f
+            .seek(SeekFrom::Start(0))
+            .and_then(|_| f.write_all(&bytes))
+            .and_then(|()| f.sync_data());
     }
 
     pub fn clear(&mut self) {

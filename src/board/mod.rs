@@ -116,7 +116,9 @@ pub fn ensure_plan_worktree(main: &MainRepo, layout: &Layout) -> Result<bool> {
     Ok(true)
 }
 
-/// Write through a temporary file and rename, so a reader never sees half a file.
+/// Write through a temporary file and rename, so a reader never sees half
+/// a file, and sync both the file and its directory before returning, so
+/// a power loss cannot leave an empty file where the board has content.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path
@@ -125,15 +127,37 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         .unwrap_or_default();
     std::fs::create_dir_all(dir).context_path("cannot create", dir)?;
     let tmp = dir.join(format!(".{name}{TMP_MARK}{}", std::process::id()));
-    let written = std::fs::write(&tmp, bytes)
+    let written = write_synced(&tmp, bytes)
         .context_path("cannot write", &tmp)
-        .and_then(|()| std::fs::rename(&tmp, path).context_path("cannot write", path));
+        .and_then(|()| std::fs::rename(&tmp, path).context_path("cannot write", path))
+        .and_then(|()| sync_dir(dir));
     if written.is_err() {
         // A full disk leaves a partial temporary file: never leave it to
         // be mistaken for content. The write's own error is the one to report.
         let _ = std::fs::remove_file(&tmp);
     }
     written
+}
+
+fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut f = std::fs::File::create(path)?;
+    f.write_all(bytes)?;
+    f.sync_all()
+}
+
+/// Make the entries of `dir` (a file renamed into or out of it) survive a
+/// power loss. Where directories cannot be opened for syncing (some
+/// network file systems), the rename stands without it.
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    match std::fs::File::open(dir) {
+        Ok(d) => match d.sync_all() {
+            Ok(()) => Ok(()),
+            Err(e) if e.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error()) => Ok(()),
+            Err(e) => Err(crate::error::Error::io("cannot sync", dir, e)),
+        },
+        Err(_) => Ok(()),
+    }
 }
 
 /// Part of the name of [`write_atomic`]'s temporary files.

@@ -292,6 +292,9 @@ impl BoardTxn {
             self.touch(&old);
             self.touch(&new);
             std::fs::rename(&old_abs, &new_abs).context_path("cannot move the ticket", &old_abs)?;
+            if let Some(dir) = old_abs.parent() {
+                super::sync_dir(dir)?;
+            }
         }
         self.write(&new, text.as_bytes())
     }

@@ -41,7 +41,11 @@ pub fn reserve(path: &Path) -> Result<()> {
     let mut f = std::fs::File::create(path).map_err(|e| Error::io("cannot create", path, e))?;
     f.write_all(&[b' '; RESERVED])
         .and_then(|()| f.sync_all())
-        .map_err(|e| Error::io("cannot reserve room in", path, e))
+        .map_err(|e| Error::io("cannot reserve room in", path, e))?;
+    match path.parent() {
+        Some(dir) => crate::board::sync_dir(dir),
+        None => Ok(()),
+    }
 }
 
 /// Write the decided result over the reservation.

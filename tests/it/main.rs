@@ -9,6 +9,7 @@ mod crash;
 mod demo;
 mod disk_full;
 mod doctor;
+mod durable;
 mod env;
 mod format;
 mod hostile;
