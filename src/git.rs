@@ -1012,6 +1012,11 @@ impl Worktree {
         for p in &affected {
             if head.get_path(p).is_err() {
                 let abs = self.path.join(p);
+                // orch writes only files: a directory in the way is not its
+                // own, and failing on it would stop every later tick.
+                if std::fs::symlink_metadata(&abs).is_ok_and(|m| m.is_dir()) {
+                    continue;
+                }
                 match std::fs::remove_file(&abs) {
                     Ok(()) => {}
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}

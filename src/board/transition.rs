@@ -144,6 +144,15 @@ pub fn settle(
     settle_as(txn, run, &bare, max_attempts, None).map_err(|_| error)
 }
 
+/// Move a ticket whose run could not be settled, try after try, to
+/// blocked with `reason`: without the summary or anything beside it (what
+/// may have failed), and without using up an attempt (the run's own result
+/// is not known).
+pub fn give_up(txn: &mut BoardTxn, run: &RunRef<'_>, reason: String) -> Result<Settled> {
+    let settlement = Settlement::new(Outcome::Blocked, reason).counting(false);
+    settle_as(txn, run, &settlement, u32::MAX, None)
+}
+
 fn settle_as(
     txn: &mut BoardTxn,
     run: &RunRef<'_>,

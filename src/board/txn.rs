@@ -291,7 +291,9 @@ impl BoardTxn {
         if from != to {
             self.touch(&old);
             self.touch(&new);
-            std::fs::rename(&old_abs, &new_abs).context_path("cannot move the ticket", &old_abs)?;
+            std::fs::rename(&old_abs, &new_abs).map_err(|e| {
+                crate::error::Error::io(format!("cannot move {old} to"), &new_abs, e)
+            })?;
             if let Some(dir) = old_abs.parent() {
                 super::sync_dir(dir)?;
             }

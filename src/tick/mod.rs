@@ -30,6 +30,7 @@ pub mod plan;
 pub mod reconcile;
 pub mod settings;
 pub mod settle;
+pub mod unsettled;
 
 pub use event::{Event, Reporter};
 pub use explain::explain;

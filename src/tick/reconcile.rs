@@ -75,14 +75,20 @@ pub fn reconcile(
                 held: false,
             },
         ) {
-            match RunLock::try_acquire(&lock_path)? {
+            match RunLock::try_acquire(&lock_path) {
                 // A free lock alone does not make a run dead: `git clean`,
                 // a person or an older orch may have removed or moved the
                 // file under a live supervisor. Its process, started before
                 // the run, is the proof.
-                Some(g) if claim.run.as_deref().is_some_and(supervisor_alive) => (Some(g), true),
-                Some(g) => (Some(g), false),
-                None => (None, true),
+                Ok(Some(g)) if claim.run.as_deref().is_some_and(supervisor_alive) => {
+                    (Some(g), true)
+                }
+                Ok(Some(g)) => (Some(g), false),
+                Ok(None) => (None, true),
+                // A lock that cannot be taken at all (its directory is not
+                // one any more): the process is the only proof left. The
+                // board lock keeps other ticks out meanwhile.
+                Err(_) => (None, claim.run.as_deref().is_some_and(supervisor_alive)),
             }
         } else {
             (None, false)
@@ -150,8 +156,13 @@ pub fn reconcile(
                     }
                 }
                 super::pending::forget(&txn.layout, &t.id, claim.attempt);
+                super::unsettled::forget(&txn.layout, &t.id);
             }
-            Err(e) => out.fail(&t.id, &e, reporter),
+            Err(e) => {
+                let ours = matches!(owner, Ownership::Dead);
+                out.fail(&t.id, &e, reporter);
+                give_up_after_tries(txn, t, claim, ours, &e, &mut out, reporter);
+            }
         }
         drop(guard);
     }
@@ -170,6 +181,65 @@ impl Reconciled {
             format!("cannot settle it: {}", render_chain(e)),
         ));
         self.failed.push(id.to_string());
+    }
+}
+
+/// Count a failed settle of a dead run; after [`super::unsettled::TRIES`]
+/// of them, move the ticket to blocked with the error so that one ticket
+/// is not met again by every tick. A full disk is every ticket's, and
+/// passes: it is not counted.
+fn give_up_after_tries(
+    txn: &mut BoardTxn,
+    t: &Ticket,
+    claim: &Claim,
+    ours: bool,
+    error: &crate::Error,
+    out: &mut Reconciled,
+    reporter: &dyn Reporter,
+) {
+    use super::unsettled;
+    if unsettled::is_the_disks(error) {
+        return;
+    }
+    let run = claim.run.as_deref().unwrap_or("");
+    let tries = unsettled::count(&txn.layout, &t.id, run);
+    if tries < unsettled::TRIES {
+        return;
+    }
+    if ours && !run.is_empty() {
+        process::kill_run(run);
+    }
+    let reason = format!(
+        "orch could not settle attempt {} in {tries} tries, and blocked it for a person: {}",
+        claim.attempt,
+        render_chain(error)
+    );
+    let run_ref = RunRef {
+        id: &t.id,
+        attempt: claim.attempt,
+        run,
+    };
+    match transition::give_up(txn, &run_ref, reason) {
+        Ok(Settled::Moved { to, reason }) => {
+            reporter.report(&Event::Settled {
+                id: t.id.clone(),
+                attempt: claim.attempt,
+                outcome: Outcome::Blocked,
+                reason,
+                to,
+            });
+            if ours {
+                workspace::unlock(&txn.main, &t.id);
+            }
+            unsettled::forget(&txn.layout, &t.id);
+            out.failed.retain(|id| id != &t.id);
+            out.settled.push((t.id.clone(), Outcome::Blocked));
+        }
+        Ok(_) => {}
+        Err(e) => reporter.report(&Event::error(
+            &t.id,
+            format!("cannot move it to blocked either: {}", render_chain(&e)),
+        )),
     }
 }
 

@@ -219,3 +219,53 @@ fn a_ref_lock_left_by_a_killed_commit_is_cleared() {
     assert!(out.contains("t: success (attempt 1)"), "{out}");
     assert!(!lock.exists());
 }
+
+/// A failure that concerns one ticket stays with it. Here its dead run
+/// cannot be recorded where it must go (a directory stands where its
+/// ticket file belongs in `todo/`). Every tick reports it, exits non-zero
+/// and goes on with the others; after three tries the ticket goes to
+/// blocked with the error, for a person, and the ticks are clean again.
+#[test]
+fn a_ticket_that_cannot_be_settled_is_blocked_after_three_tries_and_the_others_go_on() {
+    let env = TestEnv::new();
+    setup(&env);
+    crash_at(&env, "settle-after-work-commit");
+    assert_eq!(env.state_of("t"), "in-progress");
+    std::fs::create_dir_all(env.ticket_path("todo", "t")).unwrap();
+    env.write_ticket("todo", "u", "---\ntitle: Another\n---\n");
+
+    for round in 1..=2 {
+        let out = env.tick();
+        assert!(!out.status.success(), "round {round}: {}", stdout(&out));
+        assert!(
+            stdout(&out).contains("t: cannot settle it"),
+            "round {round}: {}",
+            stdout(&out)
+        );
+        if round == 1 {
+            assert_eq!(env.state_of("u"), "done", "the other ticket went on");
+        }
+        assert!(
+            env.ticket_path("in-progress", "t").is_file(),
+            "round {round}"
+        );
+    }
+    let third = tick(&env);
+    assert!(third.contains("t: blocked (attempt 1)"), "{third}");
+    assert!(env.ticket_path("blocked", "t").is_file());
+    let text = std::fs::read_to_string(env.ticket_path("blocked", "t")).unwrap();
+    let last = text.lines().last().unwrap();
+    assert!(
+        last.contains("outcome=blocked")
+            && last.contains("counted=no")
+            && last.contains("could not settle"),
+        "{last}"
+    );
+    assert!(
+        last.contains("tickets/todo/t.md: Is a directory"),
+        "the error names what is in the way: {last}"
+    );
+    assert_eq!(env.plan_dirt(), "");
+    assert!(env.agent_processes().is_empty());
+    tick(&env);
+}
