@@ -61,6 +61,12 @@ pub struct Control {
     pub ticket_file: Option<PathBuf>,
     /// The last line of output, for live progress.
     pub last_line: Arc<Mutex<String>>,
+    /// The agent worktree's HEAD in the git directory. Each commit it
+    /// points at is noted in `last_head`, so work committed in a worktree
+    /// that a person then removes (`git worktree remove -f -f`) can still
+    /// be kept; a registration gone for good ends the run.
+    pub head_file: Option<PathBuf>,
+    pub last_head: Arc<Mutex<Option<String>>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,6 +81,8 @@ pub enum Ended {
     Aborted,
     /// A person moved the ticket out of in-progress (or deleted it).
     Moved,
+    /// The worktree's registration was removed while the run went on.
+    WorktreeRemoved,
     /// It could not be started.
     SpawnFailed,
 }
@@ -333,6 +341,7 @@ pub fn run(spec: &Spec, control: &Control) -> Report {
             }
         }
         w.last_check = Instant::now();
+        note_head(control, &mut w);
         if w.status.is_none()
             && let Ok(Some(s)) = child.try_wait()
         {
@@ -482,6 +491,7 @@ struct Watch {
     event_line: Vec<u8>,
     /// Since when the ticket's file has been missing from in-progress.
     ticket_gone_since: Option<Instant>,
+    worktree_gone_since: Option<Instant>,
 }
 
 impl Watch {
@@ -504,6 +514,7 @@ impl Watch {
             group_gone_at: None,
             event_line: Vec::new(),
             ticket_gone_since: None,
+            worktree_gone_since: None,
         }
     }
 
@@ -590,6 +601,8 @@ fn limit_reached(spec: &Spec, control: &Control, w: &mut Watch, now: Instant) ->
         Some(Ended::Interrupted)
     } else if ticket_moved(control, w, now) {
         Some(Ended::Moved)
+    } else if worktree_removed(w, now) {
+        Some(Ended::WorktreeRemoved)
     } else if control.abort_file.as_ref().is_some_and(|p| {
         // Honoured only when it names this run: a request written for an
         // earlier run must not stop a later one.
@@ -630,6 +643,40 @@ fn ticket_moved(control: &Control, w: &mut Watch, now: Instant) -> bool {
     now.duration_since(since) >= MOVED_GRACE
 }
 
+/// Note the commit the worktree's HEAD points at, and since when its
+/// registration has been gone.
+fn note_head(control: &Control, w: &mut Watch) {
+    let Some(file) = &control.head_file else {
+        return;
+    };
+    let mut bytes = [0u8; 128];
+    let read = std::fs::File::open(file).and_then(|mut f| f.read(&mut bytes));
+    match read {
+        Ok(n) => {
+            w.worktree_gone_since = None;
+            let text = String::from_utf8_lossy(&bytes[..n]);
+            let oid = text.trim();
+            if (oid.len() == 40 || oid.len() == 64)
+                && oid.bytes().all(|b| b.is_ascii_hexdigit())
+                && let Ok(mut last) = control.last_head.lock()
+            {
+                *last = Some(oid.to_string());
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            w.worktree_gone_since.get_or_insert_with(Instant::now);
+        }
+        Err(_) => {}
+    }
+}
+
+/// Whether the worktree's registration has been gone for [`MOVED_GRACE`]
+/// (git rewrites HEAD through a lock and a rename, never removing it).
+fn worktree_removed(w: &Watch, now: Instant) -> bool {
+    w.worktree_gone_since
+        .is_some_and(|since| now.duration_since(since) >= MOVED_GRACE)
+}
+
 /// How long a ticket's file must stay gone before its run is stopped: a
 /// moment's absence is a `git checkout` or an editor's save, not a move.
 const MOVED_GRACE: Duration = Duration::from_millis(1000);
@@ -637,6 +684,7 @@ const MOVED_GRACE: Duration = Duration::from_millis(1000);
 fn stop_note(why: Ended) -> &'static str {
     match why {
         Ended::Moved => "the ticket was moved out of in-progress: stopping the agent",
+        Ended::WorktreeRemoved => "the worktree was removed from git: stopping the agent",
         Ended::Interrupted => "orch was interrupted: stopping the agent",
         Ended::Aborted => "abort requested: stopping the agent",
         Ended::Timeout => "hard timeout reached: stopping the agent",

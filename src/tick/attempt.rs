@@ -76,6 +76,13 @@ pub fn run(
             &t.id,
         ))),
         last_line: Default::default(),
+        head_file: Some(
+            main.git_dir
+                .join("worktrees")
+                .join(Layout::worktree_name(&t.id))
+                .join("HEAD"),
+        ),
+        last_head: Default::default(),
     };
     let spec = match launch_agent(layout, main, won, &prepared, &mut facts) {
         Some(spec) => spec,
@@ -107,7 +114,15 @@ pub fn run(
         ));
     }
     facts.submission = contract::read_submission(&layout.result_file(&t.id, won.attempt));
-    take_agent_work(main, &prepared, won, &spec, &mut facts);
+    let last_head = control.last_head.lock().ok().and_then(|h| h.clone());
+    take_agent_work(
+        main,
+        &prepared,
+        won,
+        &spec,
+        last_head.as_deref(),
+        &mut facts,
+    );
     failpoint::hit("settle-after-work-commit");
     let mut outside =
         set_aside_plan_changes(layout, main, &plan_before, won, spec.sandbox.is_some());
@@ -198,6 +213,7 @@ fn take_agent_work(
     prepared: &Prepared,
     won: &Won<'_>,
     agent: &Spec,
+    last_head: Option<&str>,
     facts: &mut RunFacts,
 ) {
     let id = &won.ticket.id;
@@ -252,8 +268,17 @@ fn take_agent_work(
             taken.tip
         }
         Ok(None) => {
-            facts.notes.push("the agent deleted its worktree".into());
-            main.branch_tip(&prepared.branch)
+            let registered = main.git_dir.join("worktrees").join(&name).exists();
+            facts.notes.push(if registered {
+                "the agent deleted its worktree".into()
+            } else {
+                "the worktree was removed from git while the agent ran".into()
+            });
+            let tip = main.branch_tip(&prepared.branch);
+            facts
+                .notes
+                .extend(keep_last_head(main, id, won.attempt, last_head, tip));
+            tip
         }
         Err(e) if main.worktree_link_problem(&name, &prepared.path).is_some() => {
             facts.contained = Some(format!(
@@ -277,6 +302,33 @@ fn take_agent_work(
             .commits_between(Some(prepared.start), tip)
             .unwrap_or_default();
     }
+}
+
+/// Keep the last commit seen at the HEAD of a worktree that is gone,
+/// unless the ticket branch already has it: removing a worktree removes
+/// its HEAD, the only ref to the agent's detached commits.
+fn keep_last_head(
+    main: &MainRepo,
+    id: &str,
+    attempt: u32,
+    last_head: Option<&str>,
+    tip: Option<crate::git::Oid>,
+) -> Option<String> {
+    let oid = crate::git::Oid::from_str(last_head?).ok()?;
+    main.repo.find_commit(oid).ok()?;
+    if tip.is_some_and(|tip| main.contains(tip, oid)) {
+        return None;
+    }
+    Some(
+        match main.keep(
+            &format!("refs/orch/kept/{id}/{attempt}-removed"),
+            oid,
+            "orch: the last commit of a removed worktree",
+        ) {
+            Ok(kept) => format!("its last commit ({oid}) is kept on {kept}"),
+            Err(e) => format!("cannot keep its last commit {oid}: {}", render_chain(&e)),
+        },
+    )
 }
 
 fn agent_finished_cleanly(report: &Report, facts: &RunFacts) -> bool {
@@ -310,6 +362,7 @@ fn run_verify(
             Ended::Interrupted => "interrupted".into(),
             Ended::Aborted => "aborted".into(),
             Ended::Moved => "stopped: the ticket was moved".into(),
+            Ended::WorktreeRemoved => "stopped: the worktree was removed".into(),
         };
         facts.verify.push((cmd.clone(), text.clone()));
         if !v.success() {
@@ -349,6 +402,7 @@ fn verdict(report: &Report) -> workspace::Verdict {
         Ended::Interrupted => "interrupted".into(),
         Ended::Aborted => "aborted".into(),
         Ended::Moved => "stopped: the ticket was moved".into(),
+        Ended::WorktreeRemoved => "stopped: the worktree was removed".into(),
     };
     let output = report
         .tail

@@ -101,7 +101,10 @@ fn classify_run(f: &RunFacts, settings: &RunSettings) -> Settlement {
         return Settlement::new(Outcome::Failed, "the agent did not run");
     };
     let ended = match (r.ended, f.verify_ended) {
-        (Ended::Exited, Some(v @ (Ended::Interrupted | Ended::Aborted | Ended::Moved))) => v,
+        (
+            Ended::Exited,
+            Some(v @ (Ended::Interrupted | Ended::Aborted | Ended::Moved | Ended::WorktreeRemoved)),
+        ) => v,
         (e, _) => e,
     };
     if let Some(s) = classify_ending(ended, r, settings) {
@@ -182,6 +185,10 @@ fn classify_ending(ended: Ended, r: &Report, settings: &RunSettings) -> Option<S
         Ended::Moved => Settlement::new(
             Outcome::Interrupted,
             "a person moved the ticket out of in-progress while it ran",
+        ),
+        Ended::WorktreeRemoved => Settlement::new(
+            Outcome::Interrupted,
+            "the ticket's worktree was removed from git while it ran",
         ),
         Ended::NoProgress => Settlement::new(
             Outcome::Stalled,

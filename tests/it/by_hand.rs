@@ -123,3 +123,48 @@ fn a_worktree_is_never_removed_with_a_persons_work_in_it() {
         "the person's fix\n"
     );
 }
+
+/// Found while trying the first release's successor as a careless person:
+/// `git worktree remove -f -f` on a live agent's worktree removed its
+/// HEAD, the only ref to the commits it had made, and the attempt was
+/// recorded as `no-changes` ("the agent deleted its worktree"). The
+/// agent's last commit is now kept, the agent stopped within seconds, and
+/// the attempt is a person's doing, not counted.
+#[test]
+fn a_worktree_removed_by_a_person_while_its_agent_runs_keeps_the_agents_commits() {
+    let env = TestEnv::new();
+    let committed = env.flag("committed");
+    env.ready(
+        &format!(
+            "echo work > work.txt\ngit add work.txt\ngit commit -qm 'agent: work'\n\
+             git rev-parse HEAD > {committed}.tmp && mv {committed}.tmp {committed}\n\
+             while :; do echo still here; sleep 0.05; done",
+            committed = committed.display()
+        ),
+        "timeout: 1h",
+    );
+    env.write_ticket("todo", "t", "---\ntitle: T\n---\n");
+    let tick = env.spawn_tick();
+    wait_for(&committed);
+    let sha = std::fs::read_to_string(&committed)
+        .unwrap()
+        .trim()
+        .to_string();
+    env.git(&["worktree", "remove", "-f", "-f", ".orch/worktrees/t"]);
+    let out = tick.wait_with_output().unwrap();
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("t: interrupted (attempt 1)"), "{text}");
+    assert_eq!(env.state_of("t"), "todo", "it runs again: {text}");
+    assert_eq!(
+        env.git(&["rev-parse", "refs/orch/kept/t/1-removed"]).trim(),
+        sha,
+        "the agent's commit is kept: {text}"
+    );
+    let summary = std::fs::read_to_string(env.plan().join("runs/t/1.md")).unwrap();
+    assert!(
+        summary.contains("refs/orch/kept/t/1-removed"),
+        "the summary names where: {summary}"
+    );
+    assert!(env.agent_processes().is_empty());
+}
