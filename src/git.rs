@@ -570,6 +570,63 @@ impl MainRepo {
         Ok(out)
     }
 
+    /// Commits written as loose objects since `since` that no ref and no
+    /// worktree's HEAD reaches, and that have `start` in their history:
+    /// work whose only ref went with a removed worktree. Only the tips
+    /// (none of the others descends from them).
+    pub fn unreachable_commits_since(&self, since: std::time::SystemTime, start: Oid) -> Vec<Oid> {
+        let mut found = Vec::new();
+        let Ok(dirs) = std::fs::read_dir(self.git_dir.join("objects")) else {
+            return found;
+        };
+        for dir in dirs.flatten() {
+            let prefix = dir.file_name().to_string_lossy().into_owned();
+            if prefix.len() != 2 || !prefix.bytes().all(|b| b.is_ascii_hexdigit()) {
+                continue;
+            }
+            let Ok(objects) = std::fs::read_dir(dir.path()) else {
+                continue;
+            };
+            for object in objects.flatten() {
+                let new = object
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .is_ok_and(|t| t >= since);
+                let Ok(oid) =
+                    Oid::from_str(&format!("{prefix}{}", object.file_name().to_string_lossy()))
+                else {
+                    continue;
+                };
+                if new && self.repo.find_commit(oid).is_ok() && self.contains(oid, start) {
+                    found.push(oid);
+                }
+            }
+        }
+        let mut tips: Vec<Oid> = self
+            .repo
+            .references()
+            .map(|refs| refs.flatten().filter_map(|r| r.target()).collect())
+            .unwrap_or_default();
+        if let Ok(worktrees) = self.repo.worktrees() {
+            for name in worktrees.iter().flatten().flatten() {
+                let head = self.git_dir.join("worktrees").join(name).join("HEAD");
+                if let Some(oid) = std::fs::read_to_string(head)
+                    .ok()
+                    .and_then(|t| Oid::from_str(t.trim()).ok())
+                {
+                    tips.push(oid);
+                }
+            }
+        }
+        if let Some(head) = self.repo.head().ok().and_then(|h| h.target()) {
+            tips.push(head);
+        }
+        found.retain(|&c| !tips.iter().any(|&t| self.contains(t, c)));
+        let all = found.clone();
+        found.retain(|&c| !all.iter().any(|&o| o != c && self.contains(o, c)));
+        found
+    }
+
     /// Whether `descendant` contains `ancestor` in its history (or is it).
     pub fn contains(&self, descendant: Oid, ancestor: Oid) -> bool {
         descendant == ancestor

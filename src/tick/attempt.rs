@@ -93,6 +93,8 @@ pub fn run(
     let plan_before = plan_look(layout, main);
     let checkout_before = main.checkout_changes();
     let branches_before = main.user_branches();
+    // A second early: file times may be coarser than the clock.
+    let started = std::time::SystemTime::now() - std::time::Duration::from_secs(1);
     reporter.started(&t.id, &control);
     let report = supervise::run(&spec, &control);
     reporter.stopped(&t.id);
@@ -115,14 +117,11 @@ pub fn run(
     }
     facts.submission = contract::read_submission(&layout.result_file(&t.id, won.attempt));
     let last_head = control.last_head.lock().ok().and_then(|h| h.clone());
-    take_agent_work(
-        main,
-        &prepared,
-        won,
-        &spec,
-        last_head.as_deref(),
-        &mut facts,
-    );
+    let seen = Seen {
+        last_head: last_head.as_deref(),
+        since: started,
+    };
+    take_agent_work(main, &prepared, won, &spec, &seen, &mut facts);
     failpoint::hit("settle-after-work-commit");
     let mut outside =
         set_aside_plan_changes(layout, main, &plan_before, won, spec.sandbox.is_some());
@@ -213,7 +212,7 @@ fn take_agent_work(
     prepared: &Prepared,
     won: &Won<'_>,
     agent: &Spec,
-    last_head: Option<&str>,
+    seen: &Seen<'_>,
     facts: &mut RunFacts,
 ) {
     let id = &won.ticket.id;
@@ -275,9 +274,14 @@ fn take_agent_work(
                 "the worktree was removed from git while the agent ran".into()
             });
             let tip = main.branch_tip(&prepared.branch);
-            facts
-                .notes
-                .extend(keep_last_head(main, id, won.attempt, last_head, tip));
+            facts.notes.extend(keep_lost_work(
+                main,
+                id,
+                won.attempt,
+                seen,
+                prepared.start,
+                tip,
+            ));
             tip
         }
         Err(e) if main.worktree_link_problem(&name, &prepared.path).is_some() => {
@@ -304,31 +308,51 @@ fn take_agent_work(
     }
 }
 
-/// Keep the last commit seen at the HEAD of a worktree that is gone,
-/// unless the ticket branch already has it: removing a worktree removes
-/// its HEAD, the only ref to the agent's detached commits.
-fn keep_last_head(
+/// What the supervisor saw of the agent's worktree.
+struct Seen<'a> {
+    /// The last commit its HEAD pointed at.
+    last_head: Option<&'a str>,
+    /// When the agent started.
+    since: std::time::SystemTime,
+}
+
+/// Keep the commits of a worktree that is gone, unless the ticket branch
+/// already has them: removing a worktree removes its HEAD, the only ref
+/// to the agent's detached commits. The last HEAD the supervisor saw, and
+/// (for a commit made just before the removal) the commits written since
+/// the agent started that descend from its start and nothing reaches.
+fn keep_lost_work(
     main: &MainRepo,
     id: &str,
     attempt: u32,
-    last_head: Option<&str>,
+    seen: &Seen<'_>,
+    start: crate::git::Oid,
     tip: Option<crate::git::Oid>,
-) -> Option<String> {
-    let oid = crate::git::Oid::from_str(last_head?).ok()?;
-    main.repo.find_commit(oid).ok()?;
-    if tip.is_some_and(|tip| main.contains(tip, oid)) {
-        return None;
+) -> Vec<String> {
+    let mut lost: Vec<crate::git::Oid> = seen
+        .last_head
+        .and_then(|h| crate::git::Oid::from_str(h).ok())
+        .filter(|&oid| main.repo.find_commit(oid).is_ok())
+        .into_iter()
+        .collect();
+    for oid in main.unreachable_commits_since(seen.since, start) {
+        if !lost.iter().any(|&l| main.contains(l, oid)) {
+            lost.push(oid);
+        }
     }
-    Some(
-        match main.keep(
-            &format!("refs/orch/kept/{id}/{attempt}-removed"),
-            oid,
-            "orch: the last commit of a removed worktree",
-        ) {
-            Ok(kept) => format!("its last commit ({oid}) is kept on {kept}"),
-            Err(e) => format!("cannot keep its last commit {oid}: {}", render_chain(&e)),
-        },
-    )
+    lost.retain(|&oid| !tip.is_some_and(|tip| main.contains(tip, oid)));
+    lost.into_iter()
+        .map(|oid| {
+            match main.keep(
+                &format!("refs/orch/kept/{id}/{attempt}-removed"),
+                oid,
+                "orch: work of a removed worktree",
+            ) {
+                Ok(kept) => format!("its commit {oid} is kept on {kept}"),
+                Err(e) => format!("cannot keep its commit {oid}: {}", render_chain(&e)),
+            }
+        })
+        .collect()
 }
 
 fn agent_finished_cleanly(report: &Report, facts: &RunFacts) -> bool {
