@@ -71,10 +71,13 @@ make_board "$WORK/short" 0
 echo "orch/plan commits: long $(git -C "$WORK/long" rev-list --count orch/plan), short $(git -C "$WORK/short" rev-list --count orch/plan)"
 "$ORCH" -C "$WORK/long" status --json | python3 -c 'import json,sys; print("counts:", json.load(sys.stdin)["counts"])'
 
-extra=()
+# The reads and ticks first: each `orch new` adds a ticket a later tick
+# would try to run.
+reads=() changes=()
 if [ -n "${ORCH_BASELINE:-}" ]; then
-  extra=(-n "baseline build: orch status --json (long history)" "$ORCH_BASELINE -C $WORK/long status --json"
+  reads=(-n "baseline build: orch status --json (long history)" "$ORCH_BASELINE -C $WORK/long status --json"
          -n "baseline build: orch tick, nothing ready (long history)" "$ORCH_BASELINE -C $WORK/long tick")
+  changes=(-n "baseline build: orch new: one board change (long history)" "$ORCH_BASELINE -C $WORK/long new 'bench ticket'")
 fi
 hyperfine --warmup 3 --runs 20 --export-json "$WORK/result.json" \
   -n "git status (long history)" "git -C $WORK/long/.orch/plan status --porcelain" \
@@ -82,7 +85,9 @@ hyperfine --warmup 3 --runs 20 --export-json "$WORK/result.json" \
   -n "orch status --json (short history)" "$ORCH -C $WORK/short status --json" \
   -n "orch tick, nothing ready (long history)" "$ORCH -C $WORK/long tick" \
   -n "orch tick, nothing ready (short history)" "$ORCH -C $WORK/short tick" \
-  "${extra[@]}"
+  "${reads[@]}" \
+  -n "orch new: one board change (long history)" "$ORCH -C $WORK/long new 'bench ticket'" \
+  "${changes[@]}"
 
 python3 - "$WORK/result.json" <<'PY'
 import json, sys

@@ -323,7 +323,9 @@ def chaos_phase(rng, repo, stats):
                 stats["kills"] += 1
                 killed_here = True
             try:
-                p.wait(timeout=20)
+                _, err = p.communicate(timeout=20)
+                if p.returncode not in (0, -signal.SIGKILL) and b"No space left" in err:
+                    stats["full_disk_ticks"] += 1
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait()
@@ -413,7 +415,16 @@ def agent_succeeds(kind, attempt):
     return kind in ("ok", "slow", "flood", "leave", "meddle", "escape")
 
 
-RESULT = re.compile(r'^- \S+ result attempt=(\d+) outcome=(\S+)(?: reason="((?:[^"\\]|\\.)*)")?(.*)$')
+RESULT = re.compile(r'^- \S+ result (.*)$')
+FIELD = re.compile(r'(\w+)=("(?:[^"\\]|\\.)*"|\S+)')
+
+
+def result_fields(line):
+    """The key=value fields of a ticket log's result line, or None."""
+    m = RESULT.match(line)
+    if not m:
+        return None
+    return {k: v[1:-1] if v.startswith('"') else v for k, v in FIELD.findall(m[1])}
 
 
 def count_spurious(repo, root, stats):
@@ -433,12 +444,12 @@ def count_spurious(repo, root, stats):
             continue
         kind = ticket.split("-")[0]
         for line in text.splitlines():
-            m = RESULT.match(line)
-            if not m:
+            f = result_fields(line)
+            if not f or "attempt" not in f or "outcome" not in f:
                 continue
-            attempt, outcome, reason, rest = int(m[1]), m[2], m[3] or "", m[4]
-            counted = "counted=false" not in rest and outcome not in (
-                "interrupted", "stale", "agent-unavailable", "released")
+            attempt, outcome, reason = int(f["attempt"]), f["outcome"], f.get("reason", "")
+            counted = f.get("counted", "yes" if outcome not in (
+                "interrupted", "stale", "agent-unavailable", "released") else "no") == "yes"
             stats["attempts"] += 1
             if not counted or outcome == "success" or not agent_succeeds(kind, attempt):
                 continue
@@ -524,7 +535,8 @@ def main():
     rng = random.Random(seed)
     stats = {k: 0 for k in ["kills", "failpoint_kills", "tickets", "settled", "lost", "stuck", "double_runs",
                             "orphans", "fsck_failures", "dirty_plans", "agent_commits", "lost_commits", "tick_errors",
-                            "attempts", "spurious", "time_verdicts", "disk_refused_agent", "disk_fills"]}
+                            "attempts", "spurious", "time_verdicts", "disk_refused_agent", "disk_fills",
+                            "full_disk_ticks"]}
     hogs = [subprocess.Popen(["sh", "-c", "while :; do :; done"]) for _ in range(int(os.environ.get("CHAOS_LOAD") or 0))]
     atexit.register(lambda: [h.kill() for h in hogs])  # never left spinning, whatever ends the batch
     start = time.time()
@@ -557,7 +569,8 @@ def main():
     if hogs:
         mode.append(f"CPU hogs {len(hogs)}")
     if os.environ.get("CHAOS_DISK"):
-        mode.append(f"disk {os.environ['CHAOS_DISK']} filled {s['disk_fills']} times")
+        mode.append(f"disk {os.environ['CHAOS_DISK']} filled {s['disk_fills']} times, "
+                    f"ticks that stopped on it {s['full_disk_ticks']}")
     print(f"chaos: {', '.join(mode) or 'quiet'}; attempts {s['attempts']}, spurious failures {s['spurious']}, "
           f"time-limit verdicts on working agents {s['time_verdicts']}, agents' own writes refused by the disk "
           f"{s['disk_refused_agent']}")
