@@ -457,6 +457,8 @@ def count_spurious(repo, root, stats):
                 continue  # an injected kill
             if outcome in ("timeout", "stalled"):
                 stats["time_verdicts"] += 1  # the run's own limits, on a busy machine
+                if os.environ.get("CHAOS_VERBOSE"):
+                    print(f"  time verdict: {ticket} attempt {attempt}: {outcome}: {reason[:200]}", file=sys.stderr)
                 continue
             if (ticket, str(attempt)) in refused:
                 stats["disk_refused_agent"] += 1
