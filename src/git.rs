@@ -199,6 +199,12 @@ fn strip_trailing_slash(p: PathBuf) -> PathBuf {
 }
 
 impl MainRepo {
+    /// Where git keeps a linked worktree's own files (HEAD, index): its
+    /// registration, gone once the worktree is removed.
+    pub fn registration(&self, name: &str) -> PathBuf {
+        self.git_dir.join("worktrees").join(name)
+    }
+
     /// The linked worktree the board lives in, when it is not the main
     /// checkout.
     fn checkout_repo(&self) -> Option<Repository> {
@@ -367,7 +373,7 @@ impl MainRepo {
     fn force_prune_locked(&self, name: &str) {
         // Best effort: whatever is left is removed with the directory below.
         let _ = self.prune_locked(name);
-        let dir = self.git_dir.join("worktrees").join(name);
+        let dir = self.registration(name);
         if dir.exists() {
             let _ = std::fs::remove_dir_all(dir);
         }
@@ -430,7 +436,7 @@ impl MainRepo {
         if canon(path).as_deref() != Some(expected.as_path()) {
             return Some(format!("{} leads through a symbolic link", path.display()));
         }
-        let registration = self.git_dir.join("worktrees").join(name);
+        let registration = self.registration(name);
         let dot_git = path.join(".git");
         match std::fs::symlink_metadata(&dot_git) {
             Ok(m) if m.is_file() => {}
@@ -505,7 +511,7 @@ impl MainRepo {
             self.force_prune_locked(name);
             return Ok(Some(format!("{problem}; removed it")));
         }
-        let registration = self.git_dir.join("worktrees").join(name);
+        let registration = self.registration(name);
         if !registration.join("HEAD").exists() || meta.is_none() {
             self.force_prune_locked(name);
             return Ok(Some(format!("{problem}; forgot its registration")));
@@ -592,12 +598,15 @@ impl MainRepo {
                     .metadata()
                     .and_then(|m| m.modified())
                     .is_ok_and(|t| t >= since);
+                if !new {
+                    continue;
+                }
                 let Ok(oid) =
                     Oid::from_str(&format!("{prefix}{}", object.file_name().to_string_lossy()))
                 else {
                     continue;
                 };
-                if new && self.repo.find_commit(oid).is_ok() && self.contains(oid, start) {
+                if self.repo.find_commit(oid).is_ok() && self.contains(oid, start) {
                     found.push(oid);
                 }
             }
@@ -609,7 +618,7 @@ impl MainRepo {
             .unwrap_or_default();
         if let Ok(worktrees) = self.repo.worktrees() {
             for name in worktrees.iter().flatten().flatten() {
-                let head = self.git_dir.join("worktrees").join(name).join("HEAD");
+                let head = self.registration(name).join("HEAD");
                 if let Some(oid) = std::fs::read_to_string(head)
                     .ok()
                     .and_then(|t| Oid::from_str(t.trim()).ok())

@@ -77,9 +77,7 @@ pub fn run(
         ))),
         last_line: Default::default(),
         head_file: Some(
-            main.git_dir
-                .join("worktrees")
-                .join(Layout::worktree_name(&t.id))
+            main.registration(&Layout::worktree_name(&t.id))
                 .join("HEAD"),
         ),
         last_head: Default::default(),
@@ -267,7 +265,7 @@ fn take_agent_work(
             taken.tip
         }
         Ok(None) => {
-            let registered = main.git_dir.join("worktrees").join(&name).exists();
+            let registered = main.registration(&name).exists();
             facts.notes.push(if registered {
                 "the agent deleted its worktree".into()
             } else {
@@ -381,12 +379,7 @@ fn run_verify(
         let text = match v.ended {
             Ended::Exited if v.success() => "passed".to_string(),
             Ended::Exited | Ended::SpawnFailed => format!("failed ({})", v.exit_text()),
-            Ended::Timeout => "timed out".into(),
-            Ended::Stalled | Ended::NoProgress => "stalled (no output)".into(),
-            Ended::Interrupted => "interrupted".into(),
-            Ended::Aborted => "aborted".into(),
-            Ended::Moved => "stopped: the ticket was moved".into(),
-            Ended::WorktreeRemoved => "stopped: the worktree was removed".into(),
+            _ => how_it_ended(&v),
         };
         facts.verify.push((cmd.clone(), text.clone()));
         if !v.success() {
@@ -417,9 +410,9 @@ pub fn hooks<'a>(
     }
 }
 
-/// What a hooked `git commit` came to, from its supervision report.
-fn verdict(report: &Report) -> workspace::Verdict {
-    let how = match report.ended {
+/// How a command orch ran beside the agent (a verify, a hooked commit) ended.
+fn how_it_ended(report: &Report) -> String {
+    match report.ended {
         Ended::Exited | Ended::SpawnFailed => report.exit_text(),
         Ended::Timeout => "timed out".into(),
         Ended::Stalled | Ended::NoProgress => "stalled (no output)".into(),
@@ -427,7 +420,12 @@ fn verdict(report: &Report) -> workspace::Verdict {
         Ended::Aborted => "aborted".into(),
         Ended::Moved => "stopped: the ticket was moved".into(),
         Ended::WorktreeRemoved => "stopped: the worktree was removed".into(),
-    };
+    }
+}
+
+/// What a hooked `git commit` came to, from its supervision report.
+fn verdict(report: &Report) -> workspace::Verdict {
+    let how = how_it_ended(report);
     let output = report
         .tail
         .iter()
