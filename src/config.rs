@@ -76,6 +76,12 @@ pub struct Config {
     pub no_progress_timeout: Option<Duration>,
     pub sandbox: Sandbox,
     pub commit_hooks: CommitHooks,
+    /// The git remote the board is shared through, if any.
+    pub remote: Option<String>,
+    pub remote_timeout: Duration,
+    /// Added to every lease: the clock skew between hosts orch tolerates.
+    pub lease_margin: Duration,
+    pub require_signed: bool,
 }
 
 /// Whether orch's commit of the agent's work runs the repository's
@@ -123,6 +129,10 @@ struct RawConfig {
     no_progress_timeout: Option<Dur>,
     sandbox: Option<RawSandbox>,
     commit_hooks: Option<String>,
+    remote: Option<String>,
+    remote_timeout: Option<Dur>,
+    lease_margin: Option<Dur>,
+    require_signed: Option<bool>,
 }
 
 const KNOWN_KEYS: &[&str] = &[
@@ -140,6 +150,10 @@ const KNOWN_KEYS: &[&str] = &[
     "no_progress_timeout",
     "sandbox",
     "commit_hooks",
+    "remote",
+    "remote_timeout",
+    "lease_margin",
+    "require_signed",
 ];
 
 /// A problem that does not stop orch but that the user should fix.
@@ -175,6 +189,10 @@ impl Config {
                 writable: Vec::new(),
             },
             commit_hooks: CommitHooks::Run,
+            remote: None,
+            remote_timeout: Duration::ZERO,
+            lease_margin: Duration::ZERO,
+            require_signed: false,
         };
         if let Err(message) = config.apply(raw) {
             panic!("templates/orch.yaml is invalid: {message}");
@@ -307,6 +325,27 @@ impl Config {
                 "skip" => CommitHooks::Skip,
                 other => return Err(format!("commit_hooks: `{other}` is not run or skip")),
             };
+        }
+        if let Some(name) = raw.remote {
+            let name = name.trim().to_string();
+            if name.is_empty()
+                || name.starts_with('-')
+                || name.chars().any(|c| c.is_whitespace() || c.is_control())
+            {
+                return Err(format!(
+                    "remote: `{name}` is not the name of a git remote (see `git remote`)"
+                ));
+            }
+            self.remote = Some(name);
+        }
+        if let Some(Dur(d)) = raw.remote_timeout {
+            self.remote_timeout = positive("remote_timeout", d)?;
+        }
+        if let Some(Dur(d)) = raw.lease_margin {
+            self.lease_margin = d;
+        }
+        if let Some(b) = raw.require_signed {
+            self.require_signed = b;
         }
         Ok(())
     }

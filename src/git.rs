@@ -263,6 +263,17 @@ impl MainRepo {
         None
     }
 
+    /// The repository's remotes, `origin` first.
+    pub fn remote_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .repo
+            .remotes()
+            .map(|r| (0..r.len()).filter_map(|i| r.get(i).ok().flatten().map(str::to_string)).collect())
+            .unwrap_or_default();
+        names.sort_by_key(|n| (n != "origin", n.clone()));
+        names
+    }
+
     pub fn create_branch_at(&self, name: &str, oid: Oid) -> Result<()> {
         let commit = self
             .repo
@@ -487,6 +498,7 @@ impl MainRepo {
         Ok(Worktree {
             repo,
             path: path.to_path_buf(),
+            sign: false,
         })
     }
 
@@ -643,6 +655,83 @@ impl MainRepo {
                 .repo
                 .graph_descendant_of(descendant, ancestor)
                 .unwrap_or(false)
+    }
+
+    /// Replay what `local` changed since its common ancestor with `onto`
+    /// on top of `onto`, as one commit: a three-way merge of the trees,
+    /// with no checkout. Paths both sides changed differently are
+    /// [`Folded::Conflicts`]; nothing is resolved for anyone.
+    pub fn fold_onto(&self, local: Oid, onto: Oid, message: &str, sign: bool) -> Result<Folded> {
+        let Ok(base) = self.repo.merge_base(local, onto) else {
+            return Ok(Folded::Unrelated);
+        };
+        let tree = |oid: Oid| {
+            self.repo
+                .find_commit(oid)
+                .and_then(|c| c.tree())
+                .git_context("cannot read a board commit")
+        };
+        let (base_tree, onto_tree, local_tree) = (tree(base)?, tree(onto)?, tree(local)?);
+        let mut index = self
+            .repo
+            .merge_trees(&base_tree, &onto_tree, &local_tree, None)
+            .git_context("cannot merge the board's trees")?;
+        if index.has_conflicts() {
+            let mut paths: Vec<String> = index
+                .conflicts()
+                .git_context("cannot read the merge's conflicts")?
+                .flatten()
+                .filter_map(|c| {
+                    let entry = c.our.or(c.their).or(c.ancestor)?;
+                    String::from_utf8(entry.path).ok()
+                })
+                .collect();
+            paths.sort();
+            paths.dedup();
+            return Ok(Folded::Conflicts(paths));
+        }
+        let tree = index
+            .write_tree_to(&self.repo)
+            .git_context("cannot write the merged tree")?;
+        self.commit_tree(tree, &[onto], message, sign).map(Folded::Clean)
+    }
+
+    /// A commit of `tree` on `parents`, moving no ref; signed with the
+    /// user's git signing key (`git commit-tree -S`) when `sign` is set.
+    pub fn commit_tree(&self, tree: Oid, parents: &[Oid], message: &str, sign: bool) -> Result<Oid> {
+        if sign {
+            return crate::gitcli::commit_tree_signed(&self.root, &self.repo, tree, parents, message);
+        }
+        let tree = self
+            .repo
+            .find_tree(tree)
+            .git_context("cannot read the tree")?;
+        let parents: Vec<git2::Commit<'_>> = parents
+            .iter()
+            .map(|p| self.repo.find_commit(*p))
+            .collect::<std::result::Result<_, _>>()
+            .git_context("cannot read a parent commit")?;
+        let refs: Vec<&git2::Commit<'_>> = parents.iter().collect();
+        let sig = signature(&self.repo);
+        self.repo
+            .commit(None, &sig, &sig, message, &tree, &refs)
+            .git_context("cannot commit")
+    }
+
+    /// The subjects and full messages of the commits in `tip` that `base`
+    /// lacks, oldest first.
+    pub fn messages_since(&self, base: Oid, tip: Oid) -> Vec<String> {
+        let Ok(mut walk) = self.repo.revwalk() else {
+            return Vec::new();
+        };
+        let _ = walk.set_sorting(git2::Sort::TOPOLOGICAL | git2::Sort::REVERSE);
+        if walk.push(tip).is_err() || walk.hide(base).is_err() {
+            return Vec::new();
+        }
+        walk.flatten()
+            .filter_map(|oid| self.repo.find_commit(oid).ok())
+            .filter_map(|c| c.message().ok().map(str::to_string))
+            .collect()
     }
 
     /// Every path that differs between the trees of two commits, as it
@@ -886,6 +975,16 @@ pub fn init_with_files(dir: &Path, files: &[(&str, &[u8])], message: &str) -> Re
     Ok(())
 }
 
+/// What [`MainRepo::fold_onto`] came to.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Folded {
+    Clean(Oid),
+    /// Paths both sides changed differently.
+    Conflicts(Vec<String>),
+    /// No common history.
+    Unrelated,
+}
+
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct CommitInfo {
     pub id: String,
@@ -974,6 +1073,8 @@ fn unreachable_signature() -> Signature<'static> {
 pub struct Worktree {
     pub repo: Repository,
     pub path: PathBuf,
+    /// Sign the commits made here with the user's git signing key.
+    pub sign: bool,
 }
 
 impl Worktree {
@@ -987,6 +1088,7 @@ impl Worktree {
         Ok(Worktree {
             repo,
             path: path.to_path_buf(),
+            sign: false,
         })
     }
 
@@ -1121,6 +1223,16 @@ impl Worktree {
         let tree_id = index.write_tree().git_context("cannot write the tree")?;
         if parent.tree_id() == tree_id {
             return Ok(None);
+        }
+        if self.sign {
+            return crate::gitcli::commit_tree_signed(
+                &self.path,
+                &self.repo,
+                tree_id,
+                &[parent.id()],
+                message,
+            )
+            .map(Some);
         }
         let tree = self
             .repo

@@ -282,6 +282,38 @@ pub fn commit_unverified(wt: &Path, message: &str, who: &Identity) -> Result<Oid
     head(wt)
 }
 
+/// A commit of `tree` on `parents`, signed with the user's signing key
+/// (`user.signingkey`, `gpg.format`) by `git commit-tree -S`; by orch's
+/// usual identity. Moves no ref.
+pub fn commit_tree_signed(
+    dir: &Path,
+    repo: &git2::Repository,
+    tree: Oid,
+    parents: &[Oid],
+    message: &str,
+) -> Result<Oid> {
+    let file = message_file(dir, message)?;
+    let mut argv: Vec<String> = vec!["commit-tree".into(), "-S".into(), tree.to_string()];
+    for p in parents {
+        argv.push("-p".into());
+        argv.push(p.to_string());
+    }
+    argv.push("-F".into());
+    argv.push(file.to_string_lossy().into_owned());
+    let mut cmd = command(dir);
+    cmd.envs(Identity::of(repo).env());
+    let out = run_with(cmd, &argv);
+    let _ = std::fs::remove_file(&file);
+    let out = out.map_err(|e| {
+        Error::other(format!(
+            "cannot sign a board commit: {}",
+            crate::error::render_chain(&e)
+        ))
+        .hinted("require_signed is on: set a signing key for git (`git config user.signingkey`, and `gpg.format ssh` for an ssh key)")
+    })?;
+    Oid::from_str(out.trim()).map_err(|e| Error::other(format!("git printed no commit id: {e}")))
+}
+
 /// Write a commit message where git keeps per-worktree files, never in
 /// the worktree (it would be committed).
 pub fn message_file(wt: &Path, message: &str) -> Result<PathBuf> {

@@ -21,6 +21,7 @@ pub mod gitcli;
 pub mod lock;
 pub mod outcome;
 pub mod process;
+pub mod remote;
 pub mod runlog;
 pub mod safe_read;
 pub mod summary;

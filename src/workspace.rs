@@ -10,6 +10,7 @@ use crate::board::Layout;
 use crate::error::Result;
 use crate::git::{self, MainRepo, Oid, Worktree};
 use crate::gitcli::{self, Identity};
+use crate::remote::Remote;
 use crate::text::short_oid;
 
 #[derive(Debug)]
@@ -146,6 +147,80 @@ pub fn prepare(
         created_branch,
         notes,
     })
+}
+
+/// On a board shared through a remote: take the ticket branch as the
+/// remote has it before an attempt, so a retry on this host continues from
+/// where the last attempt on any host ended. A local branch the remote
+/// lacks commits of stays (it is pushed after the attempt); one that went
+/// another way is kept on a ref first. Returns notes for the summary.
+pub fn take_remote_branch(main: &MainRepo, remote: &Remote, id: &str) -> Result<Vec<String>> {
+    let branch = git::ticket_branch(id);
+    let Some(theirs) = remote.fetch_branch(&branch)? else {
+        return Ok(Vec::new());
+    };
+    let full = format!("refs/heads/{branch}");
+    let mut notes = Vec::new();
+    match main.branch_tip(&branch) {
+        None => {
+            main.create_branch_at(&branch, theirs)?;
+            notes.push(format!(
+                "continued from {branch} as {} has it ({})",
+                remote.name,
+                short_oid(&theirs.to_string())
+            ));
+        }
+        Some(ours) if main.contains(ours, theirs) => {}
+        Some(ours) => {
+            if !main.contains(theirs, ours) {
+                let kept = main.keep(
+                    &format!("refs/orch/kept/{id}/diverged-{}", short_oid(&ours.to_string())),
+                    ours,
+                    "orch: the ticket branch here went another way than the remote's",
+                )?;
+                notes.push(format!(
+                    "{branch} here went another way than on {}; kept it as {kept} and continued from the remote's",
+                    remote.name
+                ));
+            }
+            main.set_ref(&full, theirs, "orch: take the ticket branch from the remote")?;
+        }
+    }
+    Ok(notes)
+}
+
+/// On a board shared through a remote: push the ticket branch and its
+/// kept refs, so nothing an agent did exists only on this disk. A branch
+/// the remote moved elsewhere meanwhile (another host's run) is not
+/// overwritten: this host's tip is pushed as a kept ref instead.
+pub fn publish_branch(main: &MainRepo, remote: &Remote, id: &str, attempt: u32) -> Result<Vec<String>> {
+    let branch = git::ticket_branch(id);
+    let full = format!("refs/heads/{branch}");
+    let mut notes = Vec::new();
+    let mut specs: Vec<(String, String)> = main
+        .refs_under(&format!("refs/orch/kept/{id}/"))
+        .into_iter()
+        .map(|(name, _)| (name.clone(), name))
+        .collect();
+    if main.branch_tip(&branch).is_some() {
+        specs.push((full.clone(), full.clone()));
+    }
+    let ends = remote.push(&specs, false)?;
+    if let Some((_, crate::remote::Pushed::Rejected(why))) = ends.iter().find(|(to, _)| *to == full)
+        && let Some(ours) = main.branch_tip(&branch)
+    {
+        let kept = main.keep(
+            &format!("refs/orch/kept/{id}/{attempt}-{}", crate::board::host_name()),
+            ours,
+            "orch: this host's tip of a ticket branch another host moved",
+        )?;
+        remote.push(&[(kept.clone(), kept.clone())], false)?;
+        notes.push(format!(
+            "{} refused {branch} ({why}); this host's tip is on {kept} there",
+            remote.name
+        ));
+    }
+    Ok(notes)
 }
 
 /// After a successful attempt the worktree goes; the branch stays.

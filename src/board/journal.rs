@@ -29,6 +29,22 @@ pub fn record(main: &MainRepo, oid: Oid) {
     let _ = super::write_atomic(&p, format!("{oid}\n").as_bytes());
 }
 
+fn verified_path(main: &MainRepo) -> PathBuf {
+    main.git_dir.join("orch").join("plan-verified")
+}
+
+/// The last board commit of the remote whose signatures were checked (or
+/// that needed none): the next check starts from there.
+pub fn last_verified(main: &MainRepo) -> Option<Oid> {
+    let text = std::fs::read_to_string(verified_path(main)).ok()?;
+    let oid = Oid::from_str(text.trim()).ok()?;
+    main.repo.find_commit(oid).ok().map(|c| c.id())
+}
+
+pub fn record_verified(main: &MainRepo, oid: Oid) {
+    let _ = super::write_atomic(&verified_path(main), format!("{oid}\n").as_bytes());
+}
+
 /// What [`guard`] found and did.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Guarded {

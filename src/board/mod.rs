@@ -53,6 +53,15 @@ pub fn discover(start: &Path) -> Result<(MainRepo, Layout)> {
 /// how to get one. They never create a lock, a branch or a worktree.
 pub fn open_read(start: &Path) -> Result<(MainRepo, Layout)> {
     let (main, layout) = discover(start)?;
+    if !main.branch_exists(git::PLAN_BRANCH)
+        && journal::last_published(&main).is_none()
+        && main.remote_plan_tip().is_some()
+    {
+        // A fresh clone of a repository with a board: use that board, as
+        // `orch init` would, rather than say there is none.
+        let _lock = layout.lock_board(std::time::Duration::from_secs(10))?;
+        ensure_plan_worktree(&main, &layout)?;
+    }
     if !main.branch_exists(git::PLAN_BRANCH) {
         let hint = if let Some(oid) = journal::last_published(&main) {
             format!(

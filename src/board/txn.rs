@@ -7,8 +7,13 @@
 //! compare-and-swap). If orch/plan moved meanwhile, the publish is rejected
 //! with [`GitError::Rejected`]; [`BoardTxn::apply`] then brings the worktree
 //! to the new tip and decides again, so nothing is ever decided on a board
-//! that is not the published one. Today the publish is a local ref update;
-//! a board on a remote adds a push behind the same call.
+//! that is not the published one.
+//!
+//! With `remote:` in orch.yaml the remote's orch/plan is the board: opening
+//! fetches it and folds in what this checkout has that it lacks (a
+//! person's edits, adopted as a commit), and publishing is a non-force
+//! push of exactly the new commit, which the remote takes only if its
+//! orch/plan is still C. Only then does the local orch/plan move.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -20,11 +25,16 @@ use crate::board::{
 use crate::error::{Context, Error, Result};
 use crate::git::{self, GitError, MainRepo, Oid, Worktree};
 use crate::lock::BoardLock;
+use crate::remote::{self, Remote};
 use crate::text::short_oid;
 use crate::ticket::{self, State, Ticket};
 
 /// How often a change is decided again after losing a race for orch/plan.
 const MAX_ROUNDS: u32 = 3;
+
+/// The same with a remote, where many hosts race: each lost round waits a
+/// little longer, at random, so the racers spread out.
+const MAX_REMOTE_ROUNDS: u32 = 16;
 
 /// The board lock, the commit the board was read at, and the files written
 /// since. Dropping it releases the lock.
@@ -40,6 +50,8 @@ pub struct BoardTxn {
     /// Plan paths written by the change being prepared.
     touched: Vec<String>,
     inflight: super::inflight::Inflight,
+    /// The remote the board is shared through, if any.
+    remote: Option<Remote>,
     _lock: BoardLock,
 }
 
@@ -90,7 +102,9 @@ impl BoardTxn {
                 layout.plan.display()
             ));
         }
-        let plan = Worktree::open(&layout.plan)?;
+        let remote = shared_through(&main, &layout);
+        let mut plan = Worktree::open(&layout.plan)?;
+        plan.sign = remote.as_ref().is_some_and(|r| r.require_signed);
         if let Guarded::Rewound { from, .. } = guarded
             && plan.head_ref().as_deref() == Some(git::PLAN_REF)
         {
@@ -120,11 +134,15 @@ impl BoardTxn {
             base,
             touched: Vec::new(),
             inflight,
+            remote,
             _lock: lock,
         };
         txn.clear_stale_index_lock()?;
         txn.put_back_unfinished()?;
         txn.adopt()?;
+        if txn.remote.is_some() {
+            txn.sync()?;
+        }
         Ok(txn)
     }
 
@@ -263,7 +281,12 @@ impl BoardTxn {
             base: self.base,
         };
         self.touched = changed;
-        if self.publish(unpublished)?.is_some() {
+        // With a remote, the fold that follows pushes it.
+        let published = match unpublished.commit {
+            Some(commit) if self.remote.is_some() => self.publish_local(commit, unpublished.base)?,
+            _ => self.publish(unpublished)?,
+        };
+        if published.is_some() {
             self.notes.push(format!(
                 "adopted uncommitted edits to {n} {files} in the plan worktree"
             ));
@@ -322,21 +345,186 @@ impl BoardTxn {
     }
 
     /// Move orch/plan from the base to the commit, or fail with
-    /// [`GitError::Rejected`] if it is no longer at the base. Returns the
-    /// new tip, or None when the change wrote nothing new.
+    /// [`GitError::Rejected`] if it is no longer at the base (on the
+    /// remote, when there is one: the push comes first). Returns the new
+    /// tip, or None when the change wrote nothing new.
     pub fn publish(&mut self, change: Unpublished) -> Result<Option<Oid>> {
         let Some(commit) = change.commit else {
             self.touched.clear();
             self.inflight.clear();
             return Ok(None);
         };
+        if self.remote.is_some() {
+            self.push_plan(commit, change.base)?;
+        }
+        self.publish_local(commit, change.base)
+    }
+
+    /// The local half of a publish: the compare-and-swap of orch/plan.
+    fn publish_local(&mut self, commit: Oid, base: Oid) -> Result<Option<Oid>> {
         self.main
-            .update_ref(git::PLAN_REF, commit, change.base, "orch: board change")?;
-        super::journal::record(&self.main, commit);
+            .update_ref(git::PLAN_REF, commit, base, "orch: board change")?;
+        if self.remote.is_none() {
+            super::journal::record(&self.main, commit);
+        }
         self.base = commit;
         self.touched.clear();
         self.inflight.clear();
         Ok(Some(commit))
+    }
+
+    /// Push `commit` (whose parent is `base`) to the remote's orch/plan,
+    /// without force: taken only if the remote is still at `base`.
+    fn push_plan(&mut self, commit: Oid, base: Oid) -> Result<()> {
+        let Some(remote) = self.remote.clone() else {
+            return Ok(());
+        };
+        match remote.push_one(commit, git::PLAN_REF, Some(base)) {
+            Ok(()) => {}
+            Err(Error::Git(e @ GitError::Rejected { .. })) => return Err(Error::Git(e)),
+            Err(e) => {
+                // The push may have landed before the connection broke:
+                // the remote tells.
+                if remote.fetch_branch(git::PLAN_BRANCH).ok().flatten() != Some(commit) {
+                    return Err(e);
+                }
+            }
+        }
+        let tracking = remote::tracking_ref(&remote.name, git::PLAN_BRANCH);
+        let _ = self.main.set_ref(&tracking, commit, "orch: pushed the board");
+        super::journal::record(&self.main, commit);
+        super::journal::record_verified(&self.main, commit);
+        Ok(())
+    }
+
+    /// Bring this checkout's board and the remote's together: fetch, take
+    /// what the remote has (a fast-forward), and push what only this
+    /// checkout has (adopted edits, or a board that was never pushed),
+    /// replayed on the remote's tip where both moved. A ticket file both
+    /// changed stops here, with the person's version kept.
+    fn sync(&mut self) -> Result<()> {
+        let Some(remote) = self.remote.clone() else {
+            return Ok(());
+        };
+        for round in 1..=MAX_REMOTE_ROUNDS {
+            if round > 1 {
+                backoff(round);
+            }
+            let local = self.base;
+            let Some(tip) = remote.fetch_branch(git::PLAN_BRANCH)? else {
+                // The remote has no board yet: this one becomes it.
+                match self.push_plan(local, local) {
+                    Err(Error::Git(GitError::Rejected { .. })) => continue,
+                    other => return other,
+                }
+            };
+            if tip == local {
+                super::journal::record_verified(&self.main, tip);
+                return Ok(());
+            }
+            if remote.require_signed {
+                remote.verify(super::journal::last_verified(&self.main), tip)?;
+            }
+            super::journal::record_verified(&self.main, tip);
+            if self.main.contains(tip, local) {
+                return self.fast_forward(tip);
+            }
+            let next = if self.main.contains(local, tip) {
+                local
+            } else {
+                self.fold_onto(local, tip, &remote)?
+            };
+            match self.push_plan(next, tip) {
+                Ok(()) => return Ok(()),
+                Err(Error::Git(GitError::Rejected { .. })) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(Error::other(format!(
+            "lost the race for orch/plan on {} {MAX_REMOTE_ROUNDS} times",
+            self.remote.as_ref().map(|r| r.name.as_str()).unwrap_or("the remote")
+        ))
+        .hinted("many hosts are changing the board at once; the next tick tries again"))
+    }
+
+    /// Move this checkout's board to `tip`, which contains it.
+    fn fast_forward(&mut self, tip: Oid) -> Result<()> {
+        let old = self.base;
+        self.main
+            .update_ref(git::PLAN_REF, tip, old, "orch: fetched the board")?;
+        self.plan.follow_head(old, &[])?;
+        super::journal::record(&self.main, tip);
+        self.base = tip;
+        Ok(())
+    }
+
+    /// Replay the commits only this checkout has on the remote's `tip`,
+    /// as one commit, and move the local board there.
+    fn fold_onto(&mut self, local: Oid, tip: Oid, remote: &Remote) -> Result<Oid> {
+        let messages = self
+            .main
+            .repo
+            .merge_base(local, tip)
+            .map(|b| self.main.messages_since(b, local))
+            .unwrap_or_default();
+        let message = match messages.as_slice() {
+            [one] => one.clone(),
+            many => {
+                let mut m = CommitMessage::new(format!(
+                    "orch: fold {} board commits made here while {} moved",
+                    many.len(),
+                    remote.name
+                ));
+                for text in many.iter().take(50) {
+                    m = m.line(format!("- {}", text.lines().next().unwrap_or("")));
+                }
+                m.render(&self.host)
+            }
+        };
+        match self
+            .main
+            .fold_onto(local, tip, &message, remote.require_signed)?
+        {
+            git::Folded::Clean(folded) => {
+                self.main
+                    .update_ref(git::PLAN_REF, folded, local, "orch: fold local board edits")?;
+                self.plan.follow_head(local, &[])?;
+                self.base = folded;
+                self.notes.push(format!(
+                    "{} moved meanwhile; put the edits made here on top of it",
+                    remote.name
+                ));
+                Ok(folded)
+            }
+            git::Folded::Conflicts(paths) => {
+                let kept = self.main.keep(
+                    &format!("refs/orch/kept/plan/edits-{}", short_oid(&local.to_string())),
+                    local,
+                    "orch: board edits that conflict with the remote",
+                )?;
+                let tracking = remote::tracking_ref(&remote.name, git::PLAN_BRANCH);
+                Err(Error::other(format!(
+                    "{} changed on {} and here: {}; your version is on disk in .orch/plan and in commit {} ({kept}); nothing was changed",
+                    if paths.len() == 1 { "a board file was" } else { "board files were" },
+                    remote.name,
+                    paths.join(", "),
+                    short_oid(&local.to_string()),
+                ))
+                .hinted(format!(
+                    "merge by hand: `git -C .orch/plan merge {}`, resolve, commit, and the next command pushes it; or take the remote's version with `git -C .orch/plan reset --hard {}`",
+                    tracking.trim_start_matches("refs/remotes/"),
+                    tracking.trim_start_matches("refs/remotes/"),
+                )))
+            }
+            git::Folded::Unrelated => Err(Error::other(format!(
+                "the board on {} and the one here share no history",
+                remote.name
+            ))
+            .hinted(format!(
+                "keep one: to use the remote's, move this one aside (`git branch -m orch/plan orch/plan-old`) and run `orch init`; to use this one, delete orch/plan on {}",
+                remote.name
+            ))),
+        }
     }
 
     /// Decide a change on the board as it is, commit it and publish it. A
@@ -347,7 +535,25 @@ impl BoardTxn {
         &mut self,
         decide: impl FnMut(&mut BoardTxn) -> Result<Option<(CommitMessage, T)>>,
     ) -> Result<Option<T>> {
-        self.apply_rounds(MAX_ROUNDS, decide)
+        self.apply_rounds(self.rounds(), decide)
+    }
+
+    /// How often a change is decided again after a lost race.
+    pub fn rounds(&self) -> u32 {
+        if self.remote.is_some() {
+            MAX_REMOTE_ROUNDS
+        } else {
+            MAX_ROUNDS
+        }
+    }
+
+    /// Whether the board is shared through a remote.
+    pub fn is_shared(&self) -> bool {
+        self.remote.is_some()
+    }
+
+    pub fn remote(&self) -> Option<&Remote> {
+        self.remote.as_ref()
     }
 
     /// [`apply`](Self::apply) without deciding again: a lost race returns
@@ -381,12 +587,15 @@ impl BoardTxn {
                 Err(Error::Git(GitError::Rejected { .. })) if round < rounds => {
                     self.follow()?;
                     round += 1;
+                    if self.remote.is_some() {
+                        backoff(round);
+                    }
                 }
                 Err(e) => {
                     // Nothing half-made stays in the worktree: what this
                     // change wrote is put back as the board has it. The
                     // error being returned is the one to report.
-                    let _ = self.follow();
+                    let _ = self.follow_local();
                     return Err(e);
                 }
             }
@@ -395,7 +604,17 @@ impl BoardTxn {
 
     /// Bring the plan worktree to where orch/plan is now, dropping the
     /// change that lost the race, and read from there.
-    fn follow(&mut self) -> Result<()> {
+    /// With a remote, the new tip is fetched first.
+    pub fn follow(&mut self) -> Result<()> {
+        self.follow_local()?;
+        if self.remote.is_some() {
+            self.sync()?;
+        }
+        Ok(())
+    }
+
+    /// Bring the plan worktree to where the local orch/plan is.
+    fn follow_local(&mut self) -> Result<()> {
         let touched = self.touched.clone();
         self.plan.follow_head(self.base, &touched)?;
         self.touched.clear();
@@ -403,6 +622,59 @@ impl BoardTxn {
         self.base = plan_tip(&self.main)?;
         Ok(())
     }
+}
+
+/// Wait a random while, longer each round, before racing again.
+pub fn backoff(round: u32) {
+    let cap_ms = (10u64 << round.min(7)).min(1000);
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos() as u64)
+        .unwrap_or(0)
+        ^ (u64::from(std::process::id()) << 16);
+    // A cheap mix of the clock and the pid: hosts and processes that
+    // lost at the same instant wait different times.
+    let jitter = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 33;
+    std::thread::sleep(Duration::from_millis(cap_ms / 2 + jitter % (cap_ms / 2 + 1)));
+}
+
+/// The remote orch.yaml names (`remote:`), read leniently: a board whose
+/// orch.yaml is broken elsewhere still knows where it is shared (its
+/// top-level `remote:` line is enough).
+fn shared_through(main: &MainRepo, layout: &Layout) -> Option<Remote> {
+    let d = crate::config::Config::defaults();
+    let (name, timeout, signed) = match crate::config::Config::load(&layout.config_path()) {
+        Ok((c, _)) => (c.remote, c.remote_timeout, c.require_signed),
+        Err(_) => {
+            let bytes = crate::safe_read::regular_file(
+                &layout.config_path(),
+                crate::config::MAX_CONFIG_BYTES,
+            )
+            .ok()??;
+            let text = String::from_utf8_lossy(&bytes);
+            let value = |key: &str| {
+                text.lines().find_map(|l| {
+                    let v = l.strip_prefix(key)?.strip_prefix(':')?;
+                    let v = v.split(" #").next()?.trim().trim_matches(['"', '\'']);
+                    (!v.is_empty()).then(|| v.to_string())
+                })
+            };
+            (
+                value("remote"),
+                d.remote_timeout,
+                value("require_signed").is_some_and(|v| v == "true" || v == "yes"),
+            )
+        }
+    };
+    let name = name?;
+    // A host can insist on signatures whatever the board says: a fresh
+    // clone reads require_signed from the very board it must check.
+    let host_insists = main
+        .repo
+        .config()
+        .and_then(|c| c.get_bool("orch.requireSigned"))
+        .unwrap_or(false);
+    Some(Remote::new(main, &name, timeout, signed || host_insists))
 }
 
 fn plan_tip(main: &MainRepo) -> Result<Oid> {

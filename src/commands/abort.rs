@@ -44,7 +44,9 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
     match (t.state, t.open_claim()) {
         (State::InProgress, Some(claim)) => {
             let config = board.config()?.clone();
-            let present = run_lock.exists();
+            let shared = txn.is_shared();
+            let present =
+                crate::tick::claim::run_was_here(&txn.layout, id, claim, shared);
             let Some(_lock) = RunLock::try_acquire(&run_lock)? else {
                 return Err(Error::other(format!(
                     "{id} started running meanwhile; run `orch abort {id}` again"
@@ -53,6 +55,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
             let facts = RunLockFacts {
                 present,
                 held: false,
+                shared,
             };
             let owner = plan::ownership(claim, &txn.host, facts, jiff::Timestamp::now());
             let settlement = Settlement::new(Outcome::Aborted, "stopped by `orch abort`");

@@ -80,6 +80,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
         &demo_ctx,
         super::init::Args {
             base: Some("main".into()),
+            no_fetch: true,
         },
     )?;
 

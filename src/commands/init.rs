@@ -19,6 +19,10 @@ pub struct Args {
     /// The branch ticket branches start from [default: the current branch].
     #[arg(long, value_name = "BRANCH")]
     pub base: Option<String>,
+    /// Make a new board without asking the repository's remotes whether
+    /// one of them has a board already (for a remote that cannot be reached).
+    #[arg(long)]
+    pub no_fetch: bool,
 }
 
 pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
@@ -50,6 +54,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
     };
 
     let existed = main.branch_exists(git::PLAN_BRANCH);
+    let mut joined = false;
     if existed {
         report.push("branch orch/plan exists".into());
         if args.base.is_some() {
@@ -65,9 +70,15 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
             "restored branch orch/plan to {}, the last board orch published (it had been deleted)",
             crate::text::short_oid(&oid.to_string())
         ));
-    } else if let Some((remote, oid)) = main.remote_plan_tip() {
+    } else if let Some((remote, oid)) = find_remote_board(&main, args.no_fetch)? {
         main.create_branch_at(git::PLAN_BRANCH, oid)?;
-        report.push(format!("created branch orch/plan from {remote}"));
+        report.push(format!(
+            "joined the board on {} (created orch/plan from {remote})",
+            remote
+                .trim_start_matches("refs/remotes/")
+                .trim_end_matches("/orch/plan")
+        ));
+        joined = true;
     } else {
         let yaml = DEFAULT_YAML.replacen("\nbase: main\n", &format!("\nbase: {base}\n"), 1);
         let mut files: Vec<(String, Vec<u8>)> = vec![("orch.yaml".into(), yaml.into_bytes())];
@@ -127,10 +138,16 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
         ));
     }
 
+    if joined && crate::config::Config::load(&layout.config_path()).is_ok_and(|(c, _)| c.remote.is_none()) {
+        report.push(
+            "note: the board's orch.yaml sets no `remote:`, so changes made here stay here; add `remote: origin` to share them"
+                .into(),
+        );
+    }
     for line in &report {
         crate::outln!("{line}");
     }
-    if !existed {
+    if !existed && !joined {
         crate::outln!();
         crate::outln!(
             "Next: add a ticket with `orch new \"What to do\"` or a file in .orch/plan/tickets/todo/,"
@@ -138,6 +155,37 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
         crate::outln!("      set the agent in .orch/plan/orch.yaml, then run `orch tick`.");
     }
     Ok(0)
+}
+
+/// A board on one of the repository's remotes: a remote-tracking orch/plan
+/// a clone already has, or else one fetched from each remote in turn. A
+/// remote that cannot be asked stops `init`: making a second board beside
+/// one that exists would split the team's tickets in two.
+fn find_remote_board(main: &git::MainRepo, no_fetch: bool) -> Result<Option<(String, git::Oid)>> {
+    if let Some(found) = main.remote_plan_tip() {
+        return Ok(Some(found));
+    }
+    if no_fetch {
+        return Ok(None);
+    }
+    let names = main.remote_names();
+    for name in &names {
+        let remote = crate::remote::Remote::new(main, name, std::time::Duration::from_secs(60), false);
+        match remote.fetch_branch(git::PLAN_BRANCH) {
+            Ok(Some(oid)) => {
+                return Ok(Some((crate::remote::tracking_ref(name, git::PLAN_BRANCH), oid)));
+            }
+            Ok(None) => {}
+            Err(e) => {
+                return Err(Error::other(format!(
+                    "cannot check whether the remote {name} has a board: {}",
+                    crate::error::render_chain(&e)
+                ))
+                .hinted("run `orch init` again when the remote can be reached, or `orch init --no-fetch` to make a new board without asking it"));
+            }
+        }
+    }
+    Ok(None)
 }
 
 fn rel(layout: &Layout, p: &std::path::Path) -> String {

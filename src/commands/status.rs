@@ -123,7 +123,7 @@ pub fn collect(layout: &Layout, board: &Board) -> StatusJson {
         .collect();
     let in_progress = board
         .in_state(State::InProgress)
-        .map(|t| running_entry(layout, t, &host))
+        .map(|t| running_entry(layout, t, &host, crate::tick::claim::is_shared(board)))
         .collect();
     let blocked = board
         .in_state(State::Blocked)
@@ -187,10 +187,10 @@ pub fn collect(layout: &Layout, board: &Board) -> StatusJson {
     }
 }
 
-pub fn running_entry(layout: &Layout, t: &Ticket, host: &str) -> RunningEntry {
+pub fn running_entry(layout: &Layout, t: &Ticket, host: &str, shared: bool) -> RunningEntry {
     let claim = t.open_claim();
     let owner = claim.and_then(|c| {
-        let facts = lock_facts(&layout.run_lock(&t.id)).ok()?;
+        let facts = lock_facts(layout, &t.id, c, shared).ok()?;
         Some(plan::ownership(c, host, facts, jiff::Timestamp::now()))
     });
     let supervised = match owner {

@@ -36,6 +36,7 @@ pub struct Won<'a> {
     pub run_id: &'a str,
     pub base: Oid,
     pub settings: &'a RunSettings,
+    pub remote: Option<&'a crate::remote::Remote>,
 }
 
 /// Run one attempt and gather its facts. Failures of orch's own steps end
@@ -56,6 +57,18 @@ pub fn run(
     if interrupt.load(Ordering::SeqCst) {
         facts.interrupted_early = true;
         return facts;
+    }
+    if let Some(remote) = won.remote {
+        match workspace::take_remote_branch(main, remote, &t.id) {
+            Ok(notes) => facts.notes.extend(notes),
+            Err(e) => {
+                facts.setup_error = Some(format!(
+                    "cannot fetch the ticket branch: {}",
+                    render_chain(&e)
+                ));
+                return facts;
+            }
+        }
     }
     let plain = unsupervised_hooks(layout, main, &t.id, won.settings);
     let prepared =

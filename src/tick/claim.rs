@@ -32,17 +32,20 @@ pub struct Claimed {
     pub base: Oid,
     pub settings: RunSettings,
     pub run_lock: RunLock,
+    /// The remote the board is shared through: the ticket branch travels.
+    pub remote: Option<crate::remote::Remote>,
 }
 
 /// Runs on the board that occupy a slot under `max_in_progress`: what the
 /// tick counts after reconciling, and `--explain` before it.
 pub fn running(layout: &Layout, host: &str, board: &Board) -> Result<u32> {
     let now = jiff::Timestamp::now();
+    let shared = is_shared(board);
     let mut n = 0;
     for t in board.in_state(State::InProgress) {
         let live = match t.open_claim() {
             Some(c) => {
-                plan::ownership(c, host, lock_facts(&layout.run_lock(&t.id))?, now).is_running()
+                plan::ownership(c, host, lock_facts(layout, &t.id, c, shared)?, now).is_running()
             }
             // Reconcile returns it to todo before anything is claimed.
             None => false,
@@ -67,12 +70,45 @@ pub fn agent_missing(agent: &AgentSpec) -> Option<String> {
     launch::check_program(agent).err().map(|e| render_chain(&e))
 }
 
-/// Whether a run lock is there and held, without creating it.
-pub fn lock_facts(path: &std::path::Path) -> Result<RunLockFacts> {
+/// Whether the board is shared through a remote.
+pub fn is_shared(board: &Board) -> bool {
+    board.config().is_ok_and(|c| c.remote.is_some())
+}
+
+/// Whether the claim's run was supervised here, and whether its run lock
+/// is held, without creating it.
+pub fn lock_facts(layout: &Layout, id: &str, claim: &Claim, shared: bool) -> Result<RunLockFacts> {
+    let path = layout.run_lock(id);
     Ok(RunLockFacts {
-        present: path.exists(),
-        held: RunLock::is_held(path)?,
+        present: run_was_here(layout, id, claim, shared),
+        held: RunLock::is_held(&path)?,
+        shared,
     })
+}
+
+/// Whether this checkout supervised the claim's run: its run lock file is
+/// here, or, on a shared board, its local state names this very run.
+pub fn run_was_here(layout: &Layout, id: &str, claim: &Claim, shared: bool) -> bool {
+    if !shared {
+        return layout.run_lock(id).exists();
+    }
+    let record = layout.state_dir(id).join("claimed-run");
+    let Ok(Some(bytes)) = crate::safe_read::regular_file(&record, 4096) else {
+        return false;
+    };
+    claim
+        .run
+        .as_deref()
+        .is_some_and(|run| String::from_utf8_lossy(&bytes).trim() == run)
+}
+
+/// Note in local state that this checkout claims `run`, before the claim
+/// is published: on a shared board it is the only proof the run is ours.
+fn record_claim(layout: &Layout, id: &str, run: &str) -> Result<()> {
+    crate::board::write_atomic(
+        &layout.state_dir(id).join("claimed-run"),
+        format!("{run}\n").as_bytes(),
+    )
 }
 
 /// How often the claim phase plans again after orch/plan moved under it.
@@ -109,10 +145,7 @@ pub fn claim(
     }
     // A base or agent that does not resolve is a configuration error:
     // claim nothing rather than spend every ticket's attempts on it.
-    let base = txn.main.resolve_commit(&config.base).map_err(|e| {
-        Error::usage(format!("the base {}", render_chain(&e)))
-            .hinted("set `base:` in orch.yaml to an existing branch, e.g. main")
-    })?;
+    let base = base_commit(txn, config)?;
     launch::check_program(&config.agent)?;
     let mut claims = Vec::new();
     let mut outcome = claim_from(txn, &plan, config, base, reporter, &mut claims);
@@ -120,16 +153,36 @@ pub fn claim(
     // tickets are in progress, and count against the cap); the rest is
     // planned again on the board as it is now.
     let mut replans = 0;
+    let max_replans = if txn.is_shared() {
+        txn.rounds()
+    } else {
+        MAX_REPLANS
+    };
     while let Err(Error::Git(GitError::Rejected { .. })) = &outcome
-        && replans < MAX_REPLANS
+        && replans < max_replans
     {
         replans += 1;
+        // With a remote, the board is fetched again (and waited for a
+        // little, at random, so that racing hosts spread out).
+        if txn.is_shared() {
+            crate::board::txn::backoff(replans);
+            txn.follow()?;
+        }
         let board = txn.load();
         let plan = plan_for(txn, &board, config, opts, &paused)?;
         outcome = claim_from(txn, &plan, config, base, reporter, &mut claims);
     }
     match outcome {
         Ok(()) => Ok(claims),
+        Err(Error::Git(GitError::Rejected { .. })) if txn.is_shared() => {
+            // Other hosts kept winning: a lost race is no failure, and
+            // what they claimed is theirs. The next tick tries again.
+            reporter.report(&Event::Note(format!(
+                "other hosts changed the board {replans} times while this tick claimed; it claimed {} and leaves the rest to the next tick",
+                claims.len()
+            )));
+            Ok(claims)
+        }
         Err(e) if claims.is_empty() => Err(e),
         Err(e) => {
             // The claims already won still run; the error is said once.
@@ -143,6 +196,26 @@ pub fn claim(
             });
             Ok(claims)
         }
+    }
+}
+
+/// The commit first attempts start from. On a shared board the remote's
+/// base branch, where it has everything the local one has: a build host's
+/// own checkout may lag behind it.
+fn base_commit(txn: &BoardTxn, config: &Config) -> Result<Oid> {
+    let local = txn.main.resolve_commit(&config.base);
+    let remote = match txn.remote() {
+        Some(r) if crate::git::is_valid_branch_name(&config.base) => {
+            r.fetch_branch(&config.base)?
+        }
+        _ => None,
+    };
+    match (local, remote) {
+        (Ok(l), Some(r)) if txn.main.contains(r, l) => Ok(r),
+        (Err(_), Some(r)) => Ok(r),
+        (Ok(l), _) => Ok(l),
+        (Err(e), None) => Err(Error::usage(format!("the base {}", render_chain(&e)))
+            .hinted("set `base:` in orch.yaml to an existing branch, e.g. main")),
     }
 }
 
@@ -215,6 +288,7 @@ fn claim_one(
     let settings = RunSettings::for_ticket(config, t);
     let attempt = t.attempts_started() + 1;
     let run = run_id(attempt);
+    record_claim(&txn.layout, &t.id, &run)?;
     let request = ClaimRequest {
         id: &t.id,
         attempt,
@@ -239,5 +313,6 @@ fn claim_one(
         base,
         settings,
         run_lock,
+        remote: txn.remote().cloned(),
     }))
 }

@@ -31,11 +31,13 @@ pub fn explain(layout: &Layout, opts: &Options) -> Result<Vec<Row>> {
 fn in_progress_rows(layout: &Layout, board: &Board, out: &mut Vec<Row>) -> Result<()> {
     let host = host_name();
     let now = jiff::Timestamp::now();
+    let shared = claim::is_shared(board);
     for t in board.in_state(State::InProgress) {
         let why = match t.open_claim() {
             None => "would return to todo: in progress without a claim".to_string(),
             Some(c) => {
-                let owner = plan::ownership(c, &host, lock_facts(&layout.run_lock(&t.id))?, now);
+                let owner =
+                    plan::ownership(c, &host, lock_facts(layout, &t.id, c, shared)?, now);
                 match owner {
                     Ownership::Live => {
                         format!("running (attempt {}), supervised by a live orch", c.attempt)

@@ -165,6 +165,7 @@ fn run_and_settle(
         run_id: &c.run_id,
         base: c.base,
         settings: &c.settings,
+        remote: c.remote.as_ref(),
     };
     let facts = attempt::run(layout, &main, &won, interrupt, reporter);
     let settlement = classify::classify(&facts, &c.settings);

@@ -22,6 +22,11 @@ pub struct RunLockFacts {
     pub present: bool,
     /// A live process holds it.
     pub held: bool,
+    /// The board is shared through a remote. A host name proves nothing
+    /// there (CI runners and containers share names, and two clones may
+    /// sit on one machine): `present` then says whether this checkout's
+    /// local state records claiming this very run.
+    pub shared: bool,
 }
 
 /// Whose a claim is, and whether its run is alive.
@@ -46,6 +51,9 @@ impl Ownership {
 
 /// Whether a claim was made on this host (so its run lock tells its fate).
 pub fn claimed_here(claim: &Claim, host: &str, lock: RunLockFacts) -> bool {
+    if lock.shared {
+        return lock.present;
+    }
     match claim.host.as_deref() {
         None | Some("") => true,
         Some(h) => h == host || lock.present,
@@ -174,6 +182,7 @@ mod tests {
     const FREE: RunLockFacts = RunLockFacts {
         present: false,
         held: false,
+        shared: false,
     };
 
     fn own(c: &Claim, lock: RunLockFacts) -> Ownership {
@@ -185,10 +194,12 @@ mod tests {
         let held = RunLockFacts {
             present: true,
             held: true,
+            shared: false,
         };
         let left = RunLockFacts {
             present: true,
             held: false,
+            shared: false,
         };
         assert_eq!(own(&claim(Some("here"), None), held), Ownership::Live);
         assert_eq!(own(&claim(Some("here"), None), left), Ownership::Dead);

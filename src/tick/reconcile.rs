@@ -64,7 +64,8 @@ pub fn reconcile(
             continue;
         };
         let lock_path = txn.layout.run_lock(&t.id);
-        let present = lock_path.exists();
+        let shared = txn.is_shared();
+        let present = super::claim::run_was_here(&txn.layout, &t.id, claim, shared);
         // Take the run lock of a run of this host: holding it while settling
         // keeps a late supervisor (or a second tick) out.
         let (guard, held) = if plan::claimed_here(
@@ -73,6 +74,7 @@ pub fn reconcile(
             RunLockFacts {
                 present,
                 held: false,
+                shared,
             },
         ) {
             match RunLock::try_acquire(&lock_path) {
@@ -96,7 +98,11 @@ pub fn reconcile(
         let owner = plan::ownership(
             claim,
             &txn.host,
-            RunLockFacts { present, held },
+            RunLockFacts {
+                present,
+                held,
+                shared,
+            },
             jiff::Timestamp::now(),
         );
         let (reason, notes) = match &owner {
@@ -321,6 +327,9 @@ pub fn settle_dead_run(
     let settings = RunSettings::for_ticket(config, t);
     if ours {
         clean_up_after(txn, t, attempt, &run, &settings, &mut notes);
+        if let Some(remote) = txn.remote().cloned() {
+            notes.extend(workspace::publish_branch(&txn.main, &remote, &t.id, attempt)?);
+        }
     }
     let mut settlement = settlement;
     // A run whose orch died before the agent started (it has no log) was

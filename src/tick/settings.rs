@@ -21,6 +21,7 @@ pub struct RunSettings {
     pub no_progress_timeout: Option<Duration>,
     pub sandbox: crate::config::Sandbox,
     pub commit_hooks: crate::config::CommitHooks,
+    pub lease_margin: Duration,
 }
 
 impl RunSettings {
@@ -49,6 +50,7 @@ impl RunSettings {
             no_progress_timeout: config.no_progress_timeout,
             sandbox: config.sandbox.clone(),
             commit_hooks: config.commit_hooks,
+            lease_margin: config.lease_margin,
         }
     }
 
@@ -62,7 +64,7 @@ impl RunSettings {
             .saturating_add(self.kill_grace)
             .as_secs()
             .saturating_mul(runs)
-            .saturating_add(600);
+            .saturating_add(self.lease_margin.as_secs());
         let at = jiff::Timestamp::now()
             .as_second()
             .saturating_add(i64::try_from(secs).unwrap_or(i64::MAX));

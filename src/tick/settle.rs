@@ -96,6 +96,13 @@ pub fn record(
         ));
     }
     let once = || -> Result<Settled> {
+        // The work goes up before the result that names it: a result on
+        // the board never points at a branch only this disk has.
+        if let Some(remote) = won.remote {
+            for note in workspace::publish_branch(main, remote, id, won.attempt)? {
+                reporter.report(&Event::Note(format!("{id}: {note}")));
+            }
+        }
         let mut txn = BoardTxn::open_in(
             git::open_main(&layout.root)?,
             layout.clone(),

@@ -56,6 +56,10 @@ pub fn is_the_disks(e: &crate::Error) -> bool {
         }
         source = err.source();
     }
+    // A remote that could not be reached is no fault of the ticket's either.
+    if crate::remote::is_unreachable(e) {
+        return true;
+    }
     // libgit2 reports the same as text.
     let text = crate::error::render_chain(e);
     [

@@ -1,0 +1,289 @@
+//! The board's git remote: fetch and push with the git CLI, so the user's
+//! own configuration (ssh agent, credential helpers, `insteadOf`, proxies)
+//! applies, each under a time limit. Nothing here decides anything: the
+//! board transaction asks for a fetch or a compare-and-swap push and acts
+//! on the answer.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+use crate::git::{self, GitError, MainRepo, Oid};
+
+/// The remote a board is shared through, as orch.yaml names it.
+#[derive(Debug, Clone)]
+pub struct Remote {
+    pub name: String,
+    pub timeout: Duration,
+    pub require_signed: bool,
+    /// Where git runs: the main checkout.
+    dir: PathBuf,
+}
+
+/// How one ref of a push ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Pushed {
+    /// The remote took it (or already had it).
+    Done,
+    /// The remote's ref was not an ancestor of ours: another host won.
+    Rejected(String),
+}
+
+/// The remote-tracking ref orch fetches `branch` of `remote` into.
+pub fn tracking_ref(remote: &str, branch: &str) -> String {
+    format!("refs/remotes/{remote}/{branch}")
+}
+
+impl Remote {
+    pub fn new(main: &MainRepo, name: &str, timeout: Duration, require_signed: bool) -> Remote {
+        Remote {
+            name: name.to_string(),
+            timeout,
+            require_signed,
+            dir: main.root.clone(),
+        }
+    }
+
+    /// Fetch the branch `branch` into its remote-tracking ref. None when
+    /// the remote has no such branch.
+    pub fn fetch_branch(&self, branch: &str) -> Result<Option<Oid>> {
+        let spec = format!(
+            "+refs/heads/{branch}:{}",
+            tracking_ref(&self.name, branch)
+        );
+        let out = self.git(&[
+            "fetch",
+            "--quiet",
+            "--no-tags",
+            "--no-write-fetch-head",
+            "--no-recurse-submodules",
+            &self.name,
+            &spec,
+        ])?;
+        if !out.ok {
+            if out.stderr.contains("couldn't find remote ref") {
+                return Ok(None);
+            }
+            return Err(out.failure(&format!("git fetch {} {branch}", self.name)));
+        }
+        let main = git::open_main(&self.dir)?;
+        Ok(main.ref_target(&tracking_ref(&self.name, branch)))
+    }
+
+    /// Push each `(commit or ref, destination ref)` without force (all or
+    /// none with `atomic`). Returns how each destination ended; a push that
+    /// could not reach the remote at all is an error.
+    pub fn push(&self, specs: &[(String, String)], atomic: bool) -> Result<Vec<(String, Pushed)>> {
+        if specs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut args: Vec<String> = vec![
+            "push".into(),
+            "--porcelain".into(),
+            "--no-verify".into(),
+            "--no-recurse-submodules".into(),
+        ];
+        if atomic && specs.len() > 1 {
+            args.push("--atomic".into());
+        }
+        args.push(self.name.clone());
+        for (src, dst) in specs {
+            args.push(format!("{src}:{dst}"));
+        }
+        let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = self.git(&argv)?;
+        let mut ends = Vec::new();
+        for line in out.stdout.lines() {
+            // "<flag>\t<from>:<to>\t<summary>"
+            let mut fields = line.splitn(3, '\t');
+            let (Some(flag), Some(refs), summary) = (fields.next(), fields.next(), fields.next())
+            else {
+                continue;
+            };
+            let Some((_, to)) = refs.split_once(':') else {
+                continue;
+            };
+            let end = if flag == "!" {
+                Pushed::Rejected(summary.unwrap_or("rejected").trim().to_string())
+            } else {
+                Pushed::Done
+            };
+            ends.push((to.to_string(), end));
+        }
+        if ends.len() < specs.len() {
+            return Err(out.failure(&format!("git push {}", self.name)));
+        }
+        Ok(ends)
+    }
+
+    /// Push one ref; [`GitError::Rejected`] when another host moved it.
+    pub fn push_one(&self, src: Oid, dst: &str, expected: Option<Oid>) -> Result<()> {
+        let ends = self.push(&[(src.to_string(), dst.to_string())], false)?;
+        match ends.into_iter().next() {
+            Some((_, Pushed::Done)) => Ok(()),
+            _ => Err(Error::Git(GitError::Rejected {
+                refname: format!("{dst} on {}", self.name),
+                expected,
+                found: None,
+            })),
+        }
+    }
+
+    /// Refuse commits in `tip` that `since` lacks unless `git verify-commit`
+    /// accepts their signature. Without `since` (a board seen for the first
+    /// time) only the tip is checked: it is what every worker would run.
+    pub fn verify(&self, since: Option<Oid>, tip: Oid) -> Result<()> {
+        let mut args = vec![
+            "log".to_string(),
+            "--format=%H%x09%an <%ae>%x09%s".to_string(),
+        ];
+        match since {
+            Some(s) => {
+                args.push(tip.to_string());
+                args.push(format!("^{s}"));
+            }
+            None => {
+                args.push("-1".into());
+                args.push(tip.to_string());
+            }
+        }
+        let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = self.git_local(&argv)?;
+        for line in out.lines() {
+            let mut f = line.splitn(3, '\t');
+            let (Some(oid), Some(who), subject) = (f.next(), f.next(), f.next()) else {
+                continue;
+            };
+            let check = self.git(&["verify-commit", "--raw", oid])?;
+            if !check.ok {
+                let said = crate::text::visible(check.stderr.trim()).into_owned();
+                let signer = signer(&check.stderr).unwrap_or_else(|| "no signature".to_string());
+                return Err(Error::other(format!(
+                    "refused the board from {}: commit {} (\"{}\", by {}) is not signed by a key git accepts: {signer}{}",
+                    self.name,
+                    crate::text::short_oid(oid),
+                    crate::text::visible_line(subject.unwrap_or("")),
+                    crate::text::visible_line(who),
+                    if said.is_empty() { String::new() } else { format!("\n{said}") }
+                ))
+                .hinted("require_signed is on: whoever can push to orch/plan could make every worker run commands. Check the commit; if it is trusted, add its key to git's allowed signers (gpg.ssh.allowedSignersFile, or your gpg keyring)"));
+            }
+        }
+        Ok(())
+    }
+
+    fn git_local(&self, args: &[&str]) -> Result<String> {
+        crate::gitcli::run(&self.dir, args)
+    }
+
+    /// Run git under the remote's time limit, in its own process group
+    /// (an ssh it starts goes with it when the limit passes).
+    fn git(&self, args: &[&str]) -> Result<Output> {
+        run_timed(&self.dir, args, self.timeout)
+    }
+}
+
+/// Who signed, as `git verify-commit --raw` reports it, if anyone.
+fn signer(stderr: &str) -> Option<String> {
+    for line in stderr.lines() {
+        let line = line.trim();
+        // gpg --status-fd lines, and ssh-keygen's wording.
+        for tag in ["[GNUPG:] GOODSIG ", "[GNUPG:] BADSIG ", "[GNUPG:] ERRSIG "] {
+            if let Some(rest) = line.strip_prefix(tag) {
+                return Some(format!("signed by {}", crate::text::visible_line(rest)));
+            }
+        }
+        if line.contains("signature for") || line.contains("key SHA256:") {
+            return Some(crate::text::visible_line(line).into_owned());
+        }
+    }
+    None
+}
+
+pub struct Output {
+    pub ok: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// How every error of a fetch or push that never reached a verdict begins:
+/// the remote's trouble, never the ticket's.
+const UNREACHABLE: &str = "cannot reach the remote";
+
+/// Whether `e` is a fetch or push that could not get through.
+pub fn is_unreachable(e: &Error) -> bool {
+    crate::error::render_chain(e).contains(UNREACHABLE)
+}
+
+impl Output {
+    fn failure(&self, what: &str) -> Error {
+        let said = crate::text::visible(self.stderr.trim());
+        Error::other(format!(
+            "{UNREACHABLE}: `{what}` failed: {}",
+            if said.is_empty() {
+                "git said nothing".to_string()
+            } else {
+                said.into_owned()
+            }
+        ))
+        .hinted("check that the remote is reachable with `git fetch`; nothing was claimed, and a result not yet published is kept here and published by the next tick")
+    }
+}
+
+/// Run `git` in `dir` with the user's configuration, no prompt, and a
+/// time limit after which its whole process group is killed.
+pub fn run_timed(dir: &Path, args: &[&str], limit: Duration) -> Result<Output> {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = crate::gitcli::command(dir);
+    cmd.args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    let shown = args.join(" ");
+    let mut child = crate::process::spawn_registered(&mut cmd, "orch-git").map_err(|e| {
+        Error::other(format!("cannot run `git {shown}`: {e}"))
+            .hinted("orch needs git on PATH to reach the board's remote")
+    })?;
+    let pid = child.id() as i32;
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(p) = pipe {
+                let _ = p.take(1 << 20).read_to_end(&mut buf);
+            }
+            String::from_utf8_lossy(&buf).into_owned()
+        })
+    };
+    let out = drain(child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+    let err = drain(child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break Some(status),
+            Ok(None) if Instant::now() >= deadline => {
+                crate::process::signal_group(pid, rustix::process::Signal::KILL);
+                let _ = child.wait();
+                break None;
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(5)),
+            Err(_) => break None,
+        }
+    };
+    crate::process::forget_spawned(pid);
+    let stdout = out.join().unwrap_or_default();
+    let stderr = err.join().unwrap_or_default();
+    match status {
+        Some(status) => Ok(Output {
+            ok: status.success(),
+            stdout,
+            stderr,
+        }),
+        None => Err(Error::other(format!(
+            "{UNREACHABLE}: `git {shown}` did not finish within {}; stopped it",
+            crate::duration::display(limit)
+        ))
+        .hinted("the remote is slow or unreachable; raise `remote_timeout` in orch.yaml if it is only slow")),
+    }
+}
