@@ -268,7 +268,11 @@ impl MainRepo {
         let mut names: Vec<String> = self
             .repo
             .remotes()
-            .map(|r| (0..r.len()).filter_map(|i| r.get(i).ok().flatten().map(str::to_string)).collect())
+            .map(|r| {
+                (0..r.len())
+                    .filter_map(|i| r.get(i).ok().flatten().map(str::to_string))
+                    .collect()
+            })
             .unwrap_or_default();
         names.sort_by_key(|n| (n != "origin", n.clone()));
         names
@@ -693,14 +697,23 @@ impl MainRepo {
         let tree = index
             .write_tree_to(&self.repo)
             .git_context("cannot write the merged tree")?;
-        self.commit_tree(tree, &[onto], message, sign).map(Folded::Clean)
+        self.commit_tree(tree, &[onto], message, sign)
+            .map(Folded::Clean)
     }
 
     /// A commit of `tree` on `parents`, moving no ref; signed with the
     /// user's git signing key (`git commit-tree -S`) when `sign` is set.
-    pub fn commit_tree(&self, tree: Oid, parents: &[Oid], message: &str, sign: bool) -> Result<Oid> {
+    pub fn commit_tree(
+        &self,
+        tree: Oid,
+        parents: &[Oid],
+        message: &str,
+        sign: bool,
+    ) -> Result<Oid> {
         if sign {
-            return crate::gitcli::commit_tree_signed(&self.root, &self.repo, tree, parents, message);
+            return crate::gitcli::commit_tree_signed(
+                &self.root, &self.repo, tree, parents, message,
+            );
         }
         let tree = self
             .repo

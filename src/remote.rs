@@ -49,10 +49,7 @@ impl Remote {
     /// Fetch the branch `branch` into its remote-tracking ref. None when
     /// the remote has no such branch.
     pub fn fetch_branch(&self, branch: &str) -> Result<Option<Oid>> {
-        let spec = format!(
-            "+refs/heads/{branch}:{}",
-            tracking_ref(&self.name, branch)
-        );
+        let spec = format!("+refs/heads/{branch}:{}", tracking_ref(&self.name, branch));
         let out = self.git(&[
             "fetch",
             "--quiet",
@@ -256,8 +253,18 @@ pub fn run_timed(dir: &Path, args: &[&str], limit: Duration) -> Result<Output> {
             String::from_utf8_lossy(&buf).into_owned()
         })
     };
-    let out = drain(child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
-    let err = drain(child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+    let out = drain(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let err = drain(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
     let deadline = Instant::now() + limit;
     let status = loop {
         match child.try_wait() {

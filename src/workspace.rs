@@ -174,7 +174,10 @@ pub fn take_remote_branch(main: &MainRepo, remote: &Remote, id: &str) -> Result<
         Some(ours) => {
             if !main.contains(theirs, ours) {
                 let kept = main.keep(
-                    &format!("refs/orch/kept/{id}/diverged-{}", short_oid(&ours.to_string())),
+                    &format!(
+                        "refs/orch/kept/{id}/diverged-{}",
+                        short_oid(&ours.to_string())
+                    ),
                     ours,
                     "orch: the ticket branch here went another way than the remote's",
                 )?;
@@ -183,7 +186,11 @@ pub fn take_remote_branch(main: &MainRepo, remote: &Remote, id: &str) -> Result<
                     remote.name
                 ));
             }
-            main.set_ref(&full, theirs, "orch: take the ticket branch from the remote")?;
+            main.set_ref(
+                &full,
+                theirs,
+                "orch: take the ticket branch from the remote",
+            )?;
         }
     }
     Ok(notes)
@@ -193,7 +200,12 @@ pub fn take_remote_branch(main: &MainRepo, remote: &Remote, id: &str) -> Result<
 /// kept refs, so nothing an agent did exists only on this disk. A branch
 /// the remote moved elsewhere meanwhile (another host's run) is not
 /// overwritten: this host's tip is pushed as a kept ref instead.
-pub fn publish_branch(main: &MainRepo, remote: &Remote, id: &str, attempt: u32) -> Result<Vec<String>> {
+pub fn publish_branch(
+    main: &MainRepo,
+    remote: &Remote,
+    id: &str,
+    attempt: u32,
+) -> Result<Vec<String>> {
     let branch = git::ticket_branch(id);
     let full = format!("refs/heads/{branch}");
     let mut notes = Vec::new();
@@ -210,7 +222,10 @@ pub fn publish_branch(main: &MainRepo, remote: &Remote, id: &str, attempt: u32) 
         && let Some(ours) = main.branch_tip(&branch)
     {
         let kept = main.keep(
-            &format!("refs/orch/kept/{id}/{attempt}-{}", crate::board::host_name()),
+            &format!(
+                "refs/orch/kept/{id}/{attempt}-{}",
+                crate::board::host_name()
+            ),
             ours,
             "orch: this host's tip of a ticket branch another host moved",
         )?;

@@ -283,7 +283,9 @@ impl BoardTxn {
         self.touched = changed;
         // With a remote, the fold that follows pushes it.
         let published = match unpublished.commit {
-            Some(commit) if self.remote.is_some() => self.publish_local(commit, unpublished.base)?,
+            Some(commit) if self.remote.is_some() => {
+                self.publish_local(commit, unpublished.base)?
+            }
             _ => self.publish(unpublished)?,
         };
         if published.is_some() {
@@ -391,7 +393,9 @@ impl BoardTxn {
             }
         }
         let tracking = remote::tracking_ref(&remote.name, git::PLAN_BRANCH);
-        let _ = self.main.set_ref(&tracking, commit, "orch: pushed the board");
+        let _ = self
+            .main
+            .set_ref(&tracking, commit, "orch: pushed the board");
         super::journal::record(&self.main, commit);
         super::journal::record_verified(&self.main, commit);
         Ok(())
@@ -442,7 +446,10 @@ impl BoardTxn {
         }
         Err(Error::other(format!(
             "lost the race for orch/plan on {} {MAX_REMOTE_ROUNDS} times",
-            self.remote.as_ref().map(|r| r.name.as_str()).unwrap_or("the remote")
+            self.remote
+                .as_ref()
+                .map(|r| r.name.as_str())
+                .unwrap_or("the remote")
         ))
         .hinted("many hosts are changing the board at once; the next tick tries again"))
     }
@@ -635,7 +642,9 @@ pub fn backoff(round: u32) {
     // A cheap mix of the clock and the pid: hosts and processes that
     // lost at the same instant wait different times.
     let jitter = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 33;
-    std::thread::sleep(Duration::from_millis(cap_ms / 2 + jitter % (cap_ms / 2 + 1)));
+    std::thread::sleep(Duration::from_millis(
+        cap_ms / 2 + jitter % (cap_ms / 2 + 1),
+    ));
 }
 
 /// The remote orch.yaml names (`remote:`), read leniently: a board whose

@@ -45,8 +45,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
         (State::InProgress, Some(claim)) => {
             let config = board.config()?.clone();
             let shared = txn.is_shared();
-            let present =
-                crate::tick::claim::run_was_here(&txn.layout, id, claim, shared);
+            let present = crate::tick::claim::run_was_here(&txn.layout, id, claim, shared);
             let Some(_lock) = RunLock::try_acquire(&run_lock)? else {
                 return Err(Error::other(format!(
                     "{id} started running meanwhile; run `orch abort {id}` again"

@@ -138,7 +138,9 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
         ));
     }
 
-    if joined && crate::config::Config::load(&layout.config_path()).is_ok_and(|(c, _)| c.remote.is_none()) {
+    if joined
+        && crate::config::Config::load(&layout.config_path()).is_ok_and(|(c, _)| c.remote.is_none())
+    {
         report.push(
             "note: the board's orch.yaml sets no `remote:`, so changes made here stay here; add `remote: origin` to share them"
                 .into(),
@@ -170,10 +172,14 @@ fn find_remote_board(main: &git::MainRepo, no_fetch: bool) -> Result<Option<(Str
     }
     let names = main.remote_names();
     for name in &names {
-        let remote = crate::remote::Remote::new(main, name, std::time::Duration::from_secs(60), false);
+        let remote =
+            crate::remote::Remote::new(main, name, std::time::Duration::from_secs(60), false);
         match remote.fetch_branch(git::PLAN_BRANCH) {
             Ok(Some(oid)) => {
-                return Ok(Some((crate::remote::tracking_ref(name, git::PLAN_BRANCH), oid)));
+                return Ok(Some((
+                    crate::remote::tracking_ref(name, git::PLAN_BRANCH),
+                    oid,
+                )));
             }
             Ok(None) => {}
             Err(e) => {

@@ -36,8 +36,7 @@ fn in_progress_rows(layout: &Layout, board: &Board, out: &mut Vec<Row>) -> Resul
         let why = match t.open_claim() {
             None => "would return to todo: in progress without a claim".to_string(),
             Some(c) => {
-                let owner =
-                    plan::ownership(c, &host, lock_facts(layout, &t.id, c, shared)?, now);
+                let owner = plan::ownership(c, &host, lock_facts(layout, &t.id, c, shared)?, now);
                 match owner {
                     Ownership::Live => {
                         format!("running (attempt {}), supervised by a live orch", c.attempt)

@@ -328,7 +328,9 @@ pub fn settle_dead_run(
     if ours {
         clean_up_after(txn, t, attempt, &run, &settings, &mut notes);
         if let Some(remote) = txn.remote().cloned() {
-            notes.extend(workspace::publish_branch(&txn.main, &remote, &t.id, attempt)?);
+            notes.extend(workspace::publish_branch(
+                &txn.main, &remote, &t.id, attempt,
+            )?);
         }
     }
     let mut settlement = settlement;

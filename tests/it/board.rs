@@ -71,7 +71,7 @@ fn init_in_a_fresh_clone_checks_out_the_remote_plan() {
         .assert()
         .success()
         .stdout(predicate::str::contains(
-            "created branch orch/plan from refs/remotes/origin/orch/plan",
+            "joined the board on origin (created orch/plan from refs/remotes/origin/orch/plan)",
         ));
     assert!(
         clone
@@ -494,18 +494,19 @@ fn read_commands_without_a_board_write_nothing() {
 }
 
 #[test]
-fn a_fresh_clone_is_told_to_init_and_init_excludes_orch() {
+fn a_fresh_clone_uses_the_remotes_board_and_keeps_orch_out_of_git_status() {
     let env = TestEnv::new();
     env.init();
     env.orch().args(["new", "Shared"]).assert().success();
     let clone = env.clone_repo("clone");
+    // The board came with the clone: status shows it, as init would.
     env.orch()
         .current_dir(&clone)
         .arg("status")
         .assert()
-        .code(2)
-        .stderr(predicate::str::contains("the board is on the remote"));
-    assert!(!clone.join(".orch").exists());
+        .success()
+        .stdout(predicate::str::contains("Shared"));
+    assert_eq!(env.git_in(&clone, &["status", "--porcelain"]), "");
     // A board change in the clone checks the board out and keeps .orch/ out of git status.
     env.orch()
         .current_dir(&clone)

@@ -17,6 +17,7 @@ mod local_state;
 mod misbehave;
 mod model_server;
 mod real_agents;
+mod recipes;
 mod remote;
 mod repo_features;
 mod terminal;

@@ -88,7 +88,21 @@ impl Shared {
     /// The user's repository with a board using `agent_body`, pushed to a
     /// bare remote, served over `git daemon` when `daemon` is set.
     fn new(agent_body: &str, extra: &str, daemon: bool) -> Shared {
+        Shared::with_git_config(agent_body, extra, daemon, &[])
+    }
+
+    /// [`Shared::new`] with `git config` settings in the user's repository
+    /// from the start (a signing key, say).
+    fn with_git_config(
+        agent_body: &str,
+        extra: &str,
+        daemon: bool,
+        config: &[(&str, String)],
+    ) -> Shared {
         let env = TestEnv::new();
+        for (k, v) in config {
+            env.git(&["config", k, v]);
+        }
         let bare = env.dir.path().join("remote.git");
         env.git_in(
             env.dir.path(),
@@ -102,7 +116,10 @@ impl Shared {
         };
         env.git(&["remote", "add", "origin", &url]);
         env.git(&["push", "-q", "origin", "main"]);
-        env.ready(agent_body, &format!("remote: origin\nremote_timeout: 10s\n{extra}"));
+        env.ready(
+            agent_body,
+            &format!("remote: origin\nremote_timeout: 10s\n{extra}"),
+        );
         // Any board command adopts orch.yaml and publishes the board.
         env.orch().arg("init").assert().success();
         Shared {
@@ -248,7 +265,11 @@ fn a_fresh_clone_uses_the_board_on_the_remote_and_init_never_makes_a_second() {
     let before = s.remote_git(&["rev-parse", "orch/plan"]);
     let out = s.run(&single, "h2", &["init"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stdout(&out).contains("joined the board on origin"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("joined the board on origin"),
+        "{}",
+        stdout(&out)
+    );
     assert!(single.join(".orch/plan/tickets/todo/a.md").exists());
     assert_eq!(
         s.env.git_in(&single, &["rev-parse", "orch/plan"]),
@@ -341,7 +362,10 @@ fn sixteen_workers_over_git_daemon_run_two_hundred_tickets_exactly_once() {
     assert_eq!(per_ticket.len(), n);
     let claims = s.remote_claims();
     let doubled: Vec<_> = claims.iter().filter(|(_, n)| **n > 1).collect();
-    assert!(doubled.is_empty(), "double claims on the remote: {doubled:?}");
+    assert!(
+        doubled.is_empty(),
+        "double claims on the remote: {doubled:?}"
+    );
     assert_eq!(claims.len(), n, "one claim per ticket");
     s.remote_git(&["fsck", "--no-progress", "--strict"]);
     eprintln!(
@@ -374,7 +398,10 @@ esac"#,
     let b = s.host("b");
     let out = s.run(&a, "a", &["tick"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(s.remote_git(&["log", "--format=%s", "orch/k"]).contains("attempt one"));
+    assert!(
+        s.remote_git(&["log", "--format=%s", "orch/k"])
+            .contains("attempt one")
+    );
     let mut tick = s
         .orch(&a, "a")
         .arg("tick")
@@ -409,7 +436,10 @@ esac"#,
     }
     let log = s.remote_git(&["log", "--format=%B", "orch/plan"]);
     assert_eq!(s.remote_ids("done"), ["k"], "{log}");
-    assert!(log.contains("lease of host a expired") || log.contains("host a did not settle"), "{log}");
+    assert!(
+        log.contains("lease of host a expired") || log.contains("host a did not settle"),
+        "{log}"
+    );
     kill_agents_of(&a);
 }
 
@@ -483,12 +513,22 @@ while [ ! -e "{f}/go" ]; do sleep 0.02; done"#,
     }
     std::fs::write(flags.join("go"), "").expect("go");
     let out = tick.wait_with_output().expect("tick ends");
-    assert_eq!(out.status.code(), Some(1), "{}{}", stdout(&out), stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
     assert_eq!(s.remote_ids("in-progress"), ["n"]);
     // While it is away, a tick claims nothing and says git's message.
     let out = s.run(&h, "h", &["tick"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("cannot reach the remote"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("cannot reach the remote"),
+        "{}",
+        stderr(&out)
+    );
     assert!(
         stderr(&out).to_lowercase().contains("connect")
             || stderr(&out).to_lowercase().contains("refused"),
@@ -540,17 +580,39 @@ fn a_persons_edit_racing_a_remote_change_merges_or_stops_with_both_kept() {
     assert!(s.run(&b, "b", &["init"]).status.success());
     edit(&a, "x", "X from a");
     let out = s.run(&a, "a", &["tick"]);
-    assert_eq!(out.status.code(), Some(1), "{}{}", stdout(&out), stderr(&out));
-    assert!(stderr(&out).contains("tickets/todo/x.md"), "{}", stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains("tickets/todo/x.md"),
+        "{}",
+        stderr(&out)
+    );
     let on_disk =
         std::fs::read_to_string(a.join(".orch/plan/tickets/todo/x.md")).expect("still there");
     assert!(on_disk.contains("X from a"));
-    let kept = s.env.git_in(&a, &["for-each-ref", "--format=%(refname)", "refs/orch/kept/plan/"]);
+    let kept = s.env.git_in(
+        &a,
+        &[
+            "for-each-ref",
+            "--format=%(refname)",
+            "refs/orch/kept/plan/",
+        ],
+    );
     let kept = kept.lines().next().expect("a kept ref").to_string();
-    let theirs = s.env.git_in(&a, &["show", &format!("{kept}:tickets/todo/x.md")]);
+    let theirs = s
+        .env
+        .git_in(&a, &["show", &format!("{kept}:tickets/todo/x.md")]);
     assert!(theirs.contains("X from a"), "{theirs}");
     let remote = s.remote_git(&["show", "orch/plan:tickets/todo/x.md"]);
-    assert!(remote.contains("X from b"), "the remote is untouched: {remote}");
+    assert!(
+        remote.contains("X from b"),
+        "the remote is untouched: {remote}"
+    );
     assert!(s.remote_ids("in-progress").is_empty(), "nothing claimed");
 }
 
@@ -558,6 +620,174 @@ fn a_persons_edit_racing_a_remote_change_merges_or_stops_with_both_kept() {
 fn kill_agents_of(dir: &Path) {
     let needle = format!("ORCH_WORKTREE={}", dir.join(".orch/worktrees").display());
     for pid in orch::process::processes_with_env(|kv| kv.starts_with(needle.as_bytes())) {
-        let _ = StdCommand::new("kill").args(["-9", &pid.to_string()]).status();
+        let _ = StdCommand::new("kill")
+            .args(["-9", &pid.to_string()])
+            .status();
     }
+}
+
+/// `faketime`, or None (the test says it is skipped) where it is missing.
+fn faketime() -> Option<PathBuf> {
+    let found = StdCommand::new("sh")
+        .args(["-c", "command -v faketime"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()));
+    if found.is_none() {
+        assert!(
+            std::env::var_os("ORCH_TEST_REQUIRE_FAKETIME").is_none(),
+            "faketime is required here (ORCH_TEST_REQUIRE_FAKETIME is set)"
+        );
+        eprintln!("skipped: faketime is not installed");
+    }
+    found
+}
+
+#[test]
+fn hosts_with_clocks_two_minutes_apart_leave_a_live_claim_alone_and_a_superseded_result_is_refused()
+{
+    let Some(faketime) = faketime() else {
+        return;
+    };
+    let s = Shared::new("", "", false);
+    let flags = s.env.flags_dir();
+    let body = format!(
+        r#"if [ "$ORCH_ATTEMPT" = 1 ]; then
+  touch "{f}/started"
+  while [ ! -e "{f}/go" ]; do sleep 0.02; done
+fi
+echo "attempt $ORCH_ATTEMPT on $ORCH_HOST_LABEL" > work.txt"#,
+        f = flags.display()
+    );
+    // The default lease margin (10m) is the clock-skew tolerance.
+    s.env.configure(
+        &s.env.agent("agent", &body),
+        "remote: origin\nremote_timeout: 10s\ntimeout: 60s\n",
+    );
+    s.write_ticket("k", &ticket("K", &[]));
+    s.publish();
+    let a = s.host("a");
+    let b = s.host("b");
+    let tick_a = s
+        .orch(&a, "a")
+        .arg("tick")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("tick");
+    wait_for(&flags.join("started"));
+    let skewed = |offset: &str| {
+        let mut cmd = StdCommand::new(&faketime);
+        s.env.apply_env(&mut cmd);
+        cmd.current_dir(&b)
+            .env("ORCH_HOST", "b")
+            .env("FAKETIME_DONT_FAKE_MONOTONIC", "1")
+            .args(["-f", offset])
+            .arg(assert_cmd::cargo::cargo_bin!("orch"))
+            .arg("tick")
+            .output()
+            .expect("tick runs")
+    };
+    // b's clock is two minutes ahead (and behind): a's claim is live.
+    for offset in ["+120s", "-120s"] {
+        let out = skewed(offset);
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert_eq!(
+            s.remote_ids("in-progress"),
+            ["k"],
+            "b at {offset}: {}",
+            stdout(&out)
+        );
+    }
+    // A clock beyond the tolerance takes the claim for expired; a's
+    // result is then refused on the remote: the claim is no longer its.
+    let out = skewed("+30m");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(s.remote_ids("done"), ["k"], "{}", stdout(&out));
+    std::fs::write(flags.join("go"), "").expect("go");
+    let out = tick_a.wait_with_output().expect("a's tick ends");
+    assert!(
+        stdout(&out).contains("refused"),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert_eq!(s.remote_ids("done"), ["k"]);
+    let log = s.remote_git(&["log", "--format=%B", "orch/plan"]);
+    assert!(log.contains("Orch-Outcome: stale"), "{log}");
+    // a's work is not lost: its tip is on the remote, kept.
+    let kept = s.remote_git(&["for-each-ref", "--format=%(refname)", "refs/orch/kept/k/"]);
+    assert!(!kept.trim().is_empty(), "a's work is kept on the remote");
+}
+
+#[test]
+fn with_require_signed_an_unsigned_board_commit_from_the_remote_is_refused() {
+    let keys = tempfile::tempdir().expect("keys");
+    let key = keys.path().join("id");
+    let made = StdCommand::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "orch-test", "-f"])
+        .arg(&key)
+        .status();
+    if !made.is_ok_and(|s| s.success()) {
+        eprintln!("skipped: ssh-keygen cannot make a key here");
+        return;
+    }
+    let public = std::fs::read_to_string(key.with_extension("pub")).expect("public key");
+    let allowed = keys.path().join("allowed_signers");
+    std::fs::write(&allowed, format!("author@example.com {public}")).expect("allowed");
+    let config = [
+        ("gpg.format", "ssh".to_string()),
+        ("user.signingkey", key.display().to_string()),
+        ("gpg.ssh.allowedSignersFile", allowed.display().to_string()),
+    ];
+    let s = Shared::with_git_config("exit 0", "require_signed: true\n", false, &config);
+    s.write_ticket("s", &ticket("S", &[]));
+    s.publish();
+    let tip = s.remote_git(&["rev-parse", "orch/plan"]);
+    s.env.git_in(
+        &s.bare,
+        &[
+            "-c",
+            &format!("gpg.ssh.allowedSignersFile={}", allowed.display()),
+            "verify-commit",
+            tip.trim(),
+        ],
+    );
+    // A host that trusts the key works on the board.
+    let b = s.host("b");
+    for (k, v) in &config {
+        s.env.git_in(&b, &["config", k, v]);
+    }
+    let out = s.run(&b, "b", &["status"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // Someone with push access but not the key changes the agent.
+    let c = s.host("c");
+    s.env
+        .git_in(&c, &["checkout", "-q", "-b", "evil", "origin/orch/plan"]);
+    std::fs::write(c.join("tickets/todo/pwn.md"), ticket("pwn", &[])).expect("write");
+    s.env.git_in(&c, &["add", "."]);
+    s.env.git_in(&c, &["commit", "-q", "-m", "add a ticket"]);
+    s.env
+        .git_in(&c, &["push", "-q", "origin", "evil:orch/plan"]);
+    let evil = s.env.git_in(&c, &["rev-parse", "--short=12", "HEAD"]);
+    let out = s.run(&b, "b", &["tick"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains(evil.trim()),
+        "names the commit: {}",
+        stderr(&out)
+    );
+    assert!(stderr(&out).contains("add a ticket"), "{}", stderr(&out));
+    assert!(
+        !b.join(".orch/plan/tickets/todo/pwn.md").exists(),
+        "not taken"
+    );
+    assert!(s.remote_ids("in-progress").is_empty(), "nothing claimed");
 }
