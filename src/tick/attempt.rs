@@ -58,7 +58,8 @@ pub fn run(
         facts.interrupted_early = true;
         return facts;
     }
-    if let Some(remote) = won.remote {
+    // A first attempt has no branch on any host yet: one fetch saved.
+    if let Some(remote) = won.remote.filter(|_| won.attempt > 1) {
         match workspace::take_remote_branch(main, remote, &t.id) {
             Ok(notes) => facts.notes.extend(notes),
             Err(e) => {
