@@ -130,6 +130,16 @@ impl Shared {
         }
     }
 
+    /// The board's agent: a fake agent running `body`, with orch.yaml
+    /// `extra` lines over the shared board's settings; published by
+    /// [`Shared::publish`].
+    fn use_agent(&self, body: &str, extra: &str) {
+        self.env.configure(
+            &self.env.agent("agent", body),
+            &format!("remote: origin\nremote_timeout: 10s\n{extra}"),
+        );
+    }
+
     /// A fresh clone of the remote, as a new host or CI runner has it.
     fn host(&self, name: &str) -> PathBuf {
         let dir = self.env.dir.path().join(name);
@@ -282,10 +292,7 @@ fn a_fresh_clone_uses_the_board_on_the_remote_and_init_never_makes_a_second() {
 #[test]
 fn tickets_claimed_on_one_host_are_not_claimed_on_another_and_work_travels() {
     let s = Shared::new("", "", false);
-    s.env.configure(
-        &s.env.agent("agent", &recording_agent(&s.env)),
-        "remote: origin\nremote_timeout: 10s\n",
-    );
+    s.use_agent(&recording_agent(&s.env), "");
     for id in ["a", "b", "c"] {
         s.write_ticket(id, &ticket(id, &[]));
     }
@@ -312,9 +319,9 @@ fn tickets_claimed_on_one_host_are_not_claimed_on_another_and_work_travels() {
 #[test]
 fn sixteen_workers_over_git_daemon_run_two_hundred_tickets_exactly_once() {
     let s = Shared::new("", "max_in_progress: 16\n", true);
-    s.env.configure(
-        &s.env.agent("agent", &recording_agent(&s.env)),
-        "remote: origin\nremote_timeout: 30s\nmax_in_progress: 16\nsandbox: off\n",
+    s.use_agent(
+        &recording_agent(&s.env),
+        "remote_timeout: 30s\nmax_in_progress: 16\nsandbox: off\n",
     );
     let n = 200;
     for i in 0..n {
@@ -388,10 +395,7 @@ fn a_killed_worker_is_settled_after_its_lease_and_the_retry_continues_from_the_p
 esac"#,
         f = flags.display()
     );
-    s.env.configure(
-        &s.env.agent("agent", &body),
-        "remote: origin\nremote_timeout: 10s\ntimeout: 5s\nkill_grace: 100ms\nlease_margin: 1s\n",
-    );
+    s.use_agent(&body, "timeout: 5s\nkill_grace: 100ms\nlease_margin: 1s\n");
     s.write_ticket("k", &ticket("K", &[]));
     s.publish();
     let a = s.host("a");
@@ -446,10 +450,7 @@ esac"#,
 #[test]
 fn ephemeral_runners_settle_a_board_with_dependencies_and_keep_every_attempts_work() {
     let s = Shared::new("", "", false);
-    s.env.configure(
-        &s.env.agent("agent", &recording_agent(&s.env)),
-        "remote: origin\nremote_timeout: 10s\nmax_in_progress: 4\n",
-    );
+    s.use_agent(&recording_agent(&s.env), "max_in_progress: 4\n");
     for i in 0..20 {
         let deps: Vec<String> = if i >= 4 {
             vec![format!("e{:02}", i - 4)]
@@ -489,10 +490,7 @@ touch "{f}/started"
 while [ ! -e "{f}/go" ]; do sleep 0.02; done"#,
         f = flags.display()
     );
-    s.env.configure(
-        &s.env.agent("agent", &body),
-        "remote: origin\nremote_timeout: 5s\nsandbox: off\n",
-    );
+    s.use_agent(&body, "remote_timeout: 5s\nsandbox: off\n");
     s.write_ticket("n", &ticket("N", &[]));
     s.publish();
     let h = s.host("h");
@@ -661,10 +659,7 @@ echo "attempt $ORCH_ATTEMPT on $ORCH_HOST_LABEL" > work.txt"#,
         f = flags.display()
     );
     // The default lease margin (10m) is the clock-skew tolerance.
-    s.env.configure(
-        &s.env.agent("agent", &body),
-        "remote: origin\nremote_timeout: 10s\ntimeout: 60s\n",
-    );
+    s.use_agent(&body, "timeout: 60s\n");
     s.write_ticket("k", &ticket("K", &[]));
     s.publish();
     let a = s.host("a");
