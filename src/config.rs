@@ -60,6 +60,66 @@ impl AgentSpec {
     }
 }
 
+/// How a ticket's finished work reaches the target branch (`land:`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Land {
+    /// The first release's behaviour: the work stays on `orch/<id>`.
+    None,
+    /// A merge commit of the ticket branch onto the target.
+    Merge,
+    /// One commit on the target with the branch's changes.
+    Squash,
+    /// The branch's commits replayed onto the target: linear history.
+    Rebase,
+    /// A command of the team's own (push and open a pull request): the
+    /// ticket has landed when it exits 0.
+    Command(Vec<String>),
+}
+
+/// `land: merge` or `land: {command: [...]}`, as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum RawLand {
+    Word(String),
+    Table { command: Vec<String> },
+}
+
+impl Land {
+    pub fn from_raw(raw: RawLand) -> std::result::Result<Land, String> {
+        match raw {
+            RawLand::Word(w) => match w.trim() {
+                "merge" => Ok(Land::Merge),
+                "squash" => Ok(Land::Squash),
+                "rebase" => Ok(Land::Rebase),
+                "none" | "off" => Ok(Land::None),
+                other => Err(format!(
+                    "land: `{other}` is not merge, squash, rebase, none or {{command: [...]}}"
+                )),
+            },
+            RawLand::Table { command } => {
+                if command.first().is_none_or(|c| c.trim().is_empty()) {
+                    return Err("land: the command is empty; give an argv list".into());
+                }
+                Ok(Land::Command(command))
+            }
+        }
+    }
+
+    pub fn is_on(&self) -> bool {
+        *self != Land::None
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Land::None => "none",
+            Land::Merge => "merge",
+            Land::Squash => "squash",
+            Land::Rebase => "rebase",
+            Land::Command(_) => "command",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     pub base: String,
@@ -82,6 +142,24 @@ pub struct Config {
     /// Added to every lease: the clock skew between hosts orch tolerates.
     pub lease_margin: Duration,
     pub require_signed: bool,
+    /// How finished work lands; [`Land::None`] when orch.yaml has no `land:`.
+    pub land: Land,
+    /// The branch work lands on; the base branch unless set.
+    pub target: Option<String>,
+    /// Checks on the merged result; the ticket's `verify` unless set.
+    pub land_verify: Option<Vec<String>>,
+    /// Tickets merged together and checked once.
+    pub land_batch: u32,
+    /// Landing hand-backs (conflicts, checks failed once merged) before
+    /// the ticket goes to blocked.
+    pub land_retries: u32,
+}
+
+impl Config {
+    /// The branch finished work lands on.
+    pub fn target(&self) -> &str {
+        self.target.as_deref().unwrap_or(&self.base)
+    }
 }
 
 /// Whether orch's commit of the agent's work runs the repository's
@@ -133,6 +211,11 @@ struct RawConfig {
     remote_timeout: Option<Dur>,
     lease_margin: Option<Dur>,
     require_signed: Option<bool>,
+    land: Option<RawLand>,
+    target: Option<String>,
+    land_verify: Option<Vec<String>>,
+    land_batch: Option<u32>,
+    land_retries: Option<u32>,
 }
 
 const KNOWN_KEYS: &[&str] = &[
@@ -154,6 +237,11 @@ const KNOWN_KEYS: &[&str] = &[
     "remote_timeout",
     "lease_margin",
     "require_signed",
+    "land",
+    "target",
+    "land_verify",
+    "land_batch",
+    "land_retries",
 ];
 
 /// A problem that does not stop orch but that the user should fix.
@@ -193,10 +281,20 @@ impl Config {
             remote_timeout: Duration::ZERO,
             lease_margin: Duration::ZERO,
             require_signed: false,
+            land: Land::None,
+            target: None,
+            land_verify: None,
+            land_batch: 1,
+            land_retries: 3,
         };
         if let Err(message) = config.apply(raw) {
             panic!("templates/orch.yaml is invalid: {message}");
         }
+        // The template says `land: merge` so that `orch init` starts new
+        // boards landing; a board whose orch.yaml has no `land:` (every
+        // board of the first release) keeps its work on the branches, so an
+        // upgrade never starts moving anyone's branch.
+        config.land = Land::None;
         config
     }
 
@@ -346,6 +444,30 @@ impl Config {
         }
         if let Some(b) = raw.require_signed {
             self.require_signed = b;
+        }
+        if let Some(land) = raw.land {
+            self.land = Land::from_raw(land)?;
+        }
+        if let Some(target) = raw.target {
+            let target = target.trim().to_string();
+            if target.is_empty() || target.starts_with('-') || target.starts_with("orch/") {
+                return Err(format!(
+                    "target: `{target}` cannot be a target branch; name a branch such as main"
+                ));
+            }
+            self.target = Some(target);
+        }
+        if let Some(v) = raw.land_verify {
+            self.land_verify = Some(v);
+        }
+        if let Some(n) = raw.land_batch {
+            if n == 0 {
+                return Err("land_batch must be at least 1".into());
+            }
+            self.land_batch = n;
+        }
+        if let Some(n) = raw.land_retries {
+            self.land_retries = n;
         }
         Ok(())
     }

@@ -18,6 +18,7 @@ pub mod error;
 pub mod failpoint;
 pub mod git;
 pub mod gitcli;
+pub mod land;
 pub mod lock;
 pub mod outcome;
 pub mod process;

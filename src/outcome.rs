@@ -62,6 +62,15 @@ outcomes! {
     Stale => "stale",
     /// In progress without a claim by orch; returned to todo.
     Released => "released",
+    /// The ticket's branch reached the target branch (or its `land`
+    /// command succeeded).
+    Landed => "landed",
+    /// Merging the branch onto the target conflicted; handed back to an
+    /// agent with the paths.
+    Conflict => "conflict",
+    /// The checks failed on the branch merged onto the target; handed back
+    /// with their output, the target untouched.
+    LandFailed => "land-failed",
 }
 
 impl Outcome {
@@ -71,6 +80,9 @@ impl Outcome {
         match self {
             Outcome::Interrupted | Outcome::Stale | Outcome::AgentUnavailable => false,
             Outcome::Released => false,
+            // Landing results are about the merge, not a new attempt; how
+            // a hand-back gives its attempt back is `Ticket::attempts_used`.
+            Outcome::Landed | Outcome::Conflict | Outcome::LandFailed => false,
             Outcome::Success
             | Outcome::Failed
             | Outcome::Timeout
@@ -81,6 +93,11 @@ impl Outcome {
             | Outcome::Aborted
             | Outcome::Abandoned => true,
         }
+    }
+
+    /// Whether landing handed the ticket back to an agent.
+    pub fn is_hand_back(self) -> bool {
+        matches!(self, Outcome::Conflict | Outcome::LandFailed)
     }
 
     /// Whether an agent's outage could explain this outcome, so its output
@@ -95,7 +112,8 @@ impl Outcome {
     /// Where a ticket with this outcome goes.
     pub fn next(self) -> Next {
         match self {
-            Outcome::Success => Next::Done,
+            Outcome::Success | Outcome::Landed => Next::Done,
+            Outcome::Conflict | Outcome::LandFailed => Next::Todo,
             Outcome::Blocked | Outcome::Aborted => Next::Block,
             Outcome::Interrupted | Outcome::Released => Next::Todo,
             Outcome::Failed
@@ -240,13 +258,16 @@ mod tests {
                 "abandoned",
                 "agent-unavailable",
                 "stale",
-                "released"
+                "released",
+                "landed",
+                "conflict",
+                "land-failed"
             ]
         );
         for &o in Outcome::ALL {
             assert_eq!(o.as_str().parse::<Outcome>(), Ok(o));
         }
-        assert!("conflict".parse::<Outcome>().is_err());
+        assert!("merged".parse::<Outcome>().is_err());
     }
 
     #[test]
@@ -262,7 +283,10 @@ mod tests {
                 Outcome::Interrupted,
                 Outcome::AgentUnavailable,
                 Outcome::Stale,
-                Outcome::Released
+                Outcome::Released,
+                Outcome::Landed,
+                Outcome::Conflict,
+                Outcome::LandFailed
             ]
         );
     }

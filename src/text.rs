@@ -18,6 +18,15 @@ pub fn one_line(s: &str, max: usize) -> String {
 }
 
 /// The first 12 characters of an object id, as git shows it.
+/// The first `n` items joined with ", ", and how many more there are.
+pub fn list_some(items: &[String], n: usize) -> String {
+    let shown = items[..items.len().min(n)].join(", ");
+    match items.len().saturating_sub(n) {
+        0 => shown,
+        more => format!("{shown} and {more} more"),
+    }
+}
+
 pub fn short_oid(s: &str) -> &str {
     &s[..s.len().min(12)]
 }

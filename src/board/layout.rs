@@ -89,6 +89,27 @@ impl Layout {
         self.local.join("state").join(id)
     }
 
+    /// Held by the one process that lands on this host at a time.
+    pub fn land_lock(&self) -> PathBuf {
+        self.local.join("land.lock")
+    }
+
+    /// The scratch worktree where checks run on a merged result.
+    pub fn land_scratch(&self) -> PathBuf {
+        self.orch.join("landing")
+    }
+
+    /// Why the ticket's landing waits, as the last landing run saw it.
+    pub fn land_wait(&self, id: &str) -> PathBuf {
+        self.state_dir(id).join("land-wait")
+    }
+
+    /// The commit a landing is about to put on the target, written before
+    /// the target moves, so a crash after it is recognised as landed.
+    pub fn land_journal(&self, id: &str) -> PathBuf {
+        self.state_dir(id).join("landing")
+    }
+
     pub fn run_lock(&self, id: &str) -> PathBuf {
         self.state_dir(id).join("run.lock")
     }

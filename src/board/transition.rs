@@ -193,7 +193,10 @@ fn record(
     summary: Option<&AttemptSummary>,
 ) -> Result<(CommitMessage, Settled)> {
     let used = t.attempts_used() + u32::from(settlement.counts);
-    let dest = settlement.destination(used, max_attempts);
+    let mut dest = settlement.destination(used, max_attempts);
+    if dest.state == State::Done && settlement.outcome == Outcome::Success && txn.lands(t) {
+        dest.state = State::Landing;
+    }
     let reason = text::one_line(&dest.reason, REASON_MAX);
     let event = Event::result(
         run.attempt,
@@ -273,7 +276,7 @@ fn result_message(
 /// The ticket, if a person moved it out of in-progress while this run
 /// went on: found in another state with this run's claim still open.
 fn moved_by_hand(txn: &BoardTxn, run: &RunRef<'_>) -> Option<Ticket> {
-    [State::Todo, State::Done, State::Blocked]
+    [State::Todo, State::Landing, State::Done, State::Blocked]
         .into_iter()
         .filter_map(|state| txn.read_ticket(run.id, state))
         .find(|t| {
@@ -284,7 +287,7 @@ fn moved_by_hand(txn: &BoardTxn, run: &RunRef<'_>) -> Option<Ticket> {
 }
 
 fn nowhere(txn: &BoardTxn, id: &str) -> bool {
-    [State::Todo, State::InProgress, State::Done, State::Blocked]
+    State::ALL
         .into_iter()
         .all(|state| txn.read_ticket(id, state).is_none())
 }
@@ -388,4 +391,73 @@ fn refuse_stale(
     .trailer(Trailer::Outcome, Outcome::Stale)
     .trailer(Trailer::Run, run.run);
     Ok((message, Settled::Stale))
+}
+
+/// What landing did with a ticket waiting in `landing/`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LandResult {
+    /// On the target as `commit` (None: it was there already, or a
+    /// command landed it).
+    Landed { commit: Option<String> },
+    /// Handed back to an agent: `conflict` or `land-failed`.
+    HandedBack { outcome: Outcome },
+    /// Landing is off for it: done, with the work left on its branch.
+    Off,
+}
+
+/// Record what landing did with the ticket `id` waiting in landing/ after
+/// `attempt`: to done, or back to todo (blocked once `land_retries`
+/// hand-backs are spent). None when the ticket is no longer waiting there
+/// (a person moved it): nothing is recorded.
+pub fn land(
+    txn: &mut BoardTxn,
+    id: &str,
+    attempt: u32,
+    result: &LandResult,
+    reason: &str,
+    land_retries: u32,
+) -> Result<Option<State>> {
+    txn.apply(|txn| {
+        let Some(t) = txn.read_ticket(id, State::Landing) else {
+            return Ok(None);
+        };
+        let reason = text::one_line(reason, REASON_MAX);
+        let (outcome, counts, state, why) = match result {
+            LandResult::Landed { .. } => (Outcome::Landed, false, State::Done, reason.clone()),
+            LandResult::Off => (Outcome::Success, false, State::Done, reason.clone()),
+            LandResult::HandedBack { outcome } => {
+                let tries = t.hand_backs() + 1;
+                if tries > land_retries {
+                    let why = format!(
+                        "landing failed {tries} times (land_retries: {land_retries}); last: {outcome}: {reason}"
+                    );
+                    (*outcome, false, State::Blocked, text::one_line(&why, REASON_MAX))
+                } else {
+                    (*outcome, false, State::Todo, reason.clone())
+                }
+            }
+        };
+        let event = Event::result(attempt, outcome, why.clone(), counts, state);
+        txn.move_ticket(id, State::Landing, state, &t.text_with(&event))?;
+        failpoint::hit("land-after-move");
+        let verb = match result {
+            LandResult::Landed { .. } => "landed",
+            LandResult::Off => "done without landing",
+            LandResult::HandedBack { .. } => "handed back",
+        };
+        let mut message = CommitMessage::new(format!("orch: {verb} {id} (attempt {attempt})"))
+            .line(why)
+            .trailer(Trailer::Ticket, id)
+            .trailer(Trailer::Attempt, attempt)
+            .trailer(Trailer::Event, "land")
+            .trailer(Trailer::Outcome, outcome)
+            .trailer(Trailer::State, state);
+        if let LandResult::Landed {
+            commit: Some(commit),
+        } = result
+        {
+            message = message.trailer(Trailer::Commit, commit);
+        }
+        Ok(Some((message, state)))
+    })
 }

@@ -146,6 +146,20 @@ impl BoardTxn {
         Ok(txn)
     }
 
+    /// Whether `t`'s finished work waits to land (its `land:`, else
+    /// orch.yaml's as the board holds it now). An orch.yaml that cannot
+    /// be read counts as landing: a ticket waiting in landing/ is seen and
+    /// moved on once it is fixed; one sent to done would skip its landing.
+    pub fn lands(&self, t: &Ticket) -> bool {
+        if let Some(land) = &t.front.land {
+            return land.is_on();
+        }
+        match crate::config::Config::load(&self.layout.plan.join("orch.yaml")) {
+            Ok((config, _)) => config.land.is_on(),
+            Err(_) => true,
+        }
+    }
+
     /// The commit of orch/plan this transaction's decisions are based on.
     pub fn base(&self) -> Oid {
         self.base
@@ -552,6 +566,11 @@ impl BoardTxn {
         } else {
             MAX_ROUNDS
         }
+    }
+
+    /// Whether orch signs the commits it makes (`require_signed`).
+    pub fn signs(&self) -> bool {
+        self.remote.as_ref().is_some_and(|r| r.require_signed)
     }
 
     /// Whether the board is shared through a remote.

@@ -203,11 +203,16 @@ pub fn claim(
 /// base branch, where it has everything the local one has: a build host's
 /// own checkout may lag behind it.
 fn base_commit(txn: &BoardTxn, config: &Config) -> Result<Oid> {
-    let local = txn.main.resolve_commit(&config.base);
+    // With landing on, work starts from the target: it holds the tickets
+    // landed so far, the dependencies of this one among them.
+    let start = if config.land.is_on() {
+        config.target()
+    } else {
+        &config.base
+    };
+    let local = txn.main.resolve_commit(start);
     let remote = match txn.remote() {
-        Some(r) if crate::git::is_valid_branch_name(&config.base) => {
-            r.fetch_branch(&config.base)?
-        }
+        Some(r) if crate::git::is_valid_branch_name(start) => r.fetch_branch(start)?,
         _ => None,
     };
     match (local, remote) {

@@ -111,6 +111,24 @@ pub enum Event {
         id: String,
         text: String,
     },
+    /// A ticket's work reached the target.
+    Landed {
+        id: String,
+        text: String,
+    },
+    /// Landing sent a ticket back: a conflict, or checks that failed on
+    /// the merged result.
+    HandedBack {
+        id: String,
+        outcome: Outcome,
+        reason: String,
+        to: State,
+    },
+    /// Landing waits (a checkout in the way, a command that failed).
+    LandWaits {
+        id: Option<String>,
+        text: String,
+    },
     /// Something failed; about one ticket, or about the tick.
     Error {
         id: Option<String>,

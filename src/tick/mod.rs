@@ -60,6 +60,7 @@ pub struct TickResult {
     pub reconciled: reconcile::Reconciled,
     pub settled: Vec<(String, RunEnd)>,
     pub claimed: Vec<String>,
+    pub landed: crate::land::Landed,
 }
 
 /// Run one tick.
@@ -70,7 +71,7 @@ pub fn tick(
     reporter: &dyn Reporter,
 ) -> Result<TickResult> {
     let mut result = TickResult::default();
-    let (claims, layout) = {
+    let (claims, layout, lands) = {
         let mut txn = BoardTxn::open(root, opts.lock_timeout)?;
         for note in &txn.notes {
             reporter.report(&Event::Note(note.clone()));
@@ -119,17 +120,38 @@ pub fn tick(
         } else {
             claim::claim(&mut txn, &board, &config, opts, reporter)?
         };
-        (claims, txn.layout.clone())
+        // Landing runs when it is on, or when tickets wait in landing/
+        // (left there before a person turned it off).
+        let lands = config.land.is_on()
+            || board.count(crate::ticket::State::Landing) > 0
+            || board
+                .tickets
+                .values()
+                .any(|t| t.front.land.as_ref().is_some_and(|l| l.is_on()));
+        (claims, txn.layout.clone(), lands)
     };
     result.claimed = claims.iter().map(|c| c.ticket.id.clone()).collect();
-    if claims.is_empty() {
-        return Ok(result);
+    if !claims.is_empty() {
+        result.settled = run_all(&layout, claims, opts, interrupt.clone(), reporter);
     }
-    result.settled = std::thread::scope(|scope| {
+    if lands && !interrupt.load(Ordering::SeqCst) {
+        result.landed = crate::land::land_waiting(&layout, opts.lock_timeout, interrupt, reporter)?;
+    }
+    Ok(result)
+}
+
+/// Run each claimed ticket in its own thread, to its recorded result.
+fn run_all(
+    layout: &crate::board::Layout,
+    claims: Vec<Claimed>,
+    opts: &Options,
+    interrupt: Arc<AtomicBool>,
+    reporter: &dyn Reporter,
+) -> Vec<(String, RunEnd)> {
+    std::thread::scope(|scope| {
         let handles: Vec<_> = claims
             .into_iter()
             .map(|c| {
-                let layout = &layout;
                 let interrupt = interrupt.clone();
                 scope.spawn(move || {
                     let id = c.ticket.id.clone();
@@ -146,8 +168,7 @@ pub fn tick(
             })
             .collect();
         handles.into_iter().filter_map(|h| h.join().ok()).collect()
-    });
-    Ok(result)
+    })
 }
 
 /// One claimed ticket, from its attempt to its recorded result.

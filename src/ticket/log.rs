@@ -423,7 +423,7 @@ mod tests {
             "- 2026-01-01T00:00:00Z land attempt=1 target=main",
             "- 2026-01-01T00:00:00Z claim attempt=01 host=h",
             "- 2026-01-01T00:00:00Z claim attempt=1 host=h shard=3",
-            "- 2026-01-01T00:00:00Z result attempt=1 outcome=conflict to=todo",
+            "- 2026-01-01T00:00:00Z result attempt=1 outcome=superseded to=todo",
             "- 2026-01-01T00:00:00Z result attempt=1 outcome=failed counted=maybe",
         ] {
             let e = Event::parse(line).expect(line);

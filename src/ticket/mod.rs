@@ -27,17 +27,26 @@ pub const MAX_TICKET_BYTES: u64 = 4 << 20;
 pub enum State {
     Todo,
     InProgress,
+    /// Succeeded, waiting for its branch to land on the target.
+    Landing,
     Done,
     Blocked,
 }
 
 impl State {
-    pub const ALL: [State; 4] = [State::Todo, State::InProgress, State::Done, State::Blocked];
+    pub const ALL: [State; 5] = [
+        State::Todo,
+        State::InProgress,
+        State::Landing,
+        State::Done,
+        State::Blocked,
+    ];
 
     pub fn dir(self) -> &'static str {
         match self {
             State::Todo => "todo",
             State::InProgress => "in-progress",
+            State::Landing => "landing",
             State::Done => "done",
             State::Blocked => "blocked",
         }
@@ -75,6 +84,8 @@ pub struct FrontMatter {
     pub no_output_timeout: Option<Duration>,
     pub max_attempts: Option<u32>,
     pub verify: Option<Vec<String>>,
+    /// How this ticket lands, overriding orch.yaml's `land:`.
+    pub land: Option<crate::config::Land>,
 }
 
 pub const DEFAULT_PRIORITY: i64 = 5;
@@ -90,6 +101,7 @@ struct RawFront {
     no_output_timeout: Option<Dur>,
     max_attempts: Option<u32>,
     verify: Option<Vec<String>>,
+    land: Option<crate::config::RawLand>,
 }
 
 const KNOWN_KEYS: &[&str] = &[
@@ -101,6 +113,7 @@ const KNOWN_KEYS: &[&str] = &[
     "no_output_timeout",
     "max_attempts",
     "verify",
+    "land",
 ];
 
 /// `depends_on: x` and `depends_on: [x, y]` both read naturally. Items are
@@ -241,10 +254,50 @@ impl Ticket {
         } else {
             (ends.last().map(|i| i + 1).unwrap_or(0), self.log.len())
         };
-        self.log[from..to]
+        let window = &self.log[from..to];
+        // An attempt whose work was handed back by landing (a conflict, or
+        // checks that failed only once merged) gives its attempt back:
+        // landing hand-backs are bounded by `land_retries` instead.
+        let handed_back: Vec<u32> = window
+            .iter()
+            .filter_map(|e| match e {
+                Event::Result(r) if r.outcome.is_hand_back() => Some(r.attempt),
+                _ => None,
+            })
+            .collect();
+        window
             .iter()
             .filter(|e| e.counts_as_attempt())
+            .filter(|e| !matches!(e, Event::Result(r) if handed_back.contains(&r.attempt)))
             .count() as u32
+    }
+
+    /// Landing hand-backs (`conflict`, `land-failed`) since the ticket last
+    /// went to blocked, the count `land_retries` bounds.
+    pub fn hand_backs(&self) -> u32 {
+        let start = self
+            .log
+            .iter()
+            .rposition(|e| match e {
+                Event::Result(r) => r.to == Some(State::Blocked),
+                Event::Abort { .. } => true,
+                _ => false,
+            })
+            .map(|i| i + 1)
+            .unwrap_or(0);
+        self.log[start..]
+            .iter()
+            .filter(|e| matches!(e, Event::Result(r) if r.outcome.is_hand_back()))
+            .count() as u32
+    }
+
+    /// When the attempt that sent the ticket to landing succeeded, for the
+    /// order of the landing queue.
+    pub fn succeeded_at(&self) -> Option<&str> {
+        self.results()
+            .rev()
+            .find(|r| r.outcome == crate::outcome::Outcome::Success)
+            .map(|r| r.at.as_str())
     }
 
     /// Whether the latest attempt has no result yet, whether or not this
@@ -444,6 +497,7 @@ pub fn parse(id: &str, state: State, bytes: &[u8]) -> (Option<Ticket>, Vec<Probl
             no_output_timeout: None,
             max_attempts: None,
             verify: None,
+            land: None,
         }
     } else {
         match serde_saphyr::from_str(yaml) {
@@ -484,6 +538,7 @@ pub fn parse(id: &str, state: State, bytes: &[u8]) -> (Option<Ticket>, Vec<Probl
             no_output_timeout: raw.no_output_timeout.map(|d| d.0),
             max_attempts: raw.max_attempts,
             verify: raw.verify,
+            land: raw.land.and_then(|l| crate::config::Land::from_raw(l).ok()),
         },
         text: text.to_string(),
         log,
@@ -549,6 +604,15 @@ fn check_front(
             at("agent"),
             why,
             "fix the ticket's `agent:` or remove it to use orch.yaml's",
+        ));
+    }
+    if let Some(land) = &raw.land
+        && let Err(why) = crate::config::Land::from_raw(land.clone())
+    {
+        return Err((
+            at("land"),
+            why,
+            "give `land: merge`, `squash`, `rebase`, `none` or `{command: [...]}`, or remove it to use orch.yaml's",
         ));
     }
     for (key, value) in [
@@ -769,7 +833,7 @@ mod tests {
         let text = format!(
             "---\ntitle: x\n---\n\n{LOG_MARKER}\n\
              - 2026-01-01T00:00:00Z claim attempt=1 host=h run=r1\n\
-             - 2026-01-01T00:01:00Z result attempt=1 outcome=conflict to=todo\n\
+             - 2026-01-01T00:01:00Z result attempt=1 outcome=superseded to=todo\n\
              - 2026-01-01T00:02:00Z claim attempt=2 host=h run=r2 shard=3\n"
         );
         let t = parse_ok(&text);

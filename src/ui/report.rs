@@ -161,6 +161,21 @@ fn text_of(event: &Event) -> Line {
         Event::OutsideWrites { id, text } | Event::Cleaned { id, text } => {
             about(Kind::Done, id, text.clone())
         }
+        Event::Landed { id, text } => about(Kind::Done, id, text.clone()),
+        Event::HandedBack {
+            id,
+            outcome,
+            reason,
+            to,
+        } => about(
+            Kind::Done,
+            id,
+            format!("{outcome}: {}; moved to {to}", visible_line(reason)),
+        ),
+        Event::LandWaits { id, text } => match id {
+            Some(id) => about(Kind::Skipped, id, format!("waits to land: {text}")),
+            None => board(Kind::Skipped, format!("landing waits: {text}")),
+        },
         Event::Error { id, text } => Line {
             kind: Kind::Error,
             id: None,

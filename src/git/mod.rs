@@ -16,6 +16,8 @@ pub use git2::Oid;
 
 use crate::error::{Error, Result};
 
+pub mod land;
+
 /// What went wrong in git, by what the caller can do about it.
 #[derive(Debug, thiserror::Error)]
 pub enum GitError {
