@@ -33,6 +33,8 @@ pub struct StatusJson {
     pub ready: Vec<ReadyEntry>,
     pub waiting: Vec<WaitingEntry>,
     pub in_progress: Vec<RunningEntry>,
+    /// Succeeded, waiting to land on the target, in the order they land.
+    pub landing: Vec<LandingEntry>,
     pub blocked: Vec<BlockedEntry>,
     pub done: Vec<DoneEntry>,
     pub invalid: Vec<Problem>,
@@ -46,6 +48,7 @@ pub struct StatusJson {
 pub struct Counts {
     pub todo: usize,
     pub in_progress: usize,
+    pub landing: usize,
     pub done: usize,
     pub blocked: usize,
     pub invalid: usize,
@@ -96,6 +99,20 @@ pub struct BlockedEntry {
 pub struct DoneEntry {
     pub id: String,
     pub title: String,
+    pub attempts_used: u32,
+    /// The last outcome: `landed`, or `success` where nothing lands.
+    pub outcome: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct LandingEntry {
+    pub id: String,
+    pub title: String,
+    pub attempt: Option<u32>,
+    pub succeeded_at: Option<String>,
+    /// Why it has not landed yet, as the last landing run on this host
+    /// saw it; null when no run has looked at it yet.
+    pub waits: Option<String>,
 }
 
 pub fn collect(layout: &Layout, board: &Board) -> StatusJson {
@@ -143,6 +160,20 @@ pub fn collect(layout: &Layout, board: &Board) -> StatusJson {
         .map(|t| DoneEntry {
             id: t.id.clone(),
             title: t.title().to_string(),
+            attempts_used: t.attempts_used(),
+            outcome: t.last_result().map(|r| r.outcome.to_string()),
+        })
+        .collect();
+    let mut landing: Vec<&Ticket> = board.in_state(State::Landing).collect();
+    landing.sort_by(|a, b| (a.succeeded_at(), &a.id).cmp(&(b.succeeded_at(), &b.id)));
+    let landing = landing
+        .into_iter()
+        .map(|t| LandingEntry {
+            id: t.id.clone(),
+            title: t.title().to_string(),
+            attempt: t.last_result().map(|r| r.attempt),
+            succeeded_at: t.succeeded_at().map(str::to_string),
+            waits: crate::land::why_waiting(layout, &t.id),
         })
         .collect();
     let mut warnings: Vec<Problem> = board
@@ -164,6 +195,7 @@ pub fn collect(layout: &Layout, board: &Board) -> StatusJson {
         counts: Counts {
             todo: board.count(State::Todo),
             in_progress: board.count(State::InProgress),
+            landing: board.count(State::Landing),
             done: board.count(State::Done),
             blocked: board.count(State::Blocked),
             invalid: board.invalid.len(),
@@ -171,6 +203,7 @@ pub fn collect(layout: &Layout, board: &Board) -> StatusJson {
         ready,
         waiting,
         in_progress,
+        landing,
         blocked,
         done,
         invalid: board.errors().cloned().collect(),
@@ -242,10 +275,11 @@ fn print_text(s: &StatusJson) {
     let st = Style::stdout();
     let c = &s.counts;
     crate::outln!(
-        "{}  todo {}  in-progress {}  done {}  blocked {}  invalid {}",
+        "{}  todo {}  in-progress {}  landing {}  done {}  blocked {}  invalid {}",
         st.bold("board"),
         c.todo,
         c.in_progress,
+        c.landing,
         c.done,
         c.blocked,
         c.invalid
@@ -323,6 +357,18 @@ fn print_text(s: &StatusJson) {
             );
         }
     }
+    if !s.landing.is_empty() {
+        crate::outln!("\n{}", st.bold("waiting to land (in the order they land)"));
+        for t in &s.landing {
+            let why = t.waits.as_deref().unwrap_or("the next tick lands it");
+            crate::outln!(
+                "  {}  {}  {}",
+                st.cyan(&t.id),
+                visible_line(&t.title),
+                st.yellow(&visible_line(why))
+            );
+        }
+    }
     if !s.blocked.is_empty() {
         crate::outln!("\n{}", st.bold("blocked (needs a person)"));
         for t in &s.blocked {
@@ -351,6 +397,7 @@ fn print_text(s: &StatusJson) {
     }
     if s.ready.is_empty()
         && s.in_progress.is_empty()
+        && c.landing == 0
         && c.todo == 0
         && c.blocked == 0
         && c.done == 0

@@ -28,12 +28,12 @@ pub fn branch_ref(target: &str) -> String {
 /// The target's tip to land on: the remote's with one (fetched now),
 /// else the local branch's.
 pub fn target_tip(main: &MainRepo, target: &str, remote: Option<&Remote>) -> Result<Oid> {
-    if let Some(remote) = remote {
-        if let Some(tip) = remote.fetch_branch(target)? {
-            return Ok(tip);
-        }
-        // The remote has no such branch yet: land on the local one and
-        // push it there.
+    // Where the remote has no such branch yet, landing goes onto the
+    // local one and pushes it there.
+    if let Some(remote) = remote
+        && let Some(tip) = remote.fetch_branch(target)?
+    {
+        return Ok(tip);
     }
     main.branch_tip(target).ok_or_else(|| {
         Error::usage(format!("the target branch `{target}` does not exist"))

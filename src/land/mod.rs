@@ -169,9 +169,9 @@ pub fn land_waiting(
     while !rest.is_empty() {
         let (now, later) = rest.split_at(batch.min(rest.len()));
         rest = later;
-        match ctx.land_set(now) {
-            Ok(true) => {}
-            Ok(false) => {
+        match ctx.land_set(now, false) {
+            Ok(Some(_)) => {}
+            Ok(None) => {
                 // The target cannot move now (a checkout in the way):
                 // the others wait with it, in order.
                 for w in rest {
@@ -208,9 +208,12 @@ impl Ctx<'_> {
 
     /// Land `set` together onto the target, checking the result once;
     /// when the checks fail, split it and land each half in turn, so the
-    /// tickets that break it are found and the others land. Returns false
-    /// when the target cannot move now.
-    fn land_set(&mut self, set: &[Waiting]) -> Result<bool> {
+    /// tickets that break it are found and the others land. `known_bad`:
+    /// the set is known to fail (its left sibling passed), so it is split
+    /// without a run, and a lone ticket is handed back without one.
+    /// Returns whether some ticket failed the checks, or None when the
+    /// target cannot move now.
+    fn land_set(&mut self, set: &[Waiting], known_bad: bool) -> Result<Option<bool>> {
         let mut races = 0;
         'race: loop {
             let target = self.config.target().to_string();
@@ -245,7 +248,7 @@ impl Ctx<'_> {
                 }
             }
             if chain.is_empty() {
-                return Ok(true);
+                return Ok(Some(false));
             }
             // Landing cannot move a checkout with local changes: learn
             // that before spending a run of the checks.
@@ -255,21 +258,35 @@ impl Ctx<'_> {
                     self.out.waiting.push(w.ticket.id.clone());
                 }
                 self.wait(None, why);
-                return Ok(false);
+                return Ok(None);
             }
             crate::failpoint::hit("land-after-trial");
+            // Known to fail, and more than one: split without a run.
+            let known = known_bad && chain.len() == set.len();
+            if known && chain.len() > 1 {
+                return self.split(&chain);
+            }
             let commands = self.checks_for(&chain);
             let log = self.check_log(&chain);
-            let checked = check::run(
-                &self.main,
-                self.layout,
-                &self.config,
-                cur,
-                &commands,
-                &log,
-                &self.control,
-            )?;
-            self.out.check_runs += u32::from(!commands.is_empty());
+            let checked = if known && !commands.is_empty() {
+                check::Checked {
+                    failed: Some("the checks failed with it merged (found by splitting a batch whose other tickets passed)".into()),
+                    tail: Vec::new(),
+                    runs: 0,
+                }
+            } else {
+                let checked = check::run(
+                    &self.main,
+                    self.layout,
+                    &self.config,
+                    cur,
+                    &commands,
+                    &log,
+                    &self.control,
+                )?;
+                self.out.check_runs += u32::from(!commands.is_empty());
+                checked
+            };
             crate::failpoint::hit("land-after-check");
             if let Some(failed) = checked.failed {
                 if chain.len() == 1 {
@@ -288,15 +305,9 @@ impl Ctx<'_> {
                         },
                         &why,
                     );
-                    return Ok(true);
+                    return Ok(Some(true));
                 }
-                let ids: Vec<&Waiting> = chain.iter().map(|(w, _)| *w).collect();
-                let owned: Vec<Waiting> = ids.into_iter().cloned().collect();
-                let (left, right) = owned.split_at(owned.len() / 2);
-                if !self.land_set(left)? {
-                    return Ok(false);
-                }
-                return self.land_set(right);
+                return self.split(&chain);
             }
             for (w, c) in &chain {
                 self.journal(w, *c);
@@ -314,7 +325,7 @@ impl Ctx<'_> {
                             &format!("landed on {target} as {}", short_oid(&c.to_string())),
                         );
                     }
-                    return Ok(true);
+                    return Ok(Some(false));
                 }
                 Advanced::Waits(why) => {
                     for (w, _) in &chain {
@@ -323,7 +334,7 @@ impl Ctx<'_> {
                         self.out.waiting.push(w.ticket.id.clone());
                     }
                     self.wait(None, why);
-                    return Ok(false);
+                    return Ok(None);
                 }
                 Advanced::Raced => {
                     for (w, _) in &chain {
@@ -337,13 +348,24 @@ impl Ctx<'_> {
                                 "{target} kept moving while orch landed; the next tick tries again"
                             ),
                         );
-                        return Ok(false);
+                        return Ok(None);
                     }
                     crate::board::txn::backoff(races);
                     continue 'race;
                 }
             }
         }
+    }
+
+    /// A set that failed its checks, landed half by half: when the left
+    /// half passes, the right one is known to hold what failed.
+    fn split(&mut self, chain: &[(&Waiting, Oid)]) -> Result<Option<bool>> {
+        let owned: Vec<Waiting> = chain.iter().map(|(w, _)| (*w).clone()).collect();
+        let (left, right) = owned.split_at(owned.len() / 2);
+        let Some(left_failed) = self.land_set(left, false)? else {
+            return Ok(None);
+        };
+        self.land_set(right, !left_failed).map(|r| r.map(|_| true))
     }
 
     /// Why a checkout of the target would stop the move from `old` to

@@ -273,7 +273,7 @@ impl TestEnv {
     }
 
     pub fn state_of(&self, id: &str) -> String {
-        for s in ["todo", "in-progress", "done", "blocked"] {
+        for s in ["todo", "in-progress", "landing", "done", "blocked"] {
             if self.ticket_path(s, id).exists() {
                 return s.to_string();
             }

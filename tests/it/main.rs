@@ -13,6 +13,7 @@ mod durable;
 mod env;
 mod format;
 mod hostile;
+mod land;
 mod local_state;
 mod misbehave;
 mod model_server;
