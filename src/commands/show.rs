@@ -33,6 +33,8 @@ pub struct ShowJson {
     pub body: Option<String>,
     pub attempts: Vec<Attempt>,
     pub problems: Vec<Problem>,
+    /// In landing/: why it has not landed yet (null: the next tick lands it).
+    pub land_waits: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -137,6 +139,9 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
         body: t.map(|t| t.body().to_string()),
         attempts,
         problems,
+        land_waits: (state == State::Landing)
+            .then(|| crate::land::why_waiting(&layout, &args.id))
+            .flatten(),
     };
     if args.json {
         print_json(&out)?;
@@ -163,6 +168,10 @@ fn print_text(s: &ShowJson) {
     }
     if !s.depends_on.is_empty() {
         crate::outln!("depends   {}", visible_line(&s.depends_on.join(", ")));
+    }
+    if s.state == State::Landing {
+        let why = s.land_waits.as_deref().unwrap_or("the next tick lands it");
+        crate::outln!("landing   {}", st.yellow(&visible_line(why)));
     }
     for p in &s.problems {
         crate::outln!("{}", st.red(&visible(&p.to_string())));

@@ -347,6 +347,9 @@ fn a_checkout_of_the_target_with_local_changes_is_never_touched_and_landing_wait
     );
     let shown = stdout(&env.orch().args(["status"]).output().unwrap());
     assert!(shown.contains("local changes"), "{shown}");
+    let shown = stdout(&env.orch().args(["show", "t"]).output().unwrap());
+    assert!(shown.contains("landing   "), "{shown}");
+    assert!(shown.contains("local changes"), "{shown}");
 
     // Staged counts too.
     env.git(&["add", "README.md"]);

@@ -786,3 +786,84 @@ fn with_require_signed_an_unsigned_board_commit_from_the_remote_is_refused() {
     );
     assert!(s.remote_ids("in-progress").is_empty(), "nothing claimed");
 }
+
+/// Landing commits on the remote's main, by ticket, from the trailers of
+/// its first-parent line.
+fn remote_landings(shared: &Shared) -> BTreeMap<String, usize> {
+    let log = shared.remote_git(&["log", "--first-parent", "--format=%B%x00", "main"]);
+    let mut out = BTreeMap::new();
+    for message in log.split('\0') {
+        if message.lines().any(|l| l == "Orch-Event: land")
+            && let Some(id) = message
+                .lines()
+                .find_map(|l| l.strip_prefix("Orch-Ticket: "))
+        {
+            *out.entry(id.to_string()).or_insert(0) += 1;
+        }
+    }
+    out
+}
+
+#[test]
+fn two_hosts_landing_at_once_both_land_on_the_remotes_target_exactly_once() {
+    let shared = Shared::new(
+        &recording_agent(&TestEnv::new()),
+        "land: merge\nmax_in_progress: 2",
+        false,
+    );
+    shared.use_agent(
+        &recording_agent(&shared.env),
+        "land: merge\nmax_in_progress: 2\nverify: [\"test -e work-$ORCH_TICKET.txt || ls work-*.txt\"]",
+    );
+    for id in ["a", "b", "c", "d"] {
+        shared.write_ticket(id, &ticket(&format!("Work {id}"), &[]));
+    }
+    shared.publish();
+    let hosts: Vec<PathBuf> = ["h1", "h2"].iter().map(|h| shared.host(h)).collect();
+    for round in 0..3 {
+        let children: Vec<_> = hosts
+            .iter()
+            .zip(["h1", "h2"])
+            .map(|(dir, name)| {
+                shared
+                    .orch(dir, name)
+                    .arg("tick")
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .expect("tick starts")
+            })
+            .collect();
+        for child in children {
+            let out = child.wait_with_output().expect("tick ends");
+            assert!(
+                out.status.success(),
+                "round {round}: {}\n{}",
+                stdout(&out),
+                stderr(&out)
+            );
+        }
+    }
+    // The cap is the board's: a host may have found no room. Ticks on
+    // one host finish the queue.
+    for _ in 0..4 {
+        if shared.remote_ids("done").len() == 4 {
+            break;
+        }
+        let out = shared.run(&hosts[0], "h1", &["tick"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    assert_eq!(shared.remote_ids("done"), ["a", "b", "c", "d"]);
+    let landings = remote_landings(&shared);
+    assert_eq!(
+        landings,
+        [("a", 1), ("b", 1), ("c", 1), ("d", 1)]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect::<BTreeMap<_, _>>()
+    );
+    let files = shared.remote_git(&["ls-tree", "--name-only", "main"]);
+    for id in ["a", "b", "c", "d"] {
+        assert!(files.contains(&format!("work-{id}.txt")), "{files}");
+    }
+}
