@@ -19,6 +19,9 @@ pub struct PromptVars {
     pub previous_outcome: Option<String>,
     /// The last lines of the previous attempt's output, on a retry.
     pub previous_tail: Vec<String>,
+    /// What landing the previous attempt's work ran into, when it was
+    /// handed back (a conflict, checks failed once merged).
+    pub landing: Option<String>,
 }
 
 /// Largest `templates/prompt.md` read from the plan. A template is a page
@@ -121,6 +124,9 @@ pub fn render(template: &str, vars: &PromptVars) -> String {
             let mut s = format!(
                 "\n## The previous attempt\n\nIt ended as: {outcome}. Its work, if any, is already on this branch: continue from it.\n"
             );
+            if let Some(landing) = &vars.landing {
+                s.push_str(&format!("\n{landing}\n"));
+            }
             if !vars.previous_tail.is_empty() {
                 s.push_str("Its last lines of output:\n\n");
                 for l in &vars.previous_tail {

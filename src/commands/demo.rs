@@ -34,6 +34,10 @@ const EXAMPLES: &[(&str, &str)] = &[
         "0004-needs-a-person",
         include_str!("../../tickets/0004-needs-a-person.md"),
     ),
+    (
+        "0005-greet-by-name",
+        include_str!("../../tickets/0005-greet-by-name.md"),
+    ),
 ];
 
 /// Run orch on a sandbox repository with example tickets and a bundled demo
@@ -120,7 +124,11 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
     for round in 1..=8 {
         crate::outln!("{}", st.dim(&format!("-- tick {round}")));
         let result = tick::tick(&dir, &opts, Arc::new(AtomicBool::new(false)), &reporter)?;
-        if result.claimed.is_empty() && result.reconciled.is_empty() {
+        if result.claimed.is_empty()
+            && result.reconciled.is_empty()
+            && result.landed.landed.is_empty()
+            && result.landed.handed_back.is_empty()
+        {
             crate::outln!("nothing left to do");
             break;
         }
@@ -136,7 +144,14 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
         crate::outln!("  {}  {summary}", st.cyan(&name));
     }
 
-    section(&st, "7. The audit log: git log orch/plan");
+    section(&st, "7. What landed: git log --first-parent main");
+    for line in
+        crate::gitcli::run(&dir, ["log", "--first-parent", "--format=%h %s", "main"])?.lines()
+    {
+        crate::outln!("  {line}");
+    }
+
+    section(&st, "8. The audit log: git log orch/plan");
     super::history::run(
         &demo_ctx,
         super::history::Args {
@@ -153,6 +168,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
     crate::outln!("  orch show 0003-flaky-change      # a ticket and its attempts");
     crate::outln!("  git log --format='%s%n%b' orch/plan   # every change, with Orch-* trailers");
     crate::outln!("  git log -p orch/0001-add-greeting     # the work on a ticket branch");
+    crate::outln!("  orch show 0005-greet-by-name     # a conflict handed back, then landed");
     Ok(0)
 }
 

@@ -39,6 +39,21 @@ pub fn run(_ctx: &Ctx, _args: Args) -> Result<i32> {
             return Ok(0);
         }
     }
+    if let Some(secs) = prompt
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("demo-agent: think "))
+        .and_then(|t| t.trim().strip_suffix('s'))
+        .and_then(|n| n.parse::<u64>().ok())
+    {
+        step("thinking");
+        std::thread::sleep(Duration::from_secs(secs.min(10)));
+    }
+    if let Some(tip) = merge_asked(&prompt) {
+        step(&format!(
+            "landing conflicted: merging {tip} into this branch"
+        ));
+        resolve_by_merging(&tip, &file_blocks(&prompt))?;
+    }
     let fail_first = prompt
         .lines()
         .any(|l| l.trim() == "demo-agent: fail-first-attempt");
@@ -82,6 +97,47 @@ pub fn run(_ctx: &Ctx, _args: Args) -> Result<i32> {
     )?;
     step("done");
     Ok(0)
+}
+
+/// The commit a handed-back conflict asks to merge: "`git merge <oid>`".
+fn merge_asked(prompt: &str) -> Option<String> {
+    let at = prompt.find("`git merge ")? + "`git merge ".len();
+    let oid: String = prompt[at..]
+        .chars()
+        .take_while(|c| c.is_ascii_hexdigit())
+        .collect();
+    (oid.len() >= 7).then_some(oid)
+}
+
+/// Merge `tip` into the branch; where it conflicts, keep this ticket's
+/// version of its files, and commit the merge.
+fn resolve_by_merging(tip: &str, files: &[(String, String)]) -> Result<()> {
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args([
+                "-c",
+                "user.name=demo-agent",
+                "-c",
+                "user.email=demo-agent@localhost",
+            ])
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .map_err(|e| Error::io("cannot run", "git", e))
+    };
+    if git(&["merge", "--no-edit", "-q", tip])?.success() {
+        return Ok(());
+    }
+    for (path, content) in files {
+        std::fs::write(path, content).map_err(|e| Error::io("cannot write", path, e))?;
+        println!("demo-agent: resolved {path}: kept this ticket's version");
+    }
+    git(&["add", "-A"])?;
+    if !git(&["commit", "--no-edit", "-q"])?.success() {
+        return Err(Error::other("cannot commit the merge"));
+    }
+    Ok(())
 }
 
 /// ```` ```file PATH ```` blocks: (path, content).

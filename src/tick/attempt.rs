@@ -799,6 +799,24 @@ pub fn render_prompt(layout: &Layout, t: &Ticket, attempt: u32, settings: &RunSe
         None => Vec::new(),
     };
     let n = previous_tail.len();
+    let landing = last.and_then(|r| {
+        match r.outcome {
+        crate::outcome::Outcome::Conflict => Some(
+            "That work was finished, but landing it conflicted with what reached the target since. \
+             Bring the target into this branch with the `git merge` command above, resolve the \
+             conflicts in the paths named, commit the merge, and make sure the ticket's change \
+             still does what it asks."
+                .to_string(),
+        ),
+        crate::outcome::Outcome::LandFailed => Some(
+            "That work passed its checks alone, but they failed once it was merged onto the \
+             target (output below). Bring the target into this branch (`git merge` it), fix what \
+             broke, and commit."
+                .to_string(),
+        ),
+        _ => None,
+    }
+    });
     let vars = PromptVars {
         id: t.id.clone(),
         title: t.title().to_string(),
@@ -809,6 +827,7 @@ pub fn render_prompt(layout: &Layout, t: &Ticket, attempt: u32, settings: &RunSe
         verify: settings.verify.clone(),
         previous_outcome,
         previous_tail: previous_tail[n.saturating_sub(20)..].to_vec(),
+        landing,
     };
     prompt::render(&prompt::template(&layout.plan), &vars)
 }

@@ -22,8 +22,47 @@ fn demo_settles_the_example_board() {
         "{text}"
     );
     assert!(
-        text.contains("board  todo 0  in-progress 0  done 3  blocked 1  invalid 0"),
+        text.contains("board  todo 0  in-progress 0  landing 0  done 4  blocked 1  invalid 0"),
         "{text}"
+    );
+    // Landing: the work ends as commits on the sandbox's main, one of them
+    // after a conflict handed back and resolved by the agent.
+    assert!(
+        text.contains("0005-greet-by-name: conflict: merging orch/0005-greet-by-name onto main"),
+        "{text}"
+    );
+    assert!(
+        text.contains("0005-greet-by-name: landed on main"),
+        "{text}"
+    );
+    let landed = env.git_in(&dir, &["log", "--first-parent", "--format=%s", "main"]);
+    for id in [
+        "0001-add-greeting",
+        "0002-document-greeting",
+        "0003-flaky-change",
+        "0005-greet-by-name",
+    ] {
+        assert_eq!(
+            landed
+                .lines()
+                .filter(|l| l.starts_with(&format!("Merge orch/{id} into main")))
+                .count(),
+            1,
+            "{landed}"
+        );
+    }
+    assert_eq!(
+        env.git_in(&dir, &["show", "main:hello.sh"]),
+        "#!/bin/sh\necho \"Hello, ${1:-world}, from orch\"\n"
+    );
+    assert!(
+        env.git_in(&dir, &["show", "main:docs/usage.md"])
+            .contains("# Usage")
+    );
+    assert_eq!(
+        env.git_in(&dir, &["status", "--porcelain"]),
+        "",
+        "the sandbox's checkout moved along, clean"
     );
     assert!(
         text.contains("Which license should this project use?"),
@@ -58,5 +97,5 @@ fn example_tickets_parse() {
         assert!(t.is_some() && problems.is_empty(), "{name}: {problems:?}");
         n += 1;
     }
-    assert_eq!(n, 4);
+    assert_eq!(n, 5);
 }
