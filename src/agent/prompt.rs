@@ -195,7 +195,7 @@ mod tests {
             attempt: 2,
             max_attempts: 3,
             verify: vec!["cargo test".into()],
-            previous_tail: vec!["error: boom".into()],
+            previous_outcome: Some("failed: exit status 1".into()),
             landing: None,
             previous_tail: vec!["error: boom".into()],
         };
