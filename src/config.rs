@@ -364,9 +364,14 @@ impl Config {
             }
         }
         let mut config = Config::defaults();
-        config
-            .apply(raw)
-            .map_err(|message| config_error(None, message))?;
+        config.apply(raw).map_err(|message| {
+            // Messages start with the key they are about: point at its line.
+            let key = message
+                .split([':', ' ', '.'])
+                .next()
+                .filter(|k| KNOWN_KEYS.contains(k));
+            config_error(key.and_then(|k| key_line(text, k)), message)
+        })?;
         Ok((config, warnings))
     }
 

@@ -161,7 +161,11 @@ pub fn land_waiting(
                     &why,
                 );
             }
-            Err(e) => ctx.wait(Some(&t.id), render_chain(&e)),
+            Err(e) => {
+                let why = render_chain(&e);
+                ctx.note_wait(&t.id, &why);
+                ctx.wait(Some(&t.id), why);
+            }
         }
     }
     let batch = ctx.config.land_batch.max(1) as usize;
@@ -181,7 +185,14 @@ pub fn land_waiting(
                 break;
             }
             Err(e) => {
-                ctx.wait(None, render_chain(&e));
+                // Every ticket not landed says why, not an older reason.
+                let why = render_chain(&e);
+                for w in now.iter().chain(rest) {
+                    if !ctx.out.landed.contains(&w.ticket.id) {
+                        ctx.note_wait(&w.ticket.id, &why);
+                    }
+                }
+                ctx.wait(None, why);
                 break;
             }
         }

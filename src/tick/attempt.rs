@@ -823,7 +823,12 @@ pub fn render_prompt(layout: &Layout, t: &Ticket, attempt: u32, settings: &RunSe
         body: t.body().to_string(),
         branch: git::ticket_branch(&t.id),
         attempt,
-        max_attempts: settings.max_attempts,
+        // Attempts that did not count (interrupted, handed back by
+        // landing, an outage) are added, so the count never reads
+        // "attempt 4 of 3".
+        max_attempts: settings
+            .max_attempts
+            .saturating_add(attempt.saturating_sub(1).saturating_sub(t.attempts_used())),
         verify: settings.verify.clone(),
         previous_outcome,
         previous_tail: previous_tail[n.saturating_sub(20)..].to_vec(),

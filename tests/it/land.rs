@@ -122,7 +122,10 @@ fn two_tickets_on_one_line_the_second_comes_back_with_the_conflict_and_lands_aft
     assert!(prompt.contains("conflict"), "{prompt}");
     assert!(prompt.contains("greet.txt"), "{prompt}");
     assert!(prompt.contains("git merge "), "the exact command: {prompt}");
-    assert!(!prompt.contains("attempt 2 of 1"), "{prompt}");
+    assert!(
+        prompt.contains("This is attempt 2 of 4."),
+        "the handed-back attempt was given back: {prompt}"
+    );
     assert!(out.contains("b: landed on main"), "{out}");
     assert_eq!(env.state_of("b"), "done");
     assert_eq!(file_on_main(&env, "greet.txt"), "hello from a and b\n");
@@ -563,4 +566,49 @@ fn a_kill_at_each_landing_step_is_finished_by_the_next_tick_landing_exactly_once
             .unwrap();
         assert!(fsck.status.success(), "{point}: {}", stderr(&fsck));
     }
+}
+
+#[test]
+fn status_says_why_a_landing_waits_now_not_why_it_waited_before() {
+    let env = TestEnv::new();
+    env.ready("echo new > new.txt", "land: merge");
+    ticket(&env, "t", "");
+    std::fs::write(env.repo.join("README.md"), "# unsaved\n").unwrap();
+    env.tick_ok();
+    assert!(
+        env.status()["landing"][0]["waits"]
+            .as_str()
+            .unwrap()
+            .contains("local changes")
+    );
+    env.git(&["checkout", "--", "README.md"]);
+    env.git(&["branch", "-m", "main", "trunk"]);
+    let out = env.tick_ok();
+    assert!(
+        out.contains("the target branch `main` does not exist"),
+        "{out}"
+    );
+    let json = env.status();
+    let waits = json["landing"][0]["waits"].as_str().unwrap();
+    assert!(waits.contains("does not exist"), "{waits}");
+}
+
+#[test]
+fn a_wrong_land_value_in_orch_yaml_names_its_line() {
+    let env = TestEnv::new();
+    env.ready("true", "land: bogus");
+    let out = env.tick();
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    let line = std::fs::read_to_string(env.plan().join("orch.yaml"))
+        .unwrap()
+        .lines()
+        .position(|l| l.starts_with("land:"))
+        .unwrap()
+        + 1;
+    assert!(err.contains(&format!("orch.yaml:{line}")), "{err}");
+    assert!(
+        err.contains("`bogus` is not merge, squash, rebase, none"),
+        "{err}"
+    );
 }
