@@ -187,7 +187,8 @@ enum Replayed {
     HasMerges,
 }
 
-fn conflict_paths(index: &mut git2::Index) -> Result<Vec<String>> {
+/// The paths of a merge's conflicts, sorted, each once.
+pub(super) fn conflict_paths(index: &mut git2::Index) -> Result<Vec<String>> {
     let mut paths: Vec<String> = index
         .conflicts()
         .git_context("cannot read the merge's conflicts")?

@@ -683,18 +683,7 @@ impl MainRepo {
             .merge_trees(&base_tree, &onto_tree, &local_tree, None)
             .git_context("cannot merge the board's trees")?;
         if index.has_conflicts() {
-            let mut paths: Vec<String> = index
-                .conflicts()
-                .git_context("cannot read the merge's conflicts")?
-                .flatten()
-                .filter_map(|c| {
-                    let entry = c.our.or(c.their).or(c.ancestor)?;
-                    String::from_utf8(entry.path).ok()
-                })
-                .collect();
-            paths.sort();
-            paths.dedup();
-            return Ok(Folded::Conflicts(paths));
+            return Ok(Folded::Conflicts(land::conflict_paths(&mut index)?));
         }
         let tree = index
             .write_tree_to(&self.repo)

@@ -3,7 +3,7 @@
 //! tick must repair the board without losing the attempt's work or
 //! mistaking the repair for a second claim.
 
-use crate::env::{TestEnv, stderr, stdout};
+use crate::env::{TestEnv, crash_at, stderr, stdout};
 
 fn setup(env: &TestEnv) {
     env.init();
@@ -13,22 +13,6 @@ fn setup(env: &TestEnv) {
     );
     env.configure(&agent, "");
     env.write_ticket("todo", "t", "---\ntitle: Crash me\n---\n");
-}
-
-fn crash_at(env: &TestEnv, point: &str) {
-    let out = env
-        .orch()
-        .arg("tick")
-        .env("ORCH_FAILPOINT", point)
-        .output()
-        .unwrap();
-    assert_eq!(
-        std::os::unix::process::ExitStatusExt::signal(&out.status),
-        Some(9),
-        "orch should have died at {point}: {}\n{}",
-        stdout(&out),
-        stderr(&out)
-    );
 }
 
 fn tick(env: &TestEnv) -> String {

@@ -319,3 +319,20 @@ pub fn wait_for(path: &Path) {
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
 }
+
+/// `orch tick` that must die by SIGKILL at the failpoint `point`.
+pub fn crash_at(env: &TestEnv, point: &str) {
+    let out = env
+        .orch()
+        .arg("tick")
+        .env("ORCH_FAILPOINT", point)
+        .output()
+        .unwrap();
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&out.status),
+        Some(9),
+        "orch should have died at {point}: {}\n{}",
+        stdout(&out),
+        stderr(&out)
+    );
+}

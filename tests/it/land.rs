@@ -2,7 +2,7 @@
 //! fake agents that make real commits. What is checked is the target's
 //! history and files, the board, and the user's checkout.
 
-use crate::env::{TestEnv, stderr, stdout};
+use crate::env::{TestEnv, crash_at, stderr, stdout};
 
 /// Commits on main's first-parent line, newest first: (subject, body).
 fn first_parents(env: &TestEnv) -> Vec<(String, String)> {
@@ -499,22 +499,6 @@ fn a_batch_of_twenty_with_two_bad_lands_eighteen_and_finds_the_two() {
     assert!(n < 20, "batching ran the checks {n} times");
     let files = env.git(&["ls-tree", "--name-only", "main"]);
     assert_eq!(files.lines().filter(|f| f.starts_with("ok-")).count(), 18);
-}
-
-fn crash_at(env: &TestEnv, point: &str) {
-    let out = env
-        .orch()
-        .arg("tick")
-        .env("ORCH_FAILPOINT", point)
-        .output()
-        .unwrap();
-    assert_eq!(
-        std::os::unix::process::ExitStatusExt::signal(&out.status),
-        Some(9),
-        "orch should have died at {point}: {}\n{}",
-        stdout(&out),
-        stderr(&out)
-    );
 }
 
 #[test]
