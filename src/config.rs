@@ -21,7 +21,7 @@ pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
 
 /// How the agent is started: a preset, a preset with extra arguments and
 /// environment (to point it at another endpoint), or an argv of one's own.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(untagged)]
 pub enum AgentSpec {
     Preset(String),
@@ -60,8 +60,32 @@ impl AgentSpec {
     }
 }
 
+/// `agent:` as JSON text inside the board cache's binary records, whose
+/// format cannot tell the untagged variants apart by itself.
+pub mod agent_as_json {
+    use super::AgentSpec;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(agent: &Option<AgentSpec>, s: S) -> Result<S::Ok, S::Error> {
+        let text = agent
+            .as_ref()
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(serde::ser::Error::custom)?;
+        text.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<AgentSpec>, D::Error> {
+        Option::<String>::deserialize(d)?
+            .map(|t| serde_json::from_str(&t))
+            .transpose()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
 /// How a ticket's finished work reaches the target branch (`land:`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+// Serialized only for the board cache; orch.yaml is read through `RawLand`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Land {
     /// The first release's behaviour: the work stays on `orch/<id>`.
     None,

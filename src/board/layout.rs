@@ -64,6 +64,11 @@ impl Layout {
             .to_string()
     }
 
+    /// The board cache (see [`super::cache`]): this host's, like the locks.
+    pub fn board_cache(&self) -> PathBuf {
+        self.local.join("cache").join("board")
+    }
+
     pub fn config_path(&self) -> PathBuf {
         self.plan.join("orch.yaml")
     }

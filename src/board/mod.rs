@@ -6,6 +6,7 @@
 //! the expected old value C), and only [`transition`] decides what a change
 //! writes.
 
+pub mod cache;
 pub mod inflight;
 pub mod journal;
 pub mod layout;
@@ -208,6 +209,10 @@ impl Board {
             config: Ok(Config::defaults()),
             config_warnings: Vec::new(),
         };
+        // The board cache is decoded while the directories are listed and
+        // the files looked at.
+        let cache_path = layout.board_cache();
+        let cached = std::thread::spawn(move || cache::read::<FileResult>(&cache_path));
         match Config::load(&layout.config_path()) {
             Ok((c, w)) => {
                 board.config = Ok(c);
@@ -224,7 +229,7 @@ impl Board {
                 Some("make .orch/plan/templates/prompt.md a regular file (a copy, not a symbolic link), or remove it to use the built-in prompt"),
             );
         }
-        board.read_tickets(layout);
+        board.read_tickets(layout, cached);
         board.check_duplicates();
         board.check_dependencies();
         board
@@ -243,7 +248,11 @@ impl Board {
     /// List the four ticket directories, then read and parse the files on
     /// a few threads. Results merge in (state, name) order, so the board is
     /// the same whatever the scheduling.
-    fn read_tickets(&mut self, layout: &Layout) {
+    fn read_tickets(
+        &mut self,
+        layout: &Layout,
+        cached: std::thread::JoinHandle<cache::Entries<FileResult>>,
+    ) {
         let mut files: Vec<(State, String, std::fs::DirEntry)> = Vec::new();
         for state in State::ALL {
             let dir = layout.plan.join(state.rel_dir());
@@ -281,44 +290,40 @@ impl Board {
             names.sort_by(|a, b| a.0.cmp(&b.0));
             files.extend(names.into_iter().map(|(n, e)| (state, n, e)));
         }
-        let threads = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-            .clamp(1, 4);
-        let chunk = files.len().div_ceil(threads).max(256);
-        let results: Vec<Vec<FileResult>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = files
-                .chunks(chunk)
-                .map(|part| {
-                    let plan = layout.plan.as_path();
-                    scope.spawn(move || {
-                        part.iter()
-                            .map(|(s, n, e)| read_one(plan, *s, n, e))
-                            .collect()
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().unwrap_or_default())
-                .collect()
-        });
-        for r in results.into_iter().flatten() {
+        let results = read_files(layout, &files, cached);
+        // The maps are built in bulk from sorted runs: much cheaper than
+        // inserting 100,000 entries one by one.
+        let mut seen: Vec<(String, State)> = Vec::with_capacity(results.len());
+        let mut tickets: Vec<(String, Ticket)> = Vec::with_capacity(results.len());
+        for r in results {
             if let Some((id, state)) = r.seen {
-                self.seen.entry(id.clone()).or_default().push(state);
                 if r.invalid {
-                    self.invalid.insert(id);
+                    self.invalid.insert(id.clone());
                 }
+                seen.push((id, state));
             }
             self.problems.extend(r.problems);
             if let Some(t) = r.ticket {
-                // A duplicate keeps the first copy read; both are reported.
-                self.tickets.entry(t.id.clone()).or_insert(t);
+                tickets.push((t.id.clone(), *t));
             }
             if let Some(t) = r.stranded {
-                self.stranded.push(t);
+                self.stranded.push(*t);
             }
         }
+        // Stable sorts: a duplicate keeps the first copy read (both are
+        // reported), and an id's states stay in listing order.
+        tickets.sort_by(|a, b| a.0.cmp(&b.0));
+        tickets.dedup_by(|later, first| later.0 == first.0);
+        self.tickets = tickets.into_iter().collect();
+        seen.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut grouped: Vec<(String, Vec<State>)> = Vec::with_capacity(seen.len());
+        for (id, state) in seen {
+            match grouped.last_mut() {
+                Some((last, states)) if *last == id => states.push(state),
+                _ => grouped.push((id, vec![state])),
+            }
+        }
+        self.seen = grouped.into_iter().collect();
     }
 
     fn check_duplicates(&mut self) {
@@ -516,13 +521,112 @@ impl Board {
 }
 
 /// What reading one directory entry gave.
-#[derive(Default)]
+/// What one file gave. Tickets are boxed: a board of 100,000 files holds
+/// all of these at once before they go into the maps.
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 struct FileResult {
     seen: Option<(String, State)>,
     invalid: bool,
-    ticket: Option<Ticket>,
-    stranded: Option<Ticket>,
+    ticket: Option<Box<Ticket>>,
+    stranded: Option<Box<Ticket>>,
     problems: Vec<Problem>,
+}
+
+/// Read every listed file: from the board cache when its identity is
+/// unchanged, else parsed on a few threads. Results come back in listing
+/// order, so the board is the same whatever the scheduling or the cache.
+fn read_files(
+    layout: &Layout,
+    files: &[(State, String, std::fs::DirEntry)],
+    cached: std::thread::JoinHandle<cache::Entries<FileResult>>,
+) -> Vec<FileResult> {
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .clamp(1, 4);
+    let chunk = files.len().div_ceil(threads).max(256);
+    let now = std::time::SystemTime::now();
+    let rels: Vec<String> = files
+        .iter()
+        .map(|(s, n, _)| {
+            let dir = s.rel_dir();
+            let mut rel = String::with_capacity(dir.len() + 1 + n.len());
+            rel.push_str(&dir);
+            rel.push('/');
+            rel.push_str(n);
+            rel
+        })
+        .collect();
+    let ids: Vec<Option<cache::Identity>> = std::thread::scope(|scope| {
+        // The directory entry's own metadata: not followed if it is a link.
+        let handles: Vec<_> = files
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || {
+                    part.iter()
+                        .map(|(_, _, e)| {
+                            e.metadata()
+                                .ok()
+                                .filter(|m| m.file_type().is_file())
+                                .map(|m| cache::Identity::of(&m))
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_default())
+            .chain(std::iter::repeat(None))
+            .take(files.len())
+            .collect()
+    });
+    let mut cached = cached.join().unwrap_or_else(|_| cache::Entries::empty());
+    let mut slots: Vec<Option<FileResult>> = rels
+        .iter()
+        .zip(&ids)
+        .map(|(rel, id)| cached.take(rel, *id))
+        .collect();
+    let misses: Vec<usize> = (0..files.len()).filter(|&i| slots[i].is_none()).collect();
+    let plan = layout.plan.as_path();
+    let parsed: Vec<(usize, FileResult)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = misses
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || {
+                    part.iter()
+                        .map(|&i| {
+                            let (s, n, e) = &files[i];
+                            (i, read_one(plan, *s, n, e))
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_default())
+            .collect()
+    });
+    let mut new_entries = 0;
+    for (i, r) in parsed {
+        if ids[i].is_some_and(|id| id.settled(now)) {
+            new_entries += 1;
+        }
+        slots[i] = Some(r);
+    }
+    // Written again when it would hold a parse it lacks, or records for
+    // files that are gone or changed: never for files too fresh to cache.
+    if new_entries > 0 || cached.has_leftovers() {
+        cache::save(
+            &layout.board_cache(),
+            slots.iter().enumerate().filter_map(|(i, r)| {
+                let id = ids[i].filter(|id| id.settled(now))?;
+                Some((rels[i].as_str(), id, r.as_ref()?))
+            }),
+        );
+    }
+    slots.into_iter().map(Option::unwrap_or_default).collect()
 }
 
 /// The first of `rel`'s components under `plan` that exists but is a
@@ -609,11 +713,11 @@ fn read_one(plan: &Path, state: State, name: &str, entry: &std::fs::DirEntry) ->
     };
     let (parsed, problems) = ticket::parse(id, state, &bytes);
     if parsed.is_none() && state == State::InProgress {
-        r.stranded = ticket::parse_lenient(id, state, &bytes);
+        r.stranded = ticket::parse_lenient(id, state, &bytes).map(Box::new);
     }
     r.invalid = parsed.is_none() || problems.iter().any(|p| p.severity == Severity::Error);
     r.problems = problems;
-    r.ticket = parsed;
+    r.ticket = parsed.map(Box::new);
     r
 }
 

@@ -90,10 +90,19 @@ fn refuse_inside_run(ctx: &Ctx, what: &str) -> Result<()> {
 
 /// Print JSON to stdout; a closed pipe is not an error worth a message.
 pub fn print_json(value: &impl serde::Serialize) -> Result<()> {
-    let text = serde_json::to_string_pretty(value)
-        .map_err(|e| Error::other(format!("cannot render JSON: {e}")))?;
-    crate::outln!("{text}");
-    Ok(())
+    use std::io::Write;
+    // Written as it is rendered: the JSON of a large board is not held
+    // whole in memory.
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+    let written = serde_json::to_writer_pretty(&mut out, value)
+        .map_err(std::io::Error::from)
+        .and_then(|()| out.write_all(b"\n"))
+        .and_then(|()| out.flush());
+    match written {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        Err(e) => Err(Error::other(format!("cannot write JSON: {e}"))),
+    }
 }
 
 /// Seconds since an RFC 3339 timestamp, if it parses.

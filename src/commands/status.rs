@@ -262,9 +262,12 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
     let status = collect(&layout, &board);
     if args.json {
         print_json(&status)?;
-        return Ok(0);
+    } else {
+        print_text(&status);
     }
-    print_text(&status);
+    // The process ends here: freeing a large board entry by entry would
+    // only delay the exit.
+    std::mem::forget((board, status));
     Ok(0)
 }
 

@@ -15,7 +15,7 @@ pub const LOG_MARKER: &str =
     "<!-- orch: the lines below are appended by orch; write above this line -->";
 
 /// One event of a ticket's life, as orch recorded it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Event {
     Claim(Claim),
     Result(AttemptResult),
@@ -34,7 +34,7 @@ pub enum Event {
 }
 
 /// An attempt taken: who runs it and until when the claim holds.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Claim {
     pub at: String,
     pub attempt: u32,
@@ -47,7 +47,7 @@ pub struct Claim {
 }
 
 /// How an attempt ended and where it sent the ticket.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AttemptResult {
     pub at: String,
     pub attempt: u32,
@@ -242,7 +242,7 @@ pub fn now_rfc3339() -> String {
 
 /// One line as written: time, event name, fields. Only this module reads
 /// or writes the line format.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RawLine {
     pub at: String,
     pub event: String,

@@ -22,7 +22,9 @@ pub use log::{AttemptResult, Claim, Event, LOG_MARKER, now_rfc3339};
 /// one runaway file cannot make every tick slow.
 pub const MAX_TICKET_BYTES: u64 = 4 << 20;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum State {
     Todo,
@@ -74,11 +76,14 @@ impl std::fmt::Display for State {
 }
 
 /// What a person wrote in the front matter.
-#[derive(Debug, Clone, Default, PartialEq)]
+// Serialized only for the board cache (`board::cache`); YAML is read
+// through `RawFront`.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct FrontMatter {
     pub title: String,
     pub priority: i64,
     pub depends_on: Vec<String>,
+    #[serde(with = "crate::config::agent_as_json")]
     pub agent: Option<AgentSpec>,
     pub timeout: Option<Duration>,
     pub no_output_timeout: Option<Duration>,
@@ -154,7 +159,7 @@ impl<'de> Deserialize<'de> for OneOrMany {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     Error,
@@ -162,7 +167,7 @@ pub enum Severity {
 }
 
 /// One thing wrong with one ticket file, with where and what to do.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Problem {
     /// Path relative to the plan worktree, e.g. `tickets/todo/0001-x.md`.
     pub path: String,
@@ -186,7 +191,7 @@ impl std::fmt::Display for Problem {
 }
 
 /// A ticket file that parsed.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Ticket {
     pub id: String,
     pub state: State,

@@ -4,6 +4,7 @@
 mod board;
 mod bounds;
 mod by_hand;
+mod cache;
 mod contain;
 mod crash;
 mod demo;

@@ -1,0 +1,184 @@
+//! The board cache (`.git/orch/cache/board`): advisory, exact, invisible.
+//!
+//! These tests set `ORCH_CACHE_SETTLE_MS=0`, so files they have just
+//! written are cached at once and the file identity alone decides.
+
+use crate::env::{TestEnv, stdout};
+
+fn cache_path(env: &TestEnv) -> std::path::PathBuf {
+    env.repo.join(".git/orch/cache/board")
+}
+
+/// `orch status --json` with the cache taking files as soon as written.
+fn status_text(env: &TestEnv) -> String {
+    let out = env
+        .orch()
+        .env("ORCH_CACHE_SETTLE_MS", "0")
+        .args(["status", "--json"])
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "{}", crate::env::stderr(&out));
+    stdout(&out)
+}
+
+fn titles(text: &str) -> Vec<String> {
+    let v: serde_json::Value = serde_json::from_str(text).expect("JSON");
+    let mut out: Vec<String> = ["ready", "waiting", "blocked", "done"]
+        .iter()
+        .flat_map(|s| v[*s].as_array().cloned().unwrap_or_default())
+        .filter_map(|t| t["title"].as_str().map(str::to_string))
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn an_edit_that_keeps_the_size_and_puts_the_mtime_back_is_seen() {
+    let env = TestEnv::new();
+    env.init();
+    env.write_ticket("todo", "0001-a", "---\ntitle: Alpha\n---\nBody.\n");
+    // Adopted, then read into the cache.
+    assert_eq!(titles(&status_text(&env)), ["Alpha"]);
+    assert_eq!(titles(&status_text(&env)), ["Alpha"]);
+    assert!(cache_path(&env).exists(), "the board was cached");
+
+    // In place (same inode), same size, and the modification time put
+    // back to the nanosecond: only the change time tells.
+    let path = env.ticket_path("todo", "0001-a");
+    let mtime = std::fs::metadata(&path).unwrap().modified().unwrap();
+    std::fs::write(&path, "---\ntitle: Omega\n---\nBody.\n").unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_modified(mtime)
+        .unwrap();
+    assert_eq!(std::fs::metadata(&path).unwrap().modified().unwrap(), mtime);
+    assert_eq!(titles(&status_text(&env)), ["Omega"]);
+
+    // Replaced by another file of the same size and times: a new inode.
+    let other = env.dir.path().join("other.md");
+    std::fs::write(&other, "---\ntitle: Delta\n---\nBody.\n").unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&other)
+        .unwrap()
+        .set_modified(mtime)
+        .unwrap();
+    std::fs::rename(&other, &path).unwrap();
+    assert_eq!(titles(&status_text(&env)), ["Delta"]);
+}
+
+#[test]
+fn a_file_written_just_now_is_read_not_trusted_to_its_identity() {
+    // Without the override, nothing changed in the last two seconds is
+    // cached: an edit inside the file system's clock tick cannot hide.
+    let env = TestEnv::new();
+    env.init();
+    env.write_ticket("todo", "0001-a", "---\ntitle: Alpha\n---\n");
+    env.status();
+    let path = env.ticket_path("todo", "0001-a");
+    let mtime = std::fs::metadata(&path).unwrap().modified().unwrap();
+    std::fs::write(&path, "---\ntitle: Omega\n---\n").unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_modified(mtime)
+        .unwrap();
+    let v = env.status();
+    assert_eq!(v["ready"][0]["title"], "Omega");
+}
+
+#[test]
+fn deleting_or_garbling_the_cache_changes_no_result() {
+    let env = TestEnv::new();
+    env.init();
+    env.write_ticket(
+        "todo",
+        "0001-a",
+        "---\ntitle: A\npriority: 2\ndepends_on: [0002-b]\nagent: {command: [sh, -c, 'true'], env: {X: \"1\"}}\ntimeout: 5m\nland: {command: [echo, hi]}\n---\nBody.\n",
+    );
+    env.write_ticket("todo", "0002-b", "---\ntitle: B\n---\n");
+    env.write_ticket("todo", "0003-broken", "---\ntitle: [unclosed\n---\n");
+    // Every kind of log line orch writes, from the first release's board.
+    let fixture =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/board-v1/tickets");
+    for state in ["todo", "in-progress", "done", "blocked"] {
+        for e in std::fs::read_dir(fixture.join(state)).unwrap() {
+            let e = e.unwrap();
+            let to = env.plan().join("tickets").join(state).join(e.file_name());
+            std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+            std::fs::copy(e.path(), to).unwrap();
+        }
+    }
+    env.write_ticket("blocked", "0005-x", "---\ntitle: X\n---\n");
+    env.write_plan_file("tickets/todo/notes.txt", "not a ticket\n");
+
+    let first = status_text(&env);
+    let cached = status_text(&env);
+    assert_eq!(first, cached);
+    let written = std::fs::metadata(cache_path(&env))
+        .unwrap()
+        .modified()
+        .unwrap();
+    // Every file was a hit: the cache was not written again.
+    let again = status_text(&env);
+    assert_eq!(again, first);
+    assert_eq!(
+        std::fs::metadata(cache_path(&env))
+            .unwrap()
+            .modified()
+            .unwrap(),
+        written,
+        "a board read with nothing changed rewrote the cache"
+    );
+
+    std::fs::remove_file(cache_path(&env)).unwrap();
+    assert_eq!(status_text(&env), first, "without the cache");
+
+    for garbage in [
+        &b""[..],
+        b"orch-board-cache",
+        b"\xff\xfe\x00garbage\n\x01\x02",
+    ] {
+        std::fs::write(cache_path(&env), garbage).unwrap();
+        assert_eq!(status_text(&env), first, "with a garbled cache");
+    }
+    // And it was written anew.
+    let rebuilt = std::fs::read(cache_path(&env)).unwrap();
+    assert!(rebuilt.starts_with(b"orch-board-cache "), "rebuilt");
+
+    // A cache cut short anywhere gives the same answer.
+    for cut in [20, rebuilt.len() / 3, rebuilt.len() / 2, rebuilt.len() - 1] {
+        std::fs::write(cache_path(&env), &rebuilt[..cut]).unwrap();
+        assert_eq!(status_text(&env), first, "with a cache cut at {cut}");
+    }
+}
+
+#[test]
+fn a_tick_decides_from_the_files_not_the_cache() {
+    // The cache says todo; a person moved the file to blocked meanwhile.
+    let env = TestEnv::new();
+    env.init();
+    let agent = env.agent("touch", "echo x > done.txt\n");
+    env.configure(&agent, "");
+    env.write_ticket("todo", "0001-a", "---\ntitle: A\n---\n");
+    status_text(&env);
+    status_text(&env);
+    std::fs::create_dir_all(env.plan().join("tickets/blocked")).unwrap();
+    std::fs::rename(
+        env.ticket_path("todo", "0001-a"),
+        env.ticket_path("blocked", "0001-a"),
+    )
+    .unwrap();
+    let out = env
+        .orch()
+        .env("ORCH_CACHE_SETTLE_MS", "0")
+        .arg("tick")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", crate::env::stderr(&out));
+    assert_eq!(env.state_of("0001-a"), "blocked");
+    assert!(!env.dir.path().join("repo/done.txt").exists());
+}
