@@ -64,9 +64,12 @@ impl Layout {
             .to_string()
     }
 
-    /// The board cache (see [`super::cache`]): this host's, like the locks.
-    pub fn board_cache(&self) -> PathBuf {
-        self.local.join("cache").join("board")
+    /// The board cache of one state directory (see [`super::cache`]):
+    /// this host's, like the locks.
+    pub fn board_cache(&self, state: crate::ticket::State) -> PathBuf {
+        self.local
+            .join("cache")
+            .join(format!("board-{}", state.dir()))
     }
 
     pub fn config_path(&self) -> PathBuf {

@@ -199,7 +199,20 @@ pub struct Board {
 }
 
 impl Board {
+    /// Every ticket, read and checked: what `status` shows.
     pub fn load(layout: &Layout) -> Board {
+        Board::load_scoped(layout, Scope::All)
+    }
+
+    /// What a tick acts on: the tickets in todo, in-progress and landing,
+    /// read and checked; those in done and blocked seen by their file name
+    /// alone (their state is all a dependency or a new id needs). A large
+    /// history costs a tick a directory listing, not a read per file.
+    pub fn load_active(layout: &Layout) -> Board {
+        Board::load_scoped(layout, Scope::Active)
+    }
+
+    fn load_scoped(layout: &Layout, scope: Scope) -> Board {
         let mut board = Board {
             tickets: BTreeMap::new(),
             seen: BTreeMap::new(),
@@ -211,8 +224,17 @@ impl Board {
         };
         // The board cache is decoded while the directories are listed and
         // the files looked at.
-        let cache_path = layout.board_cache();
-        let cached = std::thread::spawn(move || cache::read::<FileResult>(&cache_path));
+        let paths: Vec<(State, PathBuf)> = State::ALL
+            .into_iter()
+            .filter(|s| scope.reads(*s))
+            .map(|s| (s, layout.board_cache(s)))
+            .collect();
+        let cached = std::thread::spawn(move || {
+            paths
+                .into_iter()
+                .map(|(s, p)| (s, cache::read::<FileResult>(&p)))
+                .collect()
+        });
         match Config::load(&layout.config_path()) {
             Ok((c, w)) => {
                 board.config = Ok(c);
@@ -229,7 +251,7 @@ impl Board {
                 Some("make .orch/plan/templates/prompt.md a regular file (a copy, not a symbolic link), or remove it to use the built-in prompt"),
             );
         }
-        board.read_tickets(layout, cached);
+        board.read_tickets(layout, scope, cached);
         board.check_duplicates();
         board.check_dependencies();
         board
@@ -248,11 +270,7 @@ impl Board {
     /// List the four ticket directories, then read and parse the files on
     /// a few threads. Results merge in (state, name) order, so the board is
     /// the same whatever the scheduling.
-    fn read_tickets(
-        &mut self,
-        layout: &Layout,
-        cached: std::thread::JoinHandle<cache::Entries<FileResult>>,
-    ) {
+    fn read_tickets(&mut self, layout: &Layout, scope: Scope, cached: CacheReader) {
         let mut files: Vec<(State, String, std::fs::DirEntry)> = Vec::new();
         for state in State::ALL {
             let dir = layout.plan.join(state.rel_dir());
@@ -288,6 +306,15 @@ impl Board {
                 .map(|e| (e.file_name().to_string_lossy().into_owned(), e))
                 .collect();
             names.sort_by(|a, b| a.0.cmp(&b.0));
+            if !scope.reads(state) {
+                // Seen by name: what `read_one` would say of the id.
+                for (name, _) in names {
+                    if let Some(id) = name.strip_suffix(".md").filter(|_| !name.starts_with('.')) {
+                        self.seen.entry(id.to_string()).or_default().push(state);
+                    }
+                }
+                continue;
+            }
             files.extend(names.into_iter().map(|(n, e)| (state, n, e)));
         }
         let results = read_files(layout, &files, cached);
@@ -323,7 +350,16 @@ impl Board {
                 _ => grouped.push((id, vec![state])),
             }
         }
-        self.seen = grouped.into_iter().collect();
+        if self.seen.is_empty() {
+            self.seen = grouped.into_iter().collect();
+        } else {
+            // Ids seen by name only (done, blocked) join in state order.
+            for (id, states) in grouped {
+                let all = self.seen.entry(id).or_default();
+                all.extend(states);
+                all.sort();
+            }
+        }
     }
 
     fn check_duplicates(&mut self) {
@@ -412,9 +448,13 @@ impl Board {
             let mut stack: Vec<(&str, usize)> = vec![(start.as_str(), 0)];
             marks.insert(start.as_str(), Mark::Active);
             while let Some((node, idx)) = stack.last().copied() {
+                // A finished ticket's dependencies are history: they
+                // hold nothing back, so they close no cycle (and a tick,
+                // which does not read finished tickets, decides the same).
                 let deps = self
                     .tickets
                     .get(node)
+                    .filter(|t| !matches!(t.state, State::Done | State::Blocked))
                     .map(|t| t.front.depends_on.as_slice())
                     .unwrap_or(&[]);
                 if idx >= deps.len() {
@@ -521,6 +561,22 @@ impl Board {
 }
 
 /// What reading one directory entry gave.
+/// Which ticket files a board read parses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scope {
+    All,
+    Active,
+}
+
+impl Scope {
+    fn reads(self, state: State) -> bool {
+        self == Scope::All || !matches!(state, State::Done | State::Blocked)
+    }
+}
+
+/// The thread decoding the board cache, one file per state directory.
+type CacheReader = std::thread::JoinHandle<Vec<(State, cache::Entries<FileResult>)>>;
+
 /// What one file gave. Tickets are boxed: a board of 100,000 files holds
 /// all of these at once before they go into the maps.
 #[derive(Default, serde::Serialize, serde::Deserialize)]
@@ -538,7 +594,7 @@ struct FileResult {
 fn read_files(
     layout: &Layout,
     files: &[(State, String, std::fs::DirEntry)],
-    cached: std::thread::JoinHandle<cache::Entries<FileResult>>,
+    cached: CacheReader,
 ) -> Vec<FileResult> {
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
@@ -581,11 +637,15 @@ fn read_files(
             .take(files.len())
             .collect()
     });
-    let mut cached = cached.join().unwrap_or_else(|_| cache::Entries::empty());
-    let mut slots: Vec<Option<FileResult>> = rels
+    let mut cached: Vec<(State, cache::Entries<FileResult>)> = cached.join().unwrap_or_default();
+    let mut slots: Vec<Option<FileResult>> = files
         .iter()
+        .zip(&rels)
         .zip(&ids)
-        .map(|(rel, id)| cached.take(rel, *id))
+        .map(|(((state, _, _), rel), id)| {
+            let (_, entries) = cached.iter_mut().find(|(s, _)| s == state)?;
+            entries.take(rel, *id)
+        })
         .collect();
     let misses: Vec<usize> = (0..files.len()).filter(|&i| slots[i].is_none()).collect();
     let plan = layout.plan.as_path();
@@ -608,20 +668,25 @@ fn read_files(
             .flat_map(|h| h.join().unwrap_or_default())
             .collect()
     });
-    let mut new_entries = 0;
+    let mut stale: Vec<State> = cached
+        .iter()
+        .filter(|(_, e)| e.has_leftovers())
+        .map(|(s, _)| *s)
+        .collect();
     for (i, r) in parsed {
-        if ids[i].is_some_and(|id| id.settled(now)) {
-            new_entries += 1;
+        if ids[i].is_some_and(|id| id.settled(now)) && !stale.contains(&files[i].0) {
+            stale.push(files[i].0);
         }
         slots[i] = Some(r);
     }
-    // Written again when it would hold a parse it lacks, or records for
-    // files that are gone or changed: never for files too fresh to cache.
-    if new_entries > 0 || cached.has_leftovers() {
+    // A state's cache is written again when it would hold a parse it lacks,
+    // or records for files that are gone or changed: never for files too
+    // fresh to cache.
+    for state in stale {
         cache::save(
-            &layout.board_cache(),
+            &layout.board_cache(state),
             slots.iter().enumerate().filter_map(|(i, r)| {
-                let id = ids[i].filter(|id| id.settled(now))?;
+                let id = ids[i].filter(|id| id.settled(now) && files[i].0 == state)?;
                 Some((rels[i].as_str(), id, r.as_ref()?))
             }),
         );
@@ -760,6 +825,40 @@ mod tests {
         assert_eq!(ids, ["c", "a", "b"]);
         let d = &b.tickets["d"];
         assert_eq!(b.readiness(d), Readiness::Waiting(vec!["e".into()]));
+    }
+
+    #[test]
+    fn a_tick_and_status_read_the_same_readiness() {
+        // A finished ticket's dependencies close no cycle: the tick, which
+        // knows done and blocked tickets by name only, decides the same.
+        let files: &[(&str, &str)] = &[
+            ("tickets/todo/x.md", "---\ntitle: x\ndepends_on: [d]\n---\n"),
+            ("tickets/done/d.md", "---\ntitle: d\ndepends_on: [x]\n---\n"),
+            ("tickets/todo/w.md", "---\ntitle: w\ndepends_on: [b]\n---\n"),
+            (
+                "tickets/blocked/b.md",
+                "---\ntitle: b\ndepends_on: [w]\n---\n",
+            ),
+            ("tickets/done/broken.md", "---\ntitle: [\n---\n"),
+        ];
+        let (d, full) = board_with(files);
+        let layout = Layout::new(d.path(), &d.path().join(".git"));
+        let active = Board::load_active(&layout);
+        for b in [&full, &active] {
+            let ids: Vec<&str> = b.ready_queue().iter().map(|t| t.id.as_str()).collect();
+            assert_eq!(ids, ["x"]);
+            assert_eq!(
+                b.readiness(&b.tickets["w"]),
+                Readiness::Waiting(vec!["b".into()])
+            );
+            assert_eq!(b.seen["d"], [State::Done]);
+            assert_eq!(b.seen["broken"], [State::Done]);
+        }
+        assert!(
+            !active.tickets.contains_key("d"),
+            "done tickets are not read"
+        );
+        assert!(full.tickets.contains_key("d"));
     }
 
     #[test]

@@ -169,6 +169,11 @@ impl BoardTxn {
         Board::load(&self.layout)
     }
 
+    /// The board as a tick needs it (see [`Board::load_active`]).
+    pub fn load_active(&self) -> Board {
+        Board::load_active(&self.layout)
+    }
+
     /// The ticket file `id` in `state` as it is now, read from its log
     /// alone if a person broke its front matter (a run under way must still
     /// be settled).
@@ -243,7 +248,7 @@ impl BoardTxn {
     fn adopt(&mut self) -> Result<()> {
         let (leftovers, changed): (Vec<String>, Vec<String>) = self
             .plan
-            .changed_paths()?
+            .changed_paths_fast()?
             .into_iter()
             .partition(|p| p.contains(super::TMP_MARK));
         // orch's own temporary files, left by a killed or failed write: no

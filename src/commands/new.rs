@@ -43,7 +43,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
     // uncommitted ticket behind (the transaction puts back what it wrote),
     // so a retry cannot duplicate it.
     let id = txn.apply(|txn| {
-        let board = txn.load();
+        let board = txn.load_active();
         for dep in &args.depends_on {
             if !board.seen.contains_key(dep) {
                 return Err(

@@ -86,7 +86,7 @@ pub fn land_waiting(
     };
     let (board, config, remote, sign) = {
         let txn = BoardTxn::open(&layout.root, lock_timeout)?;
-        let board = txn.load();
+        let board = txn.load_active();
         let config = board.config()?.clone();
         (board, config, txn.remote().cloned(), txn.signs())
     };

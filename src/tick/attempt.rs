@@ -101,10 +101,25 @@ pub fn run(
         None => return facts,
     };
     // What is already changed outside the worktree, to tell afterwards what
-    // the agent touched there.
-    let plan_before = plan_look(layout, main);
-    let checkout_before = main.checkout_changes();
-    let branches_before = main.user_branches();
+    // the agent touched there. Inside the sandbox the kernel refuses the
+    // agent any write to the checkout, the plan and the refs: nothing to
+    // look for, and no scan of a large checkout per ticket.
+    let sandboxed = spec.sandbox.is_some();
+    let plan_before = if sandboxed {
+        PlanLook::default()
+    } else {
+        plan_look(layout, main)
+    };
+    let checkout_before = if sandboxed {
+        Vec::new()
+    } else {
+        main.checkout_changes()
+    };
+    let branches_before = if sandboxed {
+        Vec::new()
+    } else {
+        main.user_branches()
+    };
     // A second early: file times may be coarser than the clock.
     let started = std::time::SystemTime::now() - std::time::Duration::from_secs(1);
     reporter.started(&t.id, &control);
@@ -135,14 +150,16 @@ pub fn run(
     };
     take_agent_work(main, &prepared, won, &spec, &seen, &mut facts);
     failpoint::hit("settle-after-work-commit");
-    let mut outside =
-        set_aside_plan_changes(layout, main, &plan_before, won, spec.sandbox.is_some());
-    outside.extend(outside_writes(
-        "your checkout",
-        &checkout_before,
-        &main.checkout_changes(),
-    ));
-    outside.extend(moved_branches(&branches_before, &main.user_branches()));
+    let mut outside = Vec::new();
+    if !sandboxed {
+        outside.extend(set_aside_plan_changes(layout, main, &plan_before, won));
+        outside.extend(outside_writes(
+            "your checkout",
+            &checkout_before,
+            &main.checkout_changes(),
+        ));
+        outside.extend(moved_branches(&branches_before, &main.user_branches()));
+    }
     for text in outside {
         reporter.report(&Event::OutsideWrites {
             id: t.id.clone(),
@@ -601,14 +618,13 @@ fn is_own(path: &str, own: &str) -> bool {
 /// committed aside on `refs/orch/kept/plan/<run>` (moving no branch) and
 /// put back as orch/plan has them. What a person does while runs go on
 /// (new tickets in todo/, edits, orch.yaml, the running ticket's own file)
-/// is left to be adopted. Inside the sandbox the agent cannot write the
-/// plan, so only the report is made. Returns the notes.
+/// is left to be adopted. Only for an agent outside the sandbox: inside
+/// it, the agent cannot write the plan. Returns the notes.
 fn set_aside_plan_changes(
     layout: &Layout,
     main: &MainRepo,
     before: &PlanLook,
     won: &Won<'_>,
-    sandboxed: bool,
 ) -> Vec<String> {
     let Ok(_lock) = layout.lock_board(PLAN_LOOK_WAIT) else {
         return Vec::new();
@@ -616,10 +632,9 @@ fn set_aside_plan_changes(
     let Ok(plan) = Worktree::open(&layout.plan) else {
         return Vec::new();
     };
-    let mut notes = Vec::new();
-    if !sandboxed {
-        notes.extend(set_aside_plan_commits(main, &plan, before.tip, won));
-    }
+    let mut notes: Vec<String> = set_aside_plan_commits(main, &plan, before.tip, won)
+        .into_iter()
+        .collect();
     let after = plan.changed_paths().unwrap_or_default();
     let changed: Vec<String> = after
         .into_iter()
@@ -632,26 +647,22 @@ fn set_aside_plan_changes(
         .iter()
         .filter(|p| {
             let gone = !layout.plan.join(p).exists();
-            !sandboxed && is_transition(p, gone, &won.ticket.id, false)
+            is_transition(p, gone, &won.ticket.id, false)
         })
         .cloned()
         .collect();
     if new.is_empty() {
-        // Inside the sandbox the agent could not write the plan: what
-        // changed there is a person's. The ticket's own file is its
-        // settle's to judge.
-        if !sandboxed {
-            let others: Vec<String> = changed
-                .iter()
-                .filter(|p| !is_own(p, &won.ticket.id))
-                .cloned()
-                .collect();
-            notes.extend(outside_writes(
-                "the plan worktree (.orch/plan)",
-                &before.changed,
-                &others,
-            ));
-        }
+        // The ticket's own file is its settle's to judge.
+        let others: Vec<String> = changed
+            .iter()
+            .filter(|p| !is_own(p, &won.ticket.id))
+            .cloned()
+            .collect();
+        notes.extend(outside_writes(
+            "the plan worktree (.orch/plan)",
+            &before.changed,
+            &others,
+        ));
         return notes;
     }
     let run_id = won.run_id;

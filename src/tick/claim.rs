@@ -168,7 +168,7 @@ pub fn claim(
             crate::board::txn::backoff(replans);
             txn.follow()?;
         }
-        let board = txn.load();
+        let board = txn.load_active();
         let plan = plan_for(txn, &board, config, opts, &paused)?;
         outcome = claim_from(txn, &plan, config, base, reporter, &mut claims);
     }

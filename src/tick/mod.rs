@@ -76,7 +76,7 @@ pub fn tick(
         for note in &txn.notes {
             reporter.report(&Event::Note(note.clone()));
         }
-        let mut board = txn.load();
+        let mut board = txn.load_active();
         let config = board.config()?.clone();
         for w in &board.config_warnings {
             reporter.report(&Event::ConfigWarning(format!(
@@ -107,7 +107,7 @@ pub fn tick(
         }
         result.reconciled = reconcile::reconcile(&mut txn, &board, &config, reporter)?;
         if !result.reconciled.is_empty() {
-            board = txn.load();
+            board = txn.load_active();
         }
         if let Some(only) = &opts.only
             && !board.seen.contains_key(only)
@@ -122,19 +122,17 @@ pub fn tick(
         };
         // Landing runs when it is on, or when tickets wait in landing/
         // (left there before a person turned it off).
-        let lands = config.land.is_on()
-            || board.count(crate::ticket::State::Landing) > 0
-            || board
-                .tickets
-                .values()
-                .any(|t| t.front.land.as_ref().is_some_and(|l| l.is_on()));
-        (claims, txn.layout.clone(), lands)
+        // Landing has work only if a ticket waits in landing/ or one of
+        // this tick's runs may succeed: a tick with nothing to do opens
+        // no second board transaction.
+        let waiting = board.count(crate::ticket::State::Landing) > 0;
+        (claims, txn.layout.clone(), waiting)
     };
     result.claimed = claims.iter().map(|c| c.ticket.id.clone()).collect();
     if !claims.is_empty() {
         result.settled = run_all(&layout, claims, opts, interrupt.clone(), reporter);
     }
-    if lands && !interrupt.load(Ordering::SeqCst) {
+    if (lands || !result.claimed.is_empty()) && !interrupt.load(Ordering::SeqCst) {
         result.landed = crate::land::land_waiting(&layout, opts.lock_timeout, interrupt, reporter)?;
     }
     Ok(result)

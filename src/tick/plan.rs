@@ -151,6 +151,13 @@ pub fn plan_claims<'b>(
 
 /// Why `--ticket ID` cannot be claimed, when it is not in the ready queue.
 pub fn not_claimable(board: &Board, id: &str) -> String {
+    // A tick knows done and blocked tickets by their file name alone.
+    if let Some(states) = board.seen.get(id)
+        && !states.contains(&State::Todo)
+        && let Some(state) = states.first()
+    {
+        return format!("it is in {state}");
+    }
     match board.tickets.get(id) {
         Some(t) if t.state != State::Todo => format!("it is in {}", t.state),
         Some(t) => match board.readiness(t) {

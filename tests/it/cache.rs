@@ -1,12 +1,31 @@
-//! The board cache (`.git/orch/cache/board`): advisory, exact, invisible.
+//! The board cache (`.git/orch/cache/board-<state>`): advisory, exact,
+//! invisible.
 //!
 //! These tests set `ORCH_CACHE_SETTLE_MS=0`, so files they have just
 //! written are cached at once and the file identity alone decides.
 
 use crate::env::{TestEnv, stdout};
 
+fn cache_dir(env: &TestEnv) -> std::path::PathBuf {
+    env.repo.join(".git/orch/cache")
+}
+
 fn cache_path(env: &TestEnv) -> std::path::PathBuf {
-    env.repo.join(".git/orch/cache/board")
+    cache_dir(env).join("board-todo")
+}
+
+/// Each state's cache file and when it was last written.
+fn cache_files(env: &TestEnv) -> Vec<(String, std::time::SystemTime)> {
+    let mut out: Vec<_> = std::fs::read_dir(cache_dir(env))
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            let name = e.file_name().to_string_lossy().into_owned();
+            (name, e.metadata().unwrap().modified().unwrap())
+        })
+        .collect();
+    out.sort();
+    out
 }
 
 /// `orch status --json` with the cache taking files as soon as written.
@@ -18,7 +37,12 @@ fn status_text(env: &TestEnv) -> String {
         .output()
         .expect("runs");
     assert!(out.status.success(), "{}", crate::env::stderr(&out));
-    stdout(&out)
+    // The one field that moves with the clock.
+    let mut v: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("JSON");
+    for t in v["in_progress"].as_array_mut().into_iter().flatten() {
+        t["elapsed_secs"] = serde_json::Value::Null;
+    }
+    serde_json::to_string_pretty(&v).expect("JSON")
 }
 
 fn titles(text: &str) -> Vec<String> {
@@ -118,23 +142,26 @@ fn deleting_or_garbling_the_cache_changes_no_result() {
     let first = status_text(&env);
     let cached = status_text(&env);
     assert_eq!(first, cached);
-    let written = std::fs::metadata(cache_path(&env))
-        .unwrap()
-        .modified()
-        .unwrap();
-    // Every file was a hit: the cache was not written again.
+    let written = cache_files(&env);
+    assert_eq!(
+        written.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
+        [
+            "board-blocked",
+            "board-done",
+            "board-in-progress",
+            "board-todo"
+        ]
+    );
+    // Every file was a hit: no cache was written again.
     let again = status_text(&env);
     assert_eq!(again, first);
     assert_eq!(
-        std::fs::metadata(cache_path(&env))
-            .unwrap()
-            .modified()
-            .unwrap(),
+        cache_files(&env),
         written,
         "a board read with nothing changed rewrote the cache"
     );
 
-    std::fs::remove_file(cache_path(&env)).unwrap();
+    std::fs::remove_dir_all(cache_dir(&env)).unwrap();
     assert_eq!(status_text(&env), first, "without the cache");
 
     for garbage in [
@@ -142,7 +169,9 @@ fn deleting_or_garbling_the_cache_changes_no_result() {
         b"orch-board-cache",
         b"\xff\xfe\x00garbage\n\x01\x02",
     ] {
-        std::fs::write(cache_path(&env), garbage).unwrap();
+        for (name, _) in cache_files(&env) {
+            std::fs::write(cache_dir(&env).join(name), garbage).unwrap();
+        }
         assert_eq!(status_text(&env), first, "with a garbled cache");
     }
     // And it was written anew.
