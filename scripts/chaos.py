@@ -90,7 +90,9 @@ put() { echo "$2" > "$1" || refused; }
 echo "agent $ORCH_TICKET attempt $ORCH_ATTEMPT"
 case $kind in
   ok)     put "ok-$ORCH_ATTEMPT.txt" "$ORCH_ATTEMPT"; commit ok ;;
-  slow)   sleep 0.$(( $(date +%N | cut -c1-2) % 5 + 1 )); put "slow-$ORCH_ATTEMPT.txt" s; commit slow ;;
+  slow)   # "08" and "09" are not numbers to sh's arithmetic: drop a leading 0.
+          n=$(date +%N | cut -c1-2); n=${n#0}
+          sleep 0.$(( n % 5 + 1 )); put "slow-$ORCH_ATTEMPT.txt" s; commit slow ;;
   flaky)  put "flaky-$ORCH_ATTEMPT.txt" f; commit flaky; [ "$ORCH_ATTEMPT" -ge 2 ] || exit 3 ;;
   stall)  put "stall-$ORCH_ATTEMPT.txt" p; commit stall; [ "$ORCH_ATTEMPT" -ge 2 ] || exec sleep 60 ;;
   stubborn)
