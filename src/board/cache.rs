@@ -1,5 +1,5 @@
 //! The board cache: each ticket file's parse, kept by its path and file
-//! identity in `<git dir>/orch/cache/board`, so a board read parses only
+//! identity in `<git dir>/orch/cache/board-<state>`, so a board read parses only
 //! the files that changed since the last one.
 //!
 //! The cache is advisory. A board change never trusts it: every transition
