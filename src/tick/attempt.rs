@@ -105,20 +105,14 @@ pub fn run(
     // agent any write to the checkout, the plan and the refs: nothing to
     // look for, and no scan of a large checkout per ticket.
     let sandboxed = spec.sandbox.is_some();
-    let plan_before = if sandboxed {
-        PlanLook::default()
+    let (plan_before, checkout_before, branches_before) = if sandboxed {
+        Default::default()
     } else {
-        plan_look(layout, main)
-    };
-    let checkout_before = if sandboxed {
-        Vec::new()
-    } else {
-        main.checkout_changes()
-    };
-    let branches_before = if sandboxed {
-        Vec::new()
-    } else {
-        main.user_branches()
+        (
+            plan_look(layout, main),
+            main.checkout_changes(),
+            main.user_branches(),
+        )
     };
     // A second early: file times may be coarser than the clock.
     let started = std::time::SystemTime::now() - std::time::Duration::from_secs(1);

@@ -71,7 +71,7 @@ pub fn tick(
     reporter: &dyn Reporter,
 ) -> Result<TickResult> {
     let mut result = TickResult::default();
-    let (claims, layout, lands) = {
+    let (claims, layout, landing_waits) = {
         let mut txn = BoardTxn::open(root, opts.lock_timeout)?;
         for note in &txn.notes {
             reporter.report(&Event::Note(note.clone()));
@@ -132,7 +132,7 @@ pub fn tick(
     if !claims.is_empty() {
         result.settled = run_all(&layout, claims, opts, interrupt.clone(), reporter);
     }
-    if (lands || !result.claimed.is_empty()) && !interrupt.load(Ordering::SeqCst) {
+    if (landing_waits || !result.claimed.is_empty()) && !interrupt.load(Ordering::SeqCst) {
         result.landed = crate::land::land_waiting(&layout, opts.lock_timeout, interrupt, reporter)?;
     }
     Ok(result)

@@ -56,6 +56,18 @@ fn titles(text: &str) -> Vec<String> {
     out
 }
 
+/// Write `text` in place (the same inode if the file exists) and set its
+/// modification time to `mtime`.
+fn write_with_mtime(path: &std::path::Path, text: &str, mtime: std::time::SystemTime) {
+    std::fs::write(path, text).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_modified(mtime)
+        .unwrap();
+}
+
 #[test]
 fn an_edit_that_keeps_the_size_and_puts_the_mtime_back_is_seen() {
     let env = TestEnv::new();
@@ -70,25 +82,13 @@ fn an_edit_that_keeps_the_size_and_puts_the_mtime_back_is_seen() {
     // back to the nanosecond: only the change time tells.
     let path = env.ticket_path("todo", "0001-a");
     let mtime = std::fs::metadata(&path).unwrap().modified().unwrap();
-    std::fs::write(&path, "---\ntitle: Omega\n---\nBody.\n").unwrap();
-    std::fs::File::options()
-        .write(true)
-        .open(&path)
-        .unwrap()
-        .set_modified(mtime)
-        .unwrap();
+    write_with_mtime(&path, "---\ntitle: Omega\n---\nBody.\n", mtime);
     assert_eq!(std::fs::metadata(&path).unwrap().modified().unwrap(), mtime);
     assert_eq!(titles(&status_text(&env)), ["Omega"]);
 
     // Replaced by another file of the same size and times: a new inode.
     let other = env.dir.path().join("other.md");
-    std::fs::write(&other, "---\ntitle: Delta\n---\nBody.\n").unwrap();
-    std::fs::File::options()
-        .write(true)
-        .open(&other)
-        .unwrap()
-        .set_modified(mtime)
-        .unwrap();
+    write_with_mtime(&other, "---\ntitle: Delta\n---\nBody.\n", mtime);
     std::fs::rename(&other, &path).unwrap();
     assert_eq!(titles(&status_text(&env)), ["Delta"]);
 }
@@ -103,13 +103,7 @@ fn a_file_written_just_now_is_read_not_trusted_to_its_identity() {
     env.status();
     let path = env.ticket_path("todo", "0001-a");
     let mtime = std::fs::metadata(&path).unwrap().modified().unwrap();
-    std::fs::write(&path, "---\ntitle: Omega\n---\n").unwrap();
-    std::fs::File::options()
-        .write(true)
-        .open(&path)
-        .unwrap()
-        .set_modified(mtime)
-        .unwrap();
+    write_with_mtime(&path, "---\ntitle: Omega\n---\n", mtime);
     let v = env.status();
     assert_eq!(v["ready"][0]["title"], "Omega");
 }
