@@ -27,23 +27,32 @@ pub struct Prepared {
 
 /// Make the ticket's worktree ready for an attempt. On failure nothing
 /// half-made is left: a branch created here is deleted again.
+///
+/// `first` says the ticket has never been claimed before: a branch or
+/// worktree already there belongs to an earlier ticket of the same id (a
+/// file deleted and written again by hand), whose work is kept on refs
+/// rather than continued.
 pub fn prepare(
     main: &MainRepo,
     layout: &Layout,
     id: &str,
     base: Oid,
+    first: bool,
     hooks: &Hooks<'_>,
 ) -> Result<Prepared> {
     let branch = git::ticket_branch(id);
     let path = layout.worktree(id);
     let name = Layout::worktree_name(id);
     let mut notes = Vec::new();
-    let existed = std::fs::symlink_metadata(&path).is_ok();
     if main.clear_stale_ref_lock(&format!("refs/heads/{branch}")) {
         notes.push(format!(
             "removed a stale lock on {branch} left by a killed process"
         ));
     }
+    if first {
+        notes.extend(set_aside_earlier_ticket(main, layout, id)?);
+    }
+    let existed = std::fs::symlink_metadata(&path).is_ok();
     let created_branch = if main.branch_exists(&branch) {
         false
     } else {
@@ -147,6 +156,33 @@ pub fn prepare(
         created_branch,
         notes,
     })
+}
+
+/// Keep what an earlier ticket with this id left (its worktree's work and
+/// its branch) on `refs/orch/kept/<id>/`, and clear both, so a new ticket's
+/// first attempt starts from the base and never on another ticket's work.
+fn set_aside_earlier_ticket(main: &MainRepo, layout: &Layout, id: &str) -> Result<Vec<String>> {
+    let branch = git::ticket_branch(id);
+    let path = layout.worktree(id);
+    let mut notes = Vec::new();
+    if std::fs::symlink_metadata(&path).is_ok() {
+        notes.extend(remove(main, layout, id)?);
+    }
+    if let Some(old) = main.branch_tip(&branch) {
+        let kept = main.keep(
+            &format!(
+                "refs/orch/kept/{id}/earlier-ticket-{}",
+                short_oid(&old.to_string())
+            ),
+            old,
+            "orch: the branch an earlier ticket with this id left",
+        )?;
+        main.delete_branch(&branch)?;
+        notes.push(format!(
+            "{branch} was left by an earlier ticket with this id; it is kept as {kept}, and this first attempt starts from the base"
+        ));
+    }
+    Ok(notes)
 }
 
 /// On a board shared through a remote: take the ticket branch as the
@@ -541,7 +577,7 @@ mod tests {
                         let mut failures = Vec::new();
                         for round in 0..15 {
                             let id = format!("t{n}-{round}");
-                            match prepare(&main, layout, &id, base, &Hooks::Skip) {
+                            match prepare(&main, layout, &id, base, true, &Hooks::Skip) {
                                 Ok(_) => {
                                     if let Err(e) = remove(&main, layout, &id) {
                                         failures.push(crate::error::render_chain(&e));

@@ -1,14 +1,19 @@
 //! `orch new`: add a ticket to todo.
 
-use crate::board::{BoardTxn, CommitMessage, Trailer};
+use std::path::Path;
+
+use crate::board::numbering::{self, NEXT_ID_REL};
+use crate::board::{BoardTxn, CommitMessage, Layout, Trailer};
 use crate::error::{Error, Result};
-use crate::ticket::{self, State};
+use crate::ticket::{self, Severity, State};
 
 use super::Ctx;
 
 /// Add a ticket to tickets/todo as NNNN-slug.md and commit it.
 ///
-/// Numbers never collide: the next number is taken under the board lock.
+/// Prints the new ticket's id alone on stdout (`id=$(orch new ...)`), and
+/// where its file is on stderr. Numbers never collide and are never reused:
+/// the next number is taken under the board lock.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The ticket's title.
@@ -19,10 +24,13 @@ pub struct Args {
     /// A ticket that must be done first (repeatable).
     #[arg(long = "depends-on", short = 'd', value_name = "ID")]
     pub depends_on: Vec<String>,
-    /// The task as the agent will read it.
+    /// The task as the agent will read it. Without it (or --edit) the
+    /// ticket keeps the template's placeholder and does not run until you
+    /// write the task in its file.
     #[arg(long, short = 'b')]
     pub body: Option<String>,
-    /// Open $VISUAL or $EDITOR on the new ticket, then commit your edit.
+    /// Write the ticket in $VISUAL or $EDITOR first; it is added only when
+    /// you save a changed, valid ticket.
     #[arg(long, short = 'e')]
     pub edit: bool,
 }
@@ -31,12 +39,21 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
     if args.title.trim().is_empty() {
         return Err(Error::usage("the title is empty").hinted("orch new \"Retry failed uploads\""));
     }
-    let text = ticket::render_new(
+    let mut text = ticket::render_new(
         &args.title,
         args.priority,
         &args.depends_on,
         args.body.as_deref().unwrap_or(""),
     );
+    let mut title = args.title.trim().to_string();
+    if args.edit {
+        // Nothing reaches todo before the editor returns: a tick running
+        // meanwhile must not take a half-written ticket.
+        let (_, layout) = crate::board::discover(&ctx.cwd)?;
+        let written = write_in_editor(&layout, &text)?;
+        title = written.1;
+        text = written.0;
+    }
     let mut txn = BoardTxn::open(&ctx.cwd, ctx.lock_timeout)?;
     // The number is chosen on the board the change is committed on: after
     // a lost race it is chosen again. A failed change leaves no
@@ -52,11 +69,12 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
                 );
             }
         }
-        let number = board.highest_number() + 1;
-        let id = format!("{number:04}-{}", ticket::slug(&args.title));
+        let number = numbering::next_number(&txn.layout, &txn.main, &board);
+        let id = format!("{number:04}-{}", ticket::slug(&title));
         txn.write(&ticket::rel_path(State::Todo, &id), text.as_bytes())?;
+        txn.write(NEXT_ID_REL, numbering::render_counter(number).as_bytes())?;
         let message = CommitMessage::new(format!("orch: new {id}"))
-            .line(args.title.trim().to_string())
+            .line(title.clone())
             .trailer(Trailer::Ticket, &id)
             .trailer(Trailer::Event, "new");
         Ok(Some((message, id)))
@@ -65,18 +83,67 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
         return Err(Error::other("the new ticket was not written"));
     };
     let path = txn.layout.plan.join(ticket::rel_path(State::Todo, &id));
+    let shown = txn.layout.display_local(&path);
     drop(txn);
     crate::outln!("{id}");
-    crate::outln!("{}", path.display());
-    if args.edit {
-        edit(&path)?;
-        // Commit the edit now rather than at the next command.
-        drop(BoardTxn::open(&ctx.cwd, ctx.lock_timeout)?);
+    if ticket::is_placeholder(&text) {
+        eprintln!(
+            "orch: added {shown}; it does not run until you replace the placeholder with the task"
+        );
+    } else {
+        eprintln!("orch: added {shown}");
     }
     Ok(0)
 }
 
-fn edit(path: &std::path::Path) -> Result<()> {
+/// Open the editor on a draft of the ticket, outside the board, and return
+/// what the person saved and its title once it is a changed, valid ticket.
+/// Otherwise nothing is added, and a draft with their text is kept.
+fn write_in_editor(layout: &Layout, template: &str) -> Result<(String, String)> {
+    let dir = layout.local.join("drafts");
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| Error::io("cannot create the drafts directory", &dir, e))?;
+    let draft = dir.join(format!("new-{}.md", std::process::id()));
+    std::fs::write(&draft, template)
+        .map_err(|e| Error::io("cannot write the draft ticket", &draft, e))?;
+    let kept = || format!("your text is kept in {}", draft.display());
+    if let Err(e) = edit(&draft) {
+        return Err(e.hinted(kept()));
+    }
+    let text = std::fs::read_to_string(&draft)
+        .map_err(|e| Error::io("cannot read the draft ticket", &draft, e))?;
+    if text == template {
+        let _ = std::fs::remove_file(&draft);
+        return Err(
+            Error::usage("the ticket was not changed in the editor; nothing was added")
+                .hinted("write the task below the front matter and save"),
+        );
+    }
+    // Checked as the todo ticket it would become.
+    let (parsed, problems) = ticket::parse("draft", State::Todo, text.as_bytes());
+    let errors: Vec<String> = problems
+        .iter()
+        .filter(|p| p.severity == Severity::Error)
+        .map(|p| {
+            let mut p = p.clone();
+            p.path = draft.display().to_string();
+            p.to_string()
+        })
+        .collect();
+    match parsed {
+        Some(t) if errors.is_empty() => {
+            let _ = std::fs::remove_file(&draft);
+            Ok((text, t.title().to_string()))
+        }
+        _ => Err(Error::usage(format!(
+            "the edited ticket is not valid; nothing was added:\n  {}",
+            errors.join("\n  ")
+        ))
+        .hinted(kept())),
+    }
+}
+
+fn edit(path: &Path) -> Result<()> {
     let editor = std::env::var("VISUAL")
         .or_else(|_| std::env::var("EDITOR"))
         .unwrap_or_else(|_| "vi".into());
@@ -90,8 +157,9 @@ fn edit(path: &std::path::Path) -> Result<()> {
         .status()
         .map_err(|e| Error::io("cannot start the editor", path, e))?;
     if !status.success() {
-        return Err(Error::other(format!("the editor `{editor}` exited with {status}"))
-            .hinted("the ticket was created; edit it in .orch/plan and orch commits your edit on its next command"));
+        return Err(Error::other(format!(
+            "the editor `{editor}` exited with {status}; nothing was added"
+        )));
     }
     Ok(())
 }

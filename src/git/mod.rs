@@ -875,6 +875,17 @@ impl MainRepo {
         .collect()
     }
 
+    /// The names of the refs under `prefix` (which ends in `/`), without
+    /// reading what they point at.
+    pub fn ref_names(&self, prefix: &str) -> Vec<String> {
+        let Ok(mut refs) = self.repo.references_glob(&format!("{prefix}*")) else {
+            return Vec::new();
+        };
+        refs.names()
+            .filter_map(|n| n.ok().map(str::to_string))
+            .collect()
+    }
+
     /// Every ref whose name starts with `prefix`, and the commit it points
     /// at, sorted by name.
     pub fn refs_under(&self, prefix: &str) -> Vec<(String, Oid)> {

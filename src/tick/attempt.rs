@@ -72,15 +72,22 @@ pub fn run(
         }
     }
     let plain = unsupervised_hooks(layout, main, &t.id, won.settings);
-    let prepared =
-        match workspace::prepare(main, layout, &t.id, won.base, &hooks(won.settings, &plain)) {
-            Ok(p) => p,
-            Err(e) => {
-                facts.setup_error =
-                    Some(format!("cannot prepare the worktree: {}", render_chain(&e)));
-                return facts;
-            }
-        };
+    // The claim just made is the ticket's only one: a first attempt.
+    let first = t.claims().count() <= 1;
+    let prepared = match workspace::prepare(
+        main,
+        layout,
+        &t.id,
+        won.base,
+        first,
+        &hooks(won.settings, &plain),
+    ) {
+        Ok(p) => p,
+        Err(e) => {
+            facts.setup_error = Some(format!("cannot prepare the worktree: {}", render_chain(&e)));
+            return facts;
+        }
+    };
     facts.notes.extend(prepared.notes.iter().cloned());
     let control = Control {
         interrupt,

@@ -529,6 +529,16 @@ pub fn parse(id: &str, state: State, bytes: &[u8]) -> (Option<Ticket>, Vec<Probl
             return (None, problems);
         }
     };
+    if state == State::Todo
+        && let Some(line) = placeholder_line(text)
+    {
+        problems.push(error(
+            Some(line),
+            "the task is still the template's placeholder, so the ticket does not run".into(),
+            "replace the placeholder with the task as the agent should read it",
+        ));
+        return (None, problems);
+    }
     let depends_on = raw.depends_on.0;
     let log = log::entries(text);
     let ticket = Ticket {
@@ -671,6 +681,23 @@ pub fn render_new(title: &str, priority: Option<i64>, depends_on: &[String], bod
     format!("{front}{body}")
 }
 
+/// The start of the body `orch new` writes when it is given no task: a
+/// ticket that still says it has not been written by a person.
+const PLACEHOLDER: &str = "Describe the task as the agent should read it";
+
+/// Whether a ticket's text still holds the template's placeholder.
+pub fn is_placeholder(text: &str) -> bool {
+    placeholder_line(text).is_some()
+}
+
+/// The line of the template's placeholder in the person's part of a
+/// ticket (before the log orch appends).
+fn placeholder_line(text: &str) -> Option<u64> {
+    let end = text.find(LOG_MARKER).unwrap_or(text.len());
+    let at = text[..end].find(PLACEHOLDER)?;
+    Some(text[..at].lines().count() as u64 + 1)
+}
+
 /// A YAML double-quoted scalar when plain would be misread.
 fn yaml_string(s: &str) -> String {
     let plain = !s.is_empty()
@@ -738,6 +765,30 @@ mod tests {
         let t = parse_ok("---\ntitle: x\ndepends_on: 0002-y\n---\n");
         assert_eq!(t.front.depends_on, vec!["0002-y"]);
         assert_eq!(t.front.priority, DEFAULT_PRIORITY);
+    }
+
+    #[test]
+    fn a_ticket_from_the_template_is_a_placeholder_until_written() {
+        let text = render_new("Do it", None, &[], "");
+        assert!(is_placeholder(&text));
+        let (t, p) = parse("0001-do-it", State::Todo, text.as_bytes());
+        assert!(t.is_none());
+        assert_eq!(p[0].line, Some(5), "{p:?}");
+        assert!(p[0].message.contains("placeholder"), "{p:?}");
+        let written = render_new("Do it", None, &[], "Make the build green.");
+        assert!(!is_placeholder(&written));
+        assert!(
+            parse("0001-do-it", State::Todo, written.as_bytes())
+                .0
+                .is_some()
+        );
+        // A ticket that ran on the placeholder before this check stays
+        // readable where it is.
+        assert!(
+            parse("0001-do-it", State::Done, text.as_bytes())
+                .0
+                .is_some()
+        );
     }
 
     #[test]
@@ -865,7 +916,7 @@ mod tests {
             "- leading dash",
             "quote \" mark",
         ] {
-            let text = render_new(title, Some(2), &["0001-a".into()], "");
+            let text = render_new(title, Some(2), &["0001-a".into()], "Do it.");
             let t = parse_ok(&text);
             assert_eq!(t.front.title, title);
             assert_eq!(t.front.priority, 2);

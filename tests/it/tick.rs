@@ -18,7 +18,10 @@ fn success_commits_the_work_and_removes_the_worktree() {
         "echo \"working on $ORCH_TICKET\"\necho hello > hello.txt",
         "",
     );
-    env.orch().args(["new", "Say hello"]).assert().success();
+    env.orch()
+        .args(["new", "Say hello", "-b", "Write hello.txt."])
+        .assert()
+        .success();
     let out = env.tick_ok();
     assert!(out.contains("0001-say-hello: success (attempt 1)"), "{out}");
     assert_eq!(env.state_of("0001-say-hello"), "done");
@@ -378,7 +381,7 @@ fn zero_timeouts_are_refused() {
         "zero",
         "---\ntitle: Zero\nno_output_timeout: 0s\n---\n",
     );
-    let status = env.status();
+    let status = env.status_of_broken_config();
     assert!(
         status["invalid"]
             .to_string()
