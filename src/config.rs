@@ -179,6 +179,10 @@ pub struct Config {
     pub land_retries: u32,
 }
 
+/// What is said of a board without orch.yaml, and how to put one back.
+pub const MISSING: &str = "the file is missing, so the board has no configuration";
+pub const MISSING_HINT: &str = "restore it with `git -C .orch/plan checkout orch/plan -- orch.yaml` (an older version: `git -C .orch/plan log -- orch.yaml`), or run `orch init` to write the default";
+
 impl Config {
     /// The branch finished work lands on.
     pub fn target(&self) -> &str {
@@ -331,16 +335,23 @@ impl Config {
             path: path.to_path_buf(),
             line: None,
             message,
-            hint: Some(
-                "make .orch/plan/orch.yaml a regular file, or remove it to use the defaults".into(),
-            ),
+            hint: Some("make .orch/plan/orch.yaml a regular file".into()),
         };
         let bytes = match crate::safe_read::regular_file(path, MAX_CONFIG_BYTES) {
             Ok(Some(bytes)) => bytes,
-            Ok(None) => return Ok((Config::defaults(), Vec::new())),
+            Ok(None) => {
+                // A deleted orch.yaml would otherwise run every ticket with
+                // the defaults (another agent, other limits) without a word.
+                return Err(Error::Config {
+                    path: path.to_path_buf(),
+                    line: None,
+                    message: MISSING.into(),
+                    hint: Some(MISSING_HINT.into()),
+                });
+            }
             Err(e) => {
                 return Err(refused(format!(
-                    "cannot be used: {e}; replace it with a regular file of at most {} (or remove it for the defaults)",
+                    "cannot be used: {e}; replace it with a regular file of at most {}",
                     crate::safe_read::size(MAX_CONFIG_BYTES)
                 )));
             }

@@ -11,6 +11,7 @@ pub mod inflight;
 pub mod journal;
 pub mod layout;
 pub mod message;
+pub mod numbering;
 pub mod transition;
 pub mod txn;
 
@@ -172,6 +173,33 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
 
 /// Part of the name of [`write_atomic`]'s temporary files.
 pub const TMP_MARK: &str = ".orch-tmp-";
+
+/// orch.yaml, relative to the plan.
+pub const CONFIG_REL: &str = "orch.yaml";
+
+/// The plan's .gitignore, relative to the plan, and what `orch init`
+/// writes there: the files editors and file managers leave beside tickets.
+pub const GITIGNORE_REL: &str = ".gitignore";
+pub const PLAN_GITIGNORE: &str = include_str!("../../templates/plan-gitignore");
+
+/// Whether a plan path is a file an editor or a file manager left (a vim
+/// swap file, an Emacs backup or lock, `.DS_Store`): never a board change.
+pub fn is_editor_litter(rel: &str) -> bool {
+    let name = rel.rsplit('/').next().unwrap_or(rel);
+    let ext = name.rsplit_once('.').map_or("", |(_, e)| e);
+    let swap = name.starts_with('.') && ext.len() == 3 && ext.starts_with("sw");
+    swap || name.ends_with(".swp")
+        || name.ends_with('~')
+        || name.starts_with(".#")
+        || (name.starts_with('#') && name.ends_with('#'))
+        || name == "4913"
+        || name == ".DS_Store"
+        || name.starts_with("._")
+        || name == "Thumbs.db"
+        || name == "desktop.ini"
+        || rel.starts_with(".idea/")
+        || rel.starts_with(".vscode/")
+}
 
 /// Why a todo ticket is or is not ready.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -540,23 +568,12 @@ impl Board {
                 path: PathBuf::from(layout::CONFIG_DISPLAY),
                 line: *line,
                 message: message.clone(),
-                hint: Some(
-                    "fix orch.yaml in .orch/plan; orch commits your edit on its next command"
-                        .into(),
-                ),
+                hint: Some(if message == crate::config::MISSING {
+                    crate::config::MISSING_HINT.into()
+                } else {
+                    "fix orch.yaml in .orch/plan; orch commits your edit on its next command".into()
+                }),
             })
-    }
-
-    /// The highest NNNN- number used by any ticket id, for `orch new`.
-    pub fn highest_number(&self) -> u32 {
-        self.seen
-            .keys()
-            .filter_map(|id| {
-                let digits: String = id.chars().take_while(|c| c.is_ascii_digit()).collect();
-                digits.parse::<u32>().ok()
-            })
-            .max()
-            .unwrap_or(0)
     }
 }
 

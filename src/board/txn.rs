@@ -279,6 +279,17 @@ impl BoardTxn {
                 if special.len() == 1 { "was" } else { "were" }
             ));
         }
+        // An editor's swap or backup file, or a file manager's, is no
+        // board change (a board from before the plan's .gitignore may
+        // still show them). A deleted orch.yaml is not adopted either: it
+        // would run the board on defaults without a word; left uncommitted,
+        // every command names it (exit 2).
+        let plan = &self.layout.plan;
+        let changed: Vec<String> = changed
+            .into_iter()
+            .filter(|p| !super::is_editor_litter(p))
+            .filter(|p| p != super::CONFIG_REL || plan.join(p).exists())
+            .collect();
         if changed.is_empty() {
             return Ok(());
         }
@@ -355,6 +366,13 @@ impl BoardTxn {
 
     /// Commit exactly the files written since the last publish, on the base.
     pub fn commit(&mut self, message: &CommitMessage) -> Result<Unpublished> {
+        // A board made before the plan had a .gitignore gets it with its
+        // next change.
+        if !self.touched.is_empty()
+            && std::fs::symlink_metadata(self.layout.plan.join(super::GITIGNORE_REL)).is_err()
+        {
+            self.write(super::GITIGNORE_REL, super::PLAN_GITIGNORE.as_bytes())?;
+        }
         self.plan.stage_paths(&self.touched)?;
         let commit = self
             .plan

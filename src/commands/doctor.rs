@@ -17,7 +17,8 @@ use super::{Ctx, print_json};
 /// versions of the board or of a ticket's work that orch kept aside, and
 /// whether the agent sandbox works on this machine.
 ///
-/// Exits 0 when nothing needs a person, 1 when something does.
+/// Exits 0 when nothing needs a person, 1 when something does, 2 when
+/// orch.yaml is missing or invalid (no tick can run).
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Print JSON instead of text.
@@ -53,6 +54,7 @@ struct Output<'a> {
 pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
     let (main, layout) = board::discover(&ctx.cwd)?;
     let mut findings = Vec::new();
+    let config_error = configuration(&layout, &mut findings);
     plan_branch(&main, &layout, &mut findings);
     kept_refs(&main, &mut findings);
     sandbox(&layout, &mut findings);
@@ -65,7 +67,49 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
     } else {
         print_text(&findings, healthy);
     }
-    Ok(if healthy { 0 } else { 1 })
+    Ok(if config_error {
+        2
+    } else if healthy {
+        0
+    } else {
+        1
+    })
+}
+
+/// orch.yaml missing or invalid: no tick can run, as the exit code 2 of
+/// `status` and `tick` says too. Returns whether it is.
+fn configuration(layout: &Layout, findings: &mut Vec<Finding>) -> bool {
+    // Without a plan worktree there is no orch.yaml to read: the plan
+    // check says what is missing.
+    if !layout.plan.is_dir() {
+        return false;
+    }
+    let Err(e) = Config::load(&layout.config_path()) else {
+        return false;
+    };
+    let (what, fix) = match &e {
+        crate::error::Error::Config {
+            path,
+            line,
+            message,
+            hint,
+        } => (
+            match line {
+                Some(line) => format!("{}:{line}: {message}", layout.display_local(path)),
+                None => format!("{}: {message}", layout.display_local(path)),
+            },
+            hint.clone().unwrap_or_else(|| "fix orch.yaml".into()),
+        ),
+        other => (crate::error::render_chain(other), "fix orch.yaml".into()),
+    };
+    findings.push(Finding {
+        check: "config",
+        severity: Severity::Problem,
+        what,
+        why: "every tick stops on it (exit 2): no ticket runs until it is fixed".into(),
+        fix,
+    });
+    true
 }
 
 fn print_text(findings: &[Finding], healthy: bool) {

@@ -81,7 +81,17 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
         joined = true;
     } else {
         let yaml = DEFAULT_YAML.replacen("\nbase: main\n", &format!("\nbase: {base}\n"), 1);
-        let mut files: Vec<(String, Vec<u8>)> = vec![("orch.yaml".into(), yaml.into_bytes())];
+        let mut files: Vec<(String, Vec<u8>)> = vec![
+            (board::CONFIG_REL.into(), yaml.into_bytes()),
+            (
+                board::GITIGNORE_REL.into(),
+                board::PLAN_GITIGNORE.as_bytes().to_vec(),
+            ),
+            (
+                board::numbering::NEXT_ID_REL.into(),
+                board::numbering::render_counter(0).into_bytes(),
+            ),
+        ];
         for s in State::ALL {
             files.push((format!("{}/.gitkeep", s.rel_dir()), Vec::new()));
         }
@@ -109,12 +119,17 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
         ));
     }
 
-    // Repair ticket directories a person or a bad merge removed, as a board
-    // change of its own (which takes the lock again).
+    // Repair ticket directories and orch.yaml a person or a bad merge
+    // removed, as a board change of its own (which takes the lock again).
     drop(lock);
     let mut txn = BoardTxn::open_in(main, layout.clone(), ctx.lock_timeout)?;
     let repaired = txn.apply(|txn| {
         let mut missing = Vec::new();
+        if std::fs::symlink_metadata(txn.layout.config_path()).is_err() {
+            let yaml = DEFAULT_YAML.replacen("\nbase: main\n", &format!("\nbase: {base}\n"), 1);
+            txn.write(board::CONFIG_REL, yaml.as_bytes())?;
+            missing.push(board::CONFIG_REL.to_string());
+        }
         for s in State::ALL {
             if !txn.layout.plan.join(s.rel_dir()).is_dir() {
                 let keep = format!("{}/.gitkeep", s.rel_dir());
@@ -124,18 +139,14 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
         }
         Ok((!missing.is_empty()).then(|| {
             (
-                CommitMessage::new("orch: repair ticket directories"),
+                CommitMessage::new("orch: repair the board's files").line(missing.join(", ")),
                 missing,
             )
         }))
     })?;
     drop(txn);
     if let Some(missing) = repaired {
-        report.push(format!(
-            "recreated {} missing ticket director{}",
-            missing.len(),
-            if missing.len() == 1 { "y" } else { "ies" }
-        ));
+        report.push(format!("recreated {}", missing.join(", ")));
     }
 
     if joined

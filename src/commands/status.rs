@@ -265,10 +265,13 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
     } else {
         print_text(&status);
     }
+    // A board whose orch.yaml is missing or broken cannot tick: shown,
+    // and said in the exit code too, for a script or a cron check.
+    let code = if status.config_error.is_some() { 2 } else { 0 };
     // The process ends here: freeing a large board entry by entry would
     // only delay the exit.
     std::mem::forget((board, status));
-    Ok(0)
+    Ok(code)
 }
 
 /// Ticket text, agent output and the contents of orch.yaml are printed
@@ -288,7 +291,7 @@ fn print_text(s: &StatusJson) {
         c.invalid
     );
     if let Some(e) = &s.config_error {
-        crate::outln!("\n{} {}", st.red("orch.yaml:"), visible_line(e));
+        crate::outln!("\n{} {}", st.red("config error:"), visible_line(e));
     }
     for p in &s.paused_agents {
         crate::outln!(

@@ -329,7 +329,7 @@ fn hand_edits_are_adopted_in_a_commit_of_their_own() {
     assert!(adopted.contains("orch.yaml"), "{adopted}");
     assert!(adopted.contains("Orch-Adopted: 2"), "{adopted}");
     let newest = env.git(&["show", "--name-only", "--format=", "orch/plan"]);
-    assert_eq!(newest.trim(), "tickets/todo/0001-by-orch.md");
+    assert_eq!(newest.trim(), "next-id\ntickets/todo/0001-by-orch.md");
     assert_eq!(env.plan_dirt(), "");
 
     // A deleted ticket is adopted as a deletion.
@@ -437,7 +437,7 @@ fn a_broken_orch_yaml_is_reported_by_status() {
         "max_attempts: lots\nspeed: 3\n",
     )
     .unwrap();
-    let status = env.status();
+    let status = env.status_of_broken_config();
     let err = status["config_error"].as_str().unwrap();
     assert!(err.contains("orch.yaml:1"), "{err}");
 }
@@ -446,7 +446,10 @@ fn a_broken_orch_yaml_is_reported_by_status() {
 fn read_commands_never_repair_but_board_changes_do() {
     let env = TestEnv::new();
     env.init();
-    env.orch().args(["new", "Kept"]).assert().success();
+    env.orch()
+        .args(["new", "Kept", "-b", "k"])
+        .assert()
+        .success();
     std::fs::remove_dir_all(env.plan()).unwrap();
     for args in [
         vec!["status"],
@@ -463,7 +466,10 @@ fn read_commands_never_repair_but_board_changes_do() {
             ));
     }
     assert!(!env.plan().exists(), "a read created nothing");
-    env.orch().args(["new", "Another"]).assert().success();
+    env.orch()
+        .args(["new", "Another", "-b", "a"])
+        .assert()
+        .success();
     let status = env.status();
     assert_eq!(env.ids(&status, "ready"), ["0001-kept", "0002-another"]);
 }
@@ -497,7 +503,10 @@ fn read_commands_without_a_board_write_nothing() {
 fn a_fresh_clone_uses_the_remotes_board_and_keeps_orch_out_of_git_status() {
     let env = TestEnv::new();
     env.init();
-    env.orch().args(["new", "Shared"]).assert().success();
+    env.orch()
+        .args(["new", "Shared", "-b", "s"])
+        .assert()
+        .success();
     let clone = env.clone_repo("clone");
     // The board came with the clone: status shows it, as init would.
     env.orch()
@@ -536,22 +545,6 @@ fn a_closed_pipe_ends_a_read_quietly() {
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
-}
-
-#[test]
-fn new_edit_opens_the_editor_and_commits_the_edit() {
-    let env = TestEnv::new();
-    env.init();
-    let editor = env.agent("editor", "printf 'Edited in the editor.\\n' >> \"$1\"");
-    env.orch()
-        .args(["new", "Edit me", "--edit"])
-        .env("VISUAL", &editor)
-        .assert()
-        .success();
-    let text = std::fs::read_to_string(env.ticket_path("todo", "0001-edit-me")).unwrap();
-    assert!(text.ends_with("Edited in the editor.\n"), "{text}");
-    assert_eq!(env.plan_dirt(), "", "the edit is committed");
-    assert_eq!(env.plan_log()[0], "orch: adopt edits to 1 file");
 }
 
 /// A board change is committed from the plan worktree's index onto

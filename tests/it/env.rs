@@ -143,14 +143,25 @@ impl TestEnv {
 
     /// `orch status --json`, parsed.
     pub fn status(&self) -> serde_json::Value {
+        self.status_exiting(0)
+    }
+
+    /// `orch status --json` on a board whose orch.yaml is missing or
+    /// invalid (exit 2), parsed.
+    pub fn status_of_broken_config(&self) -> serde_json::Value {
+        self.status_exiting(2)
+    }
+
+    fn status_exiting(&self, code: i32) -> serde_json::Value {
         let out = self
             .orch()
             .args(["status", "--json"])
             .output()
             .expect("runs");
-        assert!(
-            out.status.success(),
-            "status failed: {}",
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "status: {}",
             String::from_utf8_lossy(&out.stderr)
         );
         serde_json::from_slice(&out.stdout).expect("status JSON")

@@ -18,6 +18,8 @@ mod land;
 mod local_state;
 mod misbehave;
 mod model_server;
+mod new_ticket;
+mod plan_files;
 mod real_agents;
 mod recipes;
 mod remote;
