@@ -31,6 +31,8 @@ pub enum AgentSpec {
         args: Vec<String>,
         #[serde(default)]
         env: BTreeMap<String, String>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        unavailable_patterns: Vec<String>,
     },
     Command {
         command: Vec<String>,
@@ -39,6 +41,8 @@ pub enum AgentSpec {
         /// The command's machine-readable output, for progress and activity.
         #[serde(default)]
         events: Option<crate::agent::events::Format>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        unavailable_patterns: Vec<String>,
     },
 }
 
@@ -56,6 +60,23 @@ impl AgentSpec {
                         .unwrap_or_else(|| c.clone())
                 })
                 .unwrap_or_else(|| "command".into()),
+        }
+    }
+
+    /// Lines (case-insensitive substrings) that say this agent cannot use
+    /// its model, beyond the ones orch knows for each CLI: a provider or a
+    /// proxy with wording of its own.
+    pub fn unavailable_patterns(&self) -> &[String] {
+        match self {
+            AgentSpec::Preset(_) => &[],
+            AgentSpec::PresetWith {
+                unavailable_patterns,
+                ..
+            }
+            | AgentSpec::Command {
+                unavailable_patterns,
+                ..
+            } => unavailable_patterns,
         }
     }
 }
@@ -548,6 +569,16 @@ pub fn check_agent(agent: &AgentSpec) -> std::result::Result<(), String> {
         AgentSpec::Command { command, .. } if command.is_empty() => {
             Err("agent.command is empty; give the program and its arguments".into())
         }
+        _ if agent
+            .unavailable_patterns()
+            .iter()
+            .any(|p| p.trim().is_empty()) =>
+        {
+            Err(
+                "agent.unavailable_patterns: an empty pattern would match every line; remove it"
+                    .into(),
+            )
+        }
         _ => Ok(()),
     }
 }
@@ -661,6 +692,30 @@ mod tests {
             AgentSpec::Command { command, env, .. } => {
                 assert_eq!(command, vec!["my-agent", "--go"]);
                 assert_eq!(env.get("A").map(String::as_str), Some("b"));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn unavailable_patterns_belong_to_the_agent() {
+        for yaml in [
+            "agent:\n  preset: claude\n  unavailable_patterns: [\"Proxy quota\"]\n",
+            "agent:\n  command: [my-agent]\n  unavailable_patterns: [\"Proxy quota\"]\n",
+        ] {
+            let (c, w) = Config::parse(yaml, Path::new("orch.yaml")).unwrap();
+            assert!(w.is_empty(), "{w:?}");
+            assert_eq!(c.agent.unavailable_patterns(), ["Proxy quota"], "{yaml}");
+        }
+        let err = Config::parse(
+            "base: main\nagent: {command: [my-agent], unavailable_patterns: [\"\"]}\n",
+            Path::new("orch.yaml"),
+        )
+        .unwrap_err();
+        match err {
+            Error::Config { line, message, .. } => {
+                assert_eq!(line, Some(2));
+                assert!(message.contains("empty pattern"), "{message}");
             }
             other => panic!("unexpected {other:?}"),
         }

@@ -168,11 +168,14 @@ pub struct Resolved {
 pub fn resolve(spec: &AgentSpec) -> Result<Resolved> {
     let (name, args, env) = match spec {
         AgentSpec::Preset(name) => (name, &[][..], BTreeMap::new()),
-        AgentSpec::PresetWith { preset, args, env } => (preset, args.as_slice(), env.clone()),
+        AgentSpec::PresetWith {
+            preset, args, env, ..
+        } => (preset, args.as_slice(), env.clone()),
         AgentSpec::Command {
             command,
             env,
             events,
+            ..
         } => {
             return Ok(Resolved {
                 argv: command.clone(),
@@ -256,6 +259,7 @@ mod tests {
             preset: "codex".into(),
             args: vec!["-c".into(), "model_provider=x".into()],
             env: BTreeMap::new(),
+            unavailable_patterns: Vec::new(),
         };
         let r = resolve(&spec).unwrap();
         assert_eq!(r.argv[r.argv.len() - 3..], ["-c", "model_provider=x", "-"]);
