@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::agent::preset;
 use crate::duration::Dur;
 use crate::error::{Error, Result};
 
@@ -49,16 +50,18 @@ pub enum AgentSpec {
 impl AgentSpec {
     /// A short name for output and the audit log.
     pub fn label(&self) -> String {
+        let program = |c: &String| {
+            Path::new(c)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| c.clone())
+        };
         match self {
-            AgentSpec::Preset(name) | AgentSpec::PresetWith { preset: name, .. } => name.clone(),
+            // `/opt/bin/codex` is codex: one pause for both spellings.
+            AgentSpec::Preset(name) | AgentSpec::PresetWith { preset: name, .. } => program(name),
             AgentSpec::Command { command, .. } => command
                 .first()
-                .map(|c| {
-                    Path::new(c)
-                        .file_name()
-                        .map(|n| n.to_string_lossy().into_owned())
-                        .unwrap_or_else(|| c.clone())
-                })
+                .map(program)
                 .unwrap_or_else(|| "command".into()),
         }
     }
@@ -558,29 +561,35 @@ pub fn positive(key: &str, d: Duration) -> std::result::Result<Duration, String>
 /// An agent spec orch can use: a known preset, or a non-empty command.
 pub fn check_agent(agent: &AgentSpec) -> std::result::Result<(), String> {
     match agent {
+        // A path is a command, or the preset of its program (see
+        // `preset::resolve`); in `preset:` it must be a preset's.
+        AgentSpec::Preset(name) if preset::is_path(name) => check_patterns(agent),
         AgentSpec::Preset(name) | AgentSpec::PresetWith { preset: name, .. }
-            if crate::agent::preset::find(name).is_none() =>
+            if preset::by_name_or_path(name).is_none() =>
         {
             Err(format!(
-                "unknown agent preset `{name}`; use one of {}, or `{{command: [\"my-agent\", ...]}}`",
-                crate::agent::preset::names().join(", ")
+                "unknown agent preset `{name}`; use one of {} (or the path of its program), a path such as `/usr/local/bin/my-agent`, or `{{command: [\"my-agent\", ...]}}`",
+                preset::names().join(", ")
             ))
         }
         AgentSpec::Command { command, .. } if command.is_empty() => {
             Err("agent.command is empty; give the program and its arguments".into())
         }
-        _ if agent
-            .unavailable_patterns()
-            .iter()
-            .any(|p| p.trim().is_empty()) =>
-        {
-            Err(
-                "agent.unavailable_patterns: an empty pattern would match every line; remove it"
-                    .into(),
-            )
-        }
-        _ => Ok(()),
+        _ => check_patterns(agent),
     }
+}
+
+fn check_patterns(agent: &AgentSpec) -> std::result::Result<(), String> {
+    if agent
+        .unavailable_patterns()
+        .iter()
+        .any(|p| p.trim().is_empty())
+    {
+        return Err(
+            "agent.unavailable_patterns: an empty pattern would match every line; remove it".into(),
+        );
+    }
+    Ok(())
 }
 
 /// The YAML library's message, with the offending line quoted so the key
