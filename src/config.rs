@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::agent::preset;
 use crate::duration::Dur;
 use crate::error::{Error, Result};
 
@@ -31,6 +32,8 @@ pub enum AgentSpec {
         args: Vec<String>,
         #[serde(default)]
         env: BTreeMap<String, String>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        unavailable_patterns: Vec<String>,
     },
     Command {
         command: Vec<String>,
@@ -39,23 +42,44 @@ pub enum AgentSpec {
         /// The command's machine-readable output, for progress and activity.
         #[serde(default)]
         events: Option<crate::agent::events::Format>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        unavailable_patterns: Vec<String>,
     },
 }
 
 impl AgentSpec {
     /// A short name for output and the audit log.
     pub fn label(&self) -> String {
+        let program = |c: &String| {
+            Path::new(c)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| c.clone())
+        };
         match self {
-            AgentSpec::Preset(name) | AgentSpec::PresetWith { preset: name, .. } => name.clone(),
+            // `/opt/bin/codex` is codex: one pause for both spellings.
+            AgentSpec::Preset(name) | AgentSpec::PresetWith { preset: name, .. } => program(name),
             AgentSpec::Command { command, .. } => command
                 .first()
-                .map(|c| {
-                    Path::new(c)
-                        .file_name()
-                        .map(|n| n.to_string_lossy().into_owned())
-                        .unwrap_or_else(|| c.clone())
-                })
+                .map(program)
                 .unwrap_or_else(|| "command".into()),
+        }
+    }
+
+    /// Lines (case-insensitive substrings) that say this agent cannot use
+    /// its model, beyond the ones orch knows for each CLI: a provider or a
+    /// proxy with wording of its own.
+    pub fn unavailable_patterns(&self) -> &[String] {
+        match self {
+            AgentSpec::Preset(_) => &[],
+            AgentSpec::PresetWith {
+                unavailable_patterns,
+                ..
+            }
+            | AgentSpec::Command {
+                unavailable_patterns,
+                ..
+            } => unavailable_patterns,
         }
     }
 }
@@ -548,19 +572,35 @@ pub fn positive(key: &str, d: Duration) -> std::result::Result<Duration, String>
 /// An agent spec orch can use: a known preset, or a non-empty command.
 pub fn check_agent(agent: &AgentSpec) -> std::result::Result<(), String> {
     match agent {
+        // A path is a command, or the preset of its program (see
+        // `preset::resolve`); in `preset:` it must be a preset's.
+        AgentSpec::Preset(name) if preset::is_path(name) => check_patterns(agent),
         AgentSpec::Preset(name) | AgentSpec::PresetWith { preset: name, .. }
-            if crate::agent::preset::find(name).is_none() =>
+            if preset::by_name_or_path(name).is_none() =>
         {
             Err(format!(
-                "unknown agent preset `{name}`; use one of {}, or `{{command: [\"my-agent\", ...]}}`",
-                crate::agent::preset::names().join(", ")
+                "unknown agent preset `{name}`; use one of {} (or the path of its program), a path such as `/usr/local/bin/my-agent`, or `{{command: [\"my-agent\", ...]}}`",
+                preset::names().join(", ")
             ))
         }
         AgentSpec::Command { command, .. } if command.is_empty() => {
             Err("agent.command is empty; give the program and its arguments".into())
         }
-        _ => Ok(()),
+        _ => check_patterns(agent),
     }
+}
+
+fn check_patterns(agent: &AgentSpec) -> std::result::Result<(), String> {
+    if agent
+        .unavailable_patterns()
+        .iter()
+        .any(|p| p.trim().is_empty())
+    {
+        return Err(
+            "agent.unavailable_patterns: an empty pattern would match every line; remove it".into(),
+        );
+    }
+    Ok(())
 }
 
 /// The YAML library's message, with the offending line quoted so the key
@@ -672,6 +712,30 @@ mod tests {
             AgentSpec::Command { command, env, .. } => {
                 assert_eq!(command, vec!["my-agent", "--go"]);
                 assert_eq!(env.get("A").map(String::as_str), Some("b"));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn unavailable_patterns_belong_to_the_agent() {
+        for yaml in [
+            "agent:\n  preset: claude\n  unavailable_patterns: [\"Proxy quota\"]\n",
+            "agent:\n  command: [my-agent]\n  unavailable_patterns: [\"Proxy quota\"]\n",
+        ] {
+            let (c, w) = Config::parse(yaml, Path::new("orch.yaml")).unwrap();
+            assert!(w.is_empty(), "{w:?}");
+            assert_eq!(c.agent.unavailable_patterns(), ["Proxy quota"], "{yaml}");
+        }
+        let err = Config::parse(
+            "base: main\nagent: {command: [my-agent], unavailable_patterns: [\"\"]}\n",
+            Path::new("orch.yaml"),
+        )
+        .unwrap_err();
+        match err {
+            Error::Config { line, message, .. } => {
+                assert_eq!(line, Some(2));
+                assert!(message.contains("empty pattern"), "{message}");
             }
             other => panic!("unexpected {other:?}"),
         }

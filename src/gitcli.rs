@@ -1,12 +1,16 @@
-//! The git CLI, for the ticket worktrees only. libgit2 runs no hooks, no
-//! filter drivers (Git LFS), ignores sparse checkouts (staging every file
-//! outside the cone as deleted) and does not initialise submodules: only
-//! `git` checks out and commits the agent's work the way the user's own
-//! `git commit` would. The board and every ref stay with libgit2.
+//! The git CLI, for the ticket worktrees and the identity of orch's
+//! commits. libgit2 runs no hooks, no filter drivers (Git LFS), ignores
+//! sparse checkouts (staging every file outside the cone as deleted) and
+//! does not initialise submodules: only `git` checks out and commits the
+//! agent's work the way the user's own `git commit` would, and only `git`
+//! knows which identity that is (environment, every configuration file,
+//! `user.useConfigOnly`). The board and every ref stay with libgit2.
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::error::{Error, Result};
 use crate::git::Oid;
@@ -29,23 +33,97 @@ const REPO_ENV: &[&str] = &[
     "GIT_CEILING_DIRECTORIES",
 ];
 
-/// Who orch's commits are by: the repository's `user.name` and
-/// `user.email`, or orch's own name when it has none (git would refuse).
+/// Who orch's commits are by: the identity git itself would commit with
+/// here (`GIT_COMMITTER_*`, `user.name`, `user.email`, ...), or, when git
+/// has none, orch's own ([`Identity::orch`]), which the agents are given
+/// too so that their own `git commit` works.
 #[derive(Debug, Clone)]
 pub struct Identity {
     pub name: String,
     pub email: String,
+    /// The roles (`AUTHOR`, `COMMITTER`) git finds no identity for.
+    missing: Vec<&'static str>,
 }
 
+/// Identities already asked of git, by common git directory: asking
+/// costs two processes, and every board commit needs the answer.
+static KNOWN: Mutex<Vec<(PathBuf, Identity)>> = Mutex::new(Vec::new());
+
+/// Whether this process has said that git has no identity.
+static SAID: AtomicBool = AtomicBool::new(false);
+
 impl Identity {
+    /// The identity of orch's commits in `repo`. The first time this
+    /// process falls back to orch's own, it says so on stderr.
     pub fn of(repo: &git2::Repository) -> Identity {
-        let sig = crate::git::signature(repo);
+        let key = repo.commondir().to_path_buf();
+        let mut known = KNOWN.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, who)) = known.iter().find(|(k, _)| *k == key) {
+            return who.clone();
+        }
+        let who = Identity::lookup(repo);
+        if !who.is_users() && !SAID.swap(true, Ordering::Relaxed) {
+            crate::ui::warn(&format!(
+                "git has no identity here (user.name and user.email): orch commits as `{} <{}>` and gives the agents the same, so that their own commits work; set yours with `git config --global user.name \"Your Name\"` and `git config --global user.email you@example.com`",
+                who.name, who.email
+            ));
+        }
+        known.push((key, who.clone()));
+        who
+    }
+
+    /// Ask git, as `git commit` in `repo` would, without caching or a note.
+    pub fn lookup(repo: &git2::Repository) -> Identity {
+        let dir = repo.workdir().unwrap_or_else(|| repo.path());
+        let ask = |role: &str| {
+            run(dir, ["var", &format!("GIT_{role}_IDENT")])
+                .ok()
+                .and_then(|line| parse_ident(&line))
+        };
+        let author = ask("AUTHOR");
+        let committer = ask("COMMITTER");
+        let mut missing = Vec::new();
+        if author.is_none() {
+            missing.push("AUTHOR");
+        }
+        if committer.is_none() {
+            missing.push("COMMITTER");
+        }
+        // orch is the committer of its commits, and their author too.
+        let (name, email) = committer.unwrap_or_else(Identity::orch);
         Identity {
-            name: sig.name().unwrap_or("orch").to_string(),
-            email: sig.email().unwrap_or("orch@localhost").to_string(),
+            name,
+            email,
+            missing,
         }
     }
 
+    /// orch's own identity, for a host git has none for: plainly not a
+    /// person, and not an address anyone receives mail at (`.invalid`).
+    pub fn orch() -> (String, String) {
+        let host: String = crate::board::host_name()
+            .to_lowercase()
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                    c
+                } else {
+                    '-'
+                }
+            })
+            .collect();
+        let host = host.trim_matches(['.', '-']);
+        let host = if host.is_empty() { "localhost" } else { host };
+        ("orch".into(), format!("orch@{host}.invalid"))
+    }
+
+    /// Whether this is the user's identity (git found one for both roles).
+    pub fn is_users(&self) -> bool {
+        self.missing.is_empty()
+    }
+
+    /// The variables that make git commit as this identity, for commits
+    /// orch makes with the git CLI.
     pub fn env(&self) -> Vec<(String, String)> {
         let mut env = Vec::new();
         for who in ["AUTHOR", "COMMITTER"] {
@@ -54,6 +132,28 @@ impl Identity {
         }
         env
     }
+
+    /// The variables an agent needs for its own commits: orch's identity
+    /// for the roles git finds none for, and nothing where the user has
+    /// one, which is never overridden.
+    pub fn agent_env(&self) -> Vec<(String, String)> {
+        let mut env = Vec::new();
+        for who in &self.missing {
+            env.push((format!("GIT_{who}_NAME"), self.name.clone()));
+            env.push((format!("GIT_{who}_EMAIL"), self.email.clone()));
+        }
+        env
+    }
+}
+
+/// `Name <email> 1767225600 +0000`, as `git var` prints an identity.
+fn parse_ident(line: &str) -> Option<(String, String)> {
+    let line = line.trim();
+    let open = line.find('<')?;
+    let close = open + line[open..].find('>')?;
+    let name = line[..open].trim();
+    let email = line[open + 1..close].trim();
+    (!name.is_empty() && !email.is_empty()).then(|| (name.to_string(), email.to_string()))
 }
 
 /// `git -C dir`, with the caller's repository variables removed and no
@@ -344,4 +444,44 @@ pub fn head(wt: &Path) -> Result<Oid> {
 pub fn reset_to(wt: &Path, oid: Oid) -> Result<()> {
     checkout_detached(wt, oid)?;
     run(wt, ["clean", "--force", "-d", "--quiet"]).map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identities_as_git_var_prints_them() {
+        assert_eq!(
+            parse_ident("Test Author <author@example.com> 1767225600 +0000\n"),
+            Some(("Test Author".into(), "author@example.com".into()))
+        );
+        assert_eq!(parse_ident("<a@b> 0 +0000"), None);
+        assert_eq!(parse_ident("no identity"), None);
+    }
+
+    #[test]
+    fn only_the_missing_roles_go_to_the_agent() {
+        let who = Identity {
+            name: "orch".into(),
+            email: "orch@h.invalid".into(),
+            missing: vec!["COMMITTER"],
+        };
+        assert!(!who.is_users());
+        assert_eq!(
+            who.agent_env(),
+            [
+                ("GIT_COMMITTER_NAME".to_string(), "orch".to_string()),
+                (
+                    "GIT_COMMITTER_EMAIL".to_string(),
+                    "orch@h.invalid".to_string()
+                )
+            ]
+        );
+        let user = Identity {
+            missing: Vec::new(),
+            ..who
+        };
+        assert!(user.agent_env().is_empty(), "a user's is never overridden");
+    }
 }

@@ -31,6 +31,8 @@ pub struct Attempt<'a> {
     pub prompt_text: &'a str,
     /// The repository's common git directory.
     pub git_dir: &'a Path,
+    /// Who orch commits as; the agent gets it where git has no identity.
+    pub identity: &'a crate::gitcli::Identity,
 }
 
 /// The supervised command for the agent of `a`.
@@ -69,6 +71,9 @@ pub fn agent_spec(a: &Attempt<'_>) -> Result<Spec> {
     if let Some(path) = path_with_orch() {
         env.push(("PATH".into(), path));
     }
+    // Without it the agent's own `git commit` fails ("Author identity
+    // unknown"); the agent's `env:` in orch.yaml still wins.
+    env.extend(a.identity.agent_env());
     env.extend(agent_env);
     let mut env_remove = a.settings.env_remove.clone();
     // The agent works in its worktree, whatever git environment orch ran in.

@@ -152,6 +152,35 @@ pub fn find(name: &str) -> Option<&'static Preset> {
     PRESETS.iter().find(|p| p.name == name)
 }
 
+/// Whether `agent:` names a program by its path rather than a preset: cron's
+/// short `PATH` is fixed by naming the program (`/opt/bin/codex`), and a
+/// path is never a preset's name.
+pub fn is_path(name: &str) -> bool {
+    name.contains('/')
+}
+
+/// The preset whose program a path names (`/opt/bin/codex` is codex):
+/// someone who gives the absolute path of codex wants codex's command line,
+/// not a bare `codex` that would start its interactive interface.
+pub fn by_path(name: &str) -> Option<&'static Preset> {
+    if !is_path(name) {
+        return None;
+    }
+    std::path::Path::new(name)
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(find)
+}
+
+/// The preset `name` stands for: by its name, or by its program's path.
+pub fn by_name_or_path(name: &str) -> Option<&'static Preset> {
+    if is_path(name) {
+        by_path(name)
+    } else {
+        find(name)
+    }
+}
+
 /// How to run an agent: argv template, extra environment, whether to feed
 /// stdin, and its machine-readable output format.
 pub struct Resolved {
@@ -168,11 +197,14 @@ pub struct Resolved {
 pub fn resolve(spec: &AgentSpec) -> Result<Resolved> {
     let (name, args, env) = match spec {
         AgentSpec::Preset(name) => (name, &[][..], BTreeMap::new()),
-        AgentSpec::PresetWith { preset, args, env } => (preset, args.as_slice(), env.clone()),
+        AgentSpec::PresetWith {
+            preset, args, env, ..
+        } => (preset, args.as_slice(), env.clone()),
         AgentSpec::Command {
             command,
             env,
             events,
+            ..
         } => {
             return Ok(Resolved {
                 argv: command.clone(),
@@ -184,7 +216,19 @@ pub fn resolve(spec: &AgentSpec) -> Result<Resolved> {
             });
         }
     };
-    let Some(p) = find(name) else {
+    let program = is_path(name).then(|| name.clone());
+    let Some(p) = by_name_or_path(name) else {
+        if let (Some(program), AgentSpec::Preset(_)) = (&program, spec) {
+            // `agent: /path/to/my-agent`: a command of one word.
+            return Ok(Resolved {
+                argv: vec![program.clone()],
+                env,
+                stdin: true,
+                events: None,
+                writable: Vec::new(),
+                in_sandbox: Vec::new(),
+            });
+        }
         return Err(Error::Config {
             path: "orch.yaml".into(),
             line: None,
@@ -196,6 +240,9 @@ pub fn resolve(spec: &AgentSpec) -> Result<Resolved> {
         });
     };
     let mut argv: Vec<String> = p.argv.iter().map(|s| s.to_string()).collect();
+    if let (Some(program), Some(first)) = (program, argv.first_mut()) {
+        *first = program;
+    }
     // Extra arguments go before a trailing `-` (read the prompt from stdin),
     // which must stay the last argument.
     let at = if argv.last().is_some_and(|a| a == "-") {
@@ -256,9 +303,31 @@ mod tests {
             preset: "codex".into(),
             args: vec!["-c".into(), "model_provider=x".into()],
             env: BTreeMap::new(),
+            unavailable_patterns: Vec::new(),
         };
         let r = resolve(&spec).unwrap();
         assert_eq!(r.argv[r.argv.len() - 3..], ["-c", "model_provider=x", "-"]);
+    }
+
+    #[test]
+    fn a_path_is_a_command_or_the_preset_of_its_program() {
+        let r = resolve(&AgentSpec::Preset("/opt/bin/codex".into())).unwrap();
+        assert_eq!(r.argv[0], "/opt/bin/codex");
+        assert_eq!(r.argv[1..], find("codex").unwrap().argv[1..]);
+        assert!(r.events.is_some());
+        let r = resolve(&AgentSpec::Preset("./bin/my-agent".into())).unwrap();
+        assert_eq!(r.argv, ["./bin/my-agent"]);
+        assert!(r.stdin && r.events.is_none());
+        let with = |preset: &str| AgentSpec::PresetWith {
+            preset: preset.into(),
+            args: vec!["--model".into(), "m".into()],
+            env: BTreeMap::new(),
+            unavailable_patterns: Vec::new(),
+        };
+        let r = resolve(&with("/usr/local/bin/claude")).unwrap();
+        assert_eq!(r.argv[0], "/usr/local/bin/claude");
+        assert_eq!(r.argv[r.argv.len() - 2..], ["--model", "m"]);
+        assert!(resolve(&with("/usr/local/bin/my-agent")).is_err());
     }
 
     #[test]

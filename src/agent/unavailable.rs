@@ -3,9 +3,14 @@
 //! `agent-unavailable`, uses up no attempt, and pauses claims for that agent
 //! for a cool-down, so a model outage does not burn every ticket's attempts.
 //!
-//! The patterns are the messages the real CLIs print (checked against the
-//! versions in docs/AGENTS.md); they are matched only on the last lines of
-//! an attempt that did not succeed.
+//! The patterns are the messages the real CLIs print: those for an
+//! unreachable model or refused credentials were checked against the
+//! versions in docs/AGENTS.md; those for rate limits, usage limits and
+//! quotas are each CLI's wording as its source prints it (for claude, whose
+//! source is not public, as its users reported it). They are matched only
+//! on the last lines of an attempt that did not succeed, and an agent's
+//! `unavailable_patterns` add to them. A bare `429` is not one: the work
+//! itself (a rate limiter and its tests) prints it.
 
 use std::path::Path;
 
@@ -21,6 +26,10 @@ const PATTERNS: &[(&str, &str)] = &[
         "was refused by its model (credentials)",
     ),
     ("missing environment variable: `", "has no credentials"),
+    ("you've hit your usage limit", USAGE_LIMIT),
+    ("quota exceeded. check your plan and billing details", QUOTA),
+    // The retries ran out on 429s; a 429 alone is retry chatter.
+    ("exceeded retry limit, last status: 429", RATE_LIMIT),
     // claude
     (
         "api error: unable to connect to api",
@@ -31,6 +40,13 @@ const PATTERNS: &[(&str, &str)] = &[
         "was refused by its model (credentials)",
     ),
     ("not logged in · please run /login", "has no credentials"),
+    ("claude ai usage limit reached", USAGE_LIMIT),
+    ("claude usage limit reached", USAGE_LIMIT),
+    ("you've hit your limit", USAGE_LIMIT),
+    ("api error: rate limit reached", RATE_LIMIT),
+    ("api error: request rejected (429)", RATE_LIMIT),
+    // Anthropic's error type, also in what opencode relays from it.
+    ("rate_limit_error", RATE_LIMIT),
     // aider (litellm)
     (
         "litellm.authenticationerror",
@@ -42,11 +58,27 @@ const PATTERNS: &[(&str, &str)] = &[
         "api provider is not able to authenticate",
         "was refused by its model (credentials)",
     ),
+    ("litellm.ratelimiterror", RATE_LIMIT),
+    ("the api provider has rate limited you", RATE_LIMIT),
+    ("insufficient credits with the api provider", QUOTA),
     // opencode
     ("error: cannot connect to api", "cannot reach its model"),
+    ("freeusagelimiterror", USAGE_LIMIT),
+    ("free usage exceeded", USAGE_LIMIT),
+    ("rate_limit_exceeded", RATE_LIMIT),
     // gemini
     ("fetch failed sending request", "cannot reach its model"),
+    ("you exceeded your current quota", QUOTA),
+    ("you have exhausted your daily quota", QUOTA),
+    ("exhausted your capacity", USAGE_LIMIT),
+    ("resource has been exhausted", QUOTA),
+    ("resource_exhausted", QUOTA),
+    ("request a quota increase", RATE_LIMIT),
 ];
+
+const RATE_LIMIT: &str = "was rate-limited by its provider";
+const USAGE_LIMIT: &str = "has reached its usage limit";
+const QUOTA: &str = "has run out of quota";
 
 /// After this many agent-unavailable results in a row, a ticket's attempt
 /// counts after all: output that only looks like an outage (a test printing
@@ -54,10 +86,27 @@ const PATTERNS: &[(&str, &str)] = &[
 pub const UNCOUNTED_IN_A_ROW: usize = 3;
 
 /// Why the output says the agent could not use its model, with the line.
-pub fn recognise(tail: &[String]) -> Option<String> {
+/// `extra` are the agent's own `unavailable_patterns`, matched like the
+/// built-in ones: anywhere in a line, ignoring case.
+pub fn recognise(tail: &[String], extra: &[String]) -> Option<String> {
+    let extra: Vec<String> = extra
+        .iter()
+        .map(|p| p.trim().to_lowercase())
+        .filter(|p| !p.is_empty())
+        .collect();
     for line in tail.iter().rev() {
         let lower = line.to_lowercase();
-        if let Some((_, why)) = PATTERNS.iter().find(|(p, _)| lower.contains(p)) {
+        let why = PATTERNS
+            .iter()
+            .find(|(p, _)| lower.contains(p))
+            .map(|(_, why)| why.to_string())
+            .or_else(|| {
+                extra
+                    .iter()
+                    .find(|p| lower.contains(p.as_str()))
+                    .map(|p| format!("matched `{p}` of its unavailable_patterns"))
+            });
+        if let Some(why) = why {
             let mut shown: String = line.trim().chars().take(200).collect();
             if line.trim().chars().count() > 200 {
                 shown.push('…');
@@ -163,7 +212,7 @@ mod tests {
             "Attempt 3 failed. Retrying with backoff... Error: exception TypeError: fetch failed sending request",
         ];
         for c in cases {
-            assert!(recognise(&[c.to_string()]).is_some(), "{c}");
+            assert!(recognise(&[c.to_string()], &[]).is_some(), "{c}");
         }
         for generic in [
             "error: tests failed",
@@ -171,8 +220,131 @@ mod tests {
             "reqwest::Error: error sending request for url",
             "You are not logged in to the registry",
         ] {
-            assert!(recognise(&[generic.to_string()]).is_none(), "{generic}");
+            assert!(
+                recognise(&[generic.to_string()], &[]).is_none(),
+                "{generic}"
+            );
         }
+    }
+
+    /// Each CLI's own wording for a rate limit, a usage limit or a quota,
+    /// as its source prints it (codex-rs `error.rs`, aider `exceptions.py`
+    /// and litellm, gemini-cli `errorParsing.ts` and `googleQuotaErrors.ts`,
+    /// opencode `session/retry.ts`) or as users of claude and opencode
+    /// reported it from their terminals.
+    #[test]
+    fn recognises_rate_and_usage_limits() {
+        let cases = [
+            // codex exec --json
+            (
+                r#"{"type":"turn.failed","error":{"message":"You've hit your usage limit. Upgrade to Pro (https://openai.com/chatgpt/pricing), visit https://chatgpt.com/codex/settings/usage to purchase more credits or try again at 3:28 PM."}}"#,
+                USAGE_LIMIT,
+            ),
+            (
+                r#"{"type":"error","message":"Quota exceeded. Check your plan and billing details."}"#,
+                QUOTA,
+            ),
+            (
+                r#"{"type":"turn.failed","error":{"message":"exceeded retry limit, last status: 429 Too Many Requests, request id: req_1"}}"#,
+                RATE_LIMIT,
+            ),
+            // claude --print
+            ("Claude AI usage limit reached|1753441200", USAGE_LIMIT),
+            (
+                "Claude usage limit reached. Your limit will reset at 10am (America/Lima).",
+                USAGE_LIMIT,
+            ),
+            (
+                "You've hit your limit · resets 3:30am (Asia/Calcutta)",
+                USAGE_LIMIT,
+            ),
+            ("API Error: Rate limit reached", RATE_LIMIT),
+            (
+                "API Error: Request rejected (429) · Rate limited. Please try again later.",
+                RATE_LIMIT,
+            ),
+            (
+                r#"API Error: 429 {"type":"error","error":{"type":"rate_limit_error","message":"This request would exceed your account's rate limit. Please try again later."}}"#,
+                RATE_LIMIT,
+            ),
+            // aider
+            (
+                "litellm.RateLimitError: RateLimitError: OpenAIException - Rate limit reached",
+                RATE_LIMIT,
+            ),
+            (
+                "The API provider has rate limited you. Try again later or check your quotas.",
+                RATE_LIMIT,
+            ),
+            (
+                "Insufficient credits with the API provider. Please add credits.",
+                QUOTA,
+            ),
+            // opencode run
+            (
+                r#"Error: OpenAI API error (429): {"param":null,"code":"rate_limit_exceeded","message":"Rate limit exceeded. Please retry after a brief wait."}"#,
+                RATE_LIMIT,
+            ),
+            (
+                r#"Error: 429: {"type":"FreeUsageLimitError","message":"Rate limit exceeded. Please try again later."}"#,
+                USAGE_LIMIT,
+            ),
+            (
+                "Free usage exceeded, add credits https://opencode.ai/zen",
+                USAGE_LIMIT,
+            ),
+            // gemini
+            (
+                "[API Error: You exceeded your current quota, please check your plan and billing details. (Status: RESOURCE_EXHAUSTED)]",
+                QUOTA,
+            ),
+            ("You have exhausted your daily quota on this model.", QUOTA),
+            (
+                "[API Error: Resource has been exhausted (e.g. check quota).]",
+                QUOTA,
+            ),
+            (
+                "Please wait and try again later. To increase your limits, request a quota increase through AI Studio, or switch to another /auth method",
+                RATE_LIMIT,
+            ),
+        ];
+        for (line, why) in cases {
+            let got = recognise(&[line.to_string()], &[]);
+            assert!(
+                got.as_deref()
+                    .is_some_and(|g| g.starts_with(&format!("the agent {why} ("))),
+                "{line}: {got:?}"
+            );
+        }
+        // A 429 in the work itself (a ticket about rate limiting) is not
+        // the agent's provider refusing it.
+        for work in [
+            "test http::tests::returns_429_when_over_the_limit ... ok",
+            "HTTP/1.1 429 Too Many Requests",
+            "assertion failed: status == 429",
+            "Reconnecting... 2/5 (unexpected status 429 Too Many Requests)",
+            "the limiter allows 5 requests per second; quota is per user",
+        ] {
+            assert_eq!(recognise(&[work.to_string()], &[]), None, "{work}");
+        }
+    }
+
+    #[test]
+    fn unavailable_patterns_extend_the_built_in_ones_ignoring_case() {
+        let extra = vec!["Upstream Capacity".to_string(), "  ".to_string()];
+        let tail = ["fatal: UPSTREAM CAPACITY reached".to_string()];
+        assert_eq!(
+            recognise(&tail, &extra).as_deref(),
+            Some(
+                "the agent matched `upstream capacity` of its unavailable_patterns (fatal: UPSTREAM CAPACITY reached)"
+            )
+        );
+        assert_eq!(recognise(&tail, &[]), None);
+        // A blank pattern would match every line: it is never used.
+        assert_eq!(
+            recognise(&["error: tests failed".to_string()], &extra),
+            None
+        );
     }
 
     #[test]

@@ -28,11 +28,18 @@ pub struct Args {
 pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
     let main = git::open_main(&ctx.cwd)?;
     if !main.has_commits() {
+        // The suggested commit must work as pasted: without an identity,
+        // git refuses it ("Author identity unknown").
+        let hint = if crate::gitcli::Identity::lookup(&main.repo).is_users() {
+            "make a first commit, e.g. `git commit --allow-empty -m \"initial commit\"`, then run `orch init` again"
+        } else {
+            "git has no identity to make it with yet: set one and make a first commit, e.g. `git config --global user.name \"Your Name\" && git config --global user.email you@example.com && git commit --allow-empty -m \"initial commit\"`, then run `orch init` again"
+        };
         return Err(Error::usage(format!(
             "{} has no commits yet; ticket branches need a commit to start from",
             main.root.display()
         ))
-        .hinted("make a first commit, e.g. `git commit --allow-empty -m \"initial commit\"`, then run `orch init` again"));
+        .hinted(hint));
     }
     let layout = Layout::new(&main.root, &main.git_dir);
     let lock = layout.lock_board(ctx.lock_timeout)?;

@@ -1065,22 +1065,21 @@ fn build_tree(repo: &Repository, files: &[(&str, &[u8])]) -> Result<Oid> {
     }
 }
 
-/// The committer orch uses: the repository's configured identity, else orch.
+/// The committer orch uses: the identity git would commit with, else
+/// orch's own (see [`crate::gitcli::Identity`]).
 pub fn signature(repo: &Repository) -> Signature<'static> {
-    match repo.signature() {
-        Ok(sig) => sig.to_owned(),
-        Err(_) => match Signature::now("orch", "orch@localhost") {
-            Ok(s) => s,
-            // now() only fails on an invalid name; this one is valid.
-            Err(_) => unreachable_signature(),
-        },
-    }
-}
-
-fn unreachable_signature() -> Signature<'static> {
-    match Signature::new("orch", "orch@localhost", &git2::Time::new(0, 0)) {
+    let who = crate::gitcli::Identity::of(repo);
+    match Signature::now(&who.name, &who.email) {
         Ok(s) => s,
-        Err(e) => panic!("a constant signature is invalid: {e}"),
+        // git accepted the identity, so libgit2 only refuses one with `<`
+        // or `>` in it, which git var cannot print; orch's own is valid.
+        Err(_) => {
+            let (name, email) = crate::gitcli::Identity::orch();
+            match Signature::now(&name, &email) {
+                Ok(s) => s,
+                Err(e) => panic!("orch's own identity is invalid: {e}"),
+            }
+        }
     }
 }
 

@@ -199,6 +199,7 @@ fn launch_agent(
         }
         let prompt_text = render_prompt(layout, t, won.attempt, won.settings);
         crate::board::write_atomic(&prompt_path, prompt_text.as_bytes())?;
+        let identity = gitcli::Identity::of(&main.repo);
         let spec = launch::agent_spec(&launch::Attempt {
             layout,
             settings: won.settings,
@@ -211,6 +212,7 @@ fn launch_agent(
             result_file: &result_path,
             prompt_text: &prompt_text,
             git_dir: &main.git_dir,
+            identity: &identity,
         })?;
         // `orch abort` finds the live run through this file: without it,
         // the run could not be aborted, so it must not start.

@@ -56,7 +56,7 @@ pub fn classify(f: &RunFacts, settings: &RunSettings) -> Settlement {
         return settlement;
     }
     let tail = f.report.as_ref().map(|r| r.tail.as_slice()).unwrap_or(&[]);
-    let Some(reason) = unavailable::recognise(tail) else {
+    let Some(reason) = unavailable::recognise(tail, settings.agent.unavailable_patterns()) else {
         return settlement;
     };
     let seconds = i64::try_from(settings.agent_cooldown.as_secs()).unwrap_or(i64::MAX);

@@ -14,6 +14,7 @@ mod durable;
 mod env;
 mod format;
 mod hostile;
+mod identity;
 mod land;
 mod local_state;
 mod misbehave;

@@ -1,7 +1,8 @@
 //! The deployment recipes in `examples/`: their YAML parses and has the
 //! shape their comments promise, and their shell steps, run as the recipe
 //! has them in a fresh checkout of a local bare remote that holds a shared
-//! board, tick that board to the end.
+//! board, tick that board to the end. The README's cron line is run as
+//! cron would run it.
 //!
 //! What a test cannot run offline is explicit: a GitHub step that `uses:`
 //! an action is not shell (the only one allowed is actions/checkout, which
@@ -635,4 +636,79 @@ fn the_systemd_timer_ticks_the_checkout_and_stop_lets_orch_settle() {
         stderr(&out)
     );
     b.assert_ticked(SECRET);
+}
+
+/// The cron line in the README, as its schedule's command.
+fn readme_cron_command() -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md");
+    let readme = std::fs::read_to_string(&path).expect("README.md");
+    let block = readme
+        .split("```cron\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("a ```cron block in README.md");
+    let lines: Vec<&str> = block
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect();
+    assert_eq!(lines.len(), 1, "one cron line: {lines:?}");
+    // Five schedule fields, then the command as cron hands it to sh.
+    let mut rest = lines[0];
+    for _ in 0..5 {
+        let field_end = rest.find(char::is_whitespace).expect("a schedule field");
+        rest = rest[field_end..].trim_start();
+    }
+    rest.to_string()
+}
+
+/// cron runs a line with `sh -c`, `HOME`, `LOGNAME`, `SHELL=/bin/sh` and
+/// `PATH=/usr/bin:/bin`, nothing else (crontab(5)). The README's line, its
+/// repository put where `/srv/your-repo` stands, must tick there, with
+/// orch where `cargo install` puts it and the agent named by its path.
+#[test]
+fn the_readme_cron_line_ticks_under_cron_s_environment() {
+    let command = readme_cron_command();
+    assert!(command.contains("/srv/your-repo"), "{command}");
+    let env = TestEnv::new();
+    let repo = env.repo.to_str().expect("utf-8");
+    assert!(
+        !repo.contains(|c: char| c.is_whitespace() || "'\"$\\".contains(c)),
+        "a repository path sh takes as it is: {repo}"
+    );
+    let command = command.replace("/srv/your-repo", repo);
+    env.ready("echo cron > cron.txt", "");
+    let agent = env.dir.path().join("agent.sh");
+    env.configure(&agent, &format!("agent: {}", agent.display()));
+    env.write_ticket("todo", "cron", "---\ntitle: From cron\n---\n");
+    // The host: orch installed by cargo, a git identity of its own.
+    let bin = env.home.join(".cargo/bin");
+    std::fs::create_dir_all(&bin).expect("bin");
+    std::os::unix::fs::symlink(assert_cmd::cargo::cargo_bin!("orch"), bin.join("orch"))
+        .expect("symlink orch");
+    std::fs::write(
+        env.home.join(".gitconfig"),
+        "[user]\n\tname = Cron Host\n\temail = cron@example.com\n",
+    )
+    .expect("gitconfig");
+
+    let out = StdCommand::new("env")
+        .arg("-i")
+        .arg(format!("HOME={}", env.home.display()))
+        .args(["LOGNAME=orch-test", "SHELL=/bin/sh", "PATH=/usr/bin:/bin"])
+        .args(["/bin/sh", "-c", &command])
+        .current_dir(&env.home)
+        .output()
+        .expect("env runs");
+    assert!(
+        out.status.success(),
+        "{command}: {}\n{}{}",
+        out.status,
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(stdout(&out).contains("cron: success"), "{}", stdout(&out));
+    assert_eq!(env.state_of("cron"), "done");
+    let who = env.git(&["log", "-1", "--format=%an <%ae>", "orch/plan"]);
+    assert_eq!(who.trim(), "Cron Host <cron@example.com>");
 }

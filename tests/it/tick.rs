@@ -467,6 +467,44 @@ fn an_unknown_preset_claims_nothing() {
     assert_eq!(env.state_of("t"), "todo");
 }
 
+/// cron's `PATH` is short, and the hint says to give the agent's absolute
+/// path in `agent:`: a path is a command, or, when its file name is a
+/// preset's program, that preset run as this program.
+#[test]
+fn an_agent_given_by_its_path_runs_as_a_command_or_as_its_program_s_preset() {
+    let env = TestEnv::new();
+    env.init();
+    let bin = env.dir.path().join("opt/bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let codex = bin.join("codex");
+    std::fs::write(
+        &codex,
+        format!(
+            "#!/bin/sh\nprintf '%s\\n' \"$0\" \"$@\" > '{}'\necho codex > codex.txt\n",
+            env.flag("codex-argv").display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&codex, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mine = env.agent("my-agent", "echo mine > mine.txt");
+    env.configure(&mine, &format!("agent: {}", codex.display()));
+    env.write_ticket("todo", "preset", "---\ntitle: Preset\n---\n");
+    env.write_ticket(
+        "todo",
+        "command",
+        &format!("---\ntitle: Command\nagent: {}\n---\n", mine.display()),
+    );
+    let text = env.tick_ok();
+    assert!(text.contains("preset: success"), "{text}");
+    assert!(text.contains("command: success"), "{text}");
+    let argv = std::fs::read_to_string(env.flag("codex-argv")).unwrap();
+    let argv: Vec<&str> = argv.lines().collect();
+    assert_eq!(argv.first(), Some(&codex.to_str().unwrap()), "{argv:?}");
+    assert_eq!(argv.get(1), Some(&"exec"), "codex's command line: {argv:?}");
+    assert_eq!(argv.last(), Some(&"-"), "the prompt on stdin: {argv:?}");
+}
+
 #[test]
 fn explain_says_why_and_changes_nothing() {
     let env = TestEnv::new();

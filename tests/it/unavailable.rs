@@ -1,7 +1,7 @@
 //! Agents that cannot reach their model: settled as agent-unavailable, no
 //! attempt spent, claims for that agent paused on the plan branch.
 
-use crate::env::TestEnv;
+use crate::env::{TestEnv, stdout};
 
 /// What codex 0.169 prints, for ever, when its endpoint is unreachable.
 const CODEX_OFFLINE: &str = "while true; do echo '{\"type\":\"error\",\"message\":\"Reconnecting... waiting for network (Connection failed: error sending request)\"}'; sleep 0.05; done";
@@ -158,4 +158,117 @@ fn a_ticket_that_only_looks_unavailable_still_ends_in_blocked() {
         "{text}"
     );
     assert_eq!(env.state_of("loop"), "blocked", "{text}");
+}
+
+/// One line each CLI prints when its provider refuses it for a rate limit,
+/// a usage limit or a quota, and what orch makes of it. aider exits 0
+/// even then.
+const LIMITS: &[(&str, &str, &str)] = &[
+    (
+        "codex",
+        r#"{"type":"turn.failed","error":{"message":"You've hit your usage limit. Try again at 3:28 PM."}}"#,
+        "has reached its usage limit",
+    ),
+    (
+        "claude",
+        "You've hit your limit · resets 3:30am (Asia/Calcutta)",
+        "has reached its usage limit",
+    ),
+    (
+        "aider",
+        "litellm.RateLimitError: RateLimitError: OpenAIException - Rate limit reached\nThe API provider has rate limited you. Try again later or check your quotas.",
+        "was rate-limited by its provider",
+    ),
+    (
+        "opencode",
+        r#"Error: OpenAI API error (429): {"param":null,"code":"rate_limit_exceeded","type":"rate_limit_error","message":"Rate limit exceeded. Please retry after a brief wait."}"#,
+        "was rate-limited by its provider",
+    ),
+    (
+        "gemini",
+        "[API Error: You exceeded your current quota, please check your plan and billing details. (Status: RESOURCE_EXHAUSTED)]",
+        "has run out of quota",
+    ),
+];
+
+#[test]
+fn each_cli_s_rate_or_usage_limit_pauses_the_agent_without_spending_attempts() {
+    let env = TestEnv::new();
+    for (cli, line, _) in LIMITS {
+        std::fs::write(env.flag(&format!("{cli}.out")), format!("{line}\n")).unwrap();
+    }
+    env.ready(
+        &format!(
+            "cat '{}'/\"$ORCH_TICKET.out\"\n[ \"$ORCH_TICKET\" = aider ] && exit 0\nexit 1",
+            env.flags_dir().display()
+        ),
+        "max_attempts: 1\nmax_in_progress: 5\nagent_cooldown: 1h\n",
+    );
+    for (cli, _, _) in LIMITS {
+        env.write_ticket("todo", cli, &format!("---\ntitle: {cli}\n---\n"));
+    }
+    let text = env.tick_ok();
+    for (cli, _, why) in LIMITS {
+        assert!(
+            text.contains(&format!(
+                "{cli}: agent-unavailable (attempt 1): the agent {why}"
+            )),
+            "{cli}: {text}"
+        );
+        assert_eq!(
+            env.state_of(cli),
+            "todo",
+            "{cli}: not blocked at max_attempts 1"
+        );
+    }
+    let status = env.status();
+    let ready = status["ready"].as_array().unwrap();
+    assert_eq!(ready.len(), LIMITS.len(), "{status}");
+    assert!(ready.iter().all(|t| t["attempts_used"] == 0), "{status}");
+    let paused = &status["paused_agents"][0];
+    assert_eq!(paused["agent"], "agent.sh");
+    let until: jiff::Timestamp = paused["until"].as_str().unwrap().parse().unwrap();
+    let in_50m = jiff::Timestamp::now() + jiff::SignedDuration::from_mins(50);
+    assert!(until > in_50m, "paused for agent_cooldown (1h): {until}");
+    // The pause holds the queue: nothing is claimed while it lasts.
+    assert_eq!(stdout(&env.tick()), "");
+}
+
+#[test]
+fn unavailable_patterns_extend_the_built_in_ones_and_a_plain_failure_stays_failed() {
+    let env = TestEnv::new();
+    env.init();
+    let agent = env.agent(
+        "agent",
+        "if [ \"$ORCH_TICKET\" = proxy ]; then echo 'fatal: UPSTREAM PROXY SAYS: come back later'; else echo 'test limiter::over_the_limit ... FAILED: status 429 != 200'; fi\nexit 1",
+    );
+    env.configure(
+        &agent,
+        &format!(
+            "agent: {{command: [\"{}\"], unavailable_patterns: [\"upstream proxy says\"]}}\nmax_attempts: 1\nagent_cooldown: 1h",
+            agent.display()
+        ),
+    );
+    env.write_ticket("todo", "proxy", "---\ntitle: Proxy\npriority: 1\n---\n");
+    env.write_ticket("todo", "work", "---\ntitle: Work\npriority: 2\n---\n");
+    // The failure first, so the pause the other one sets cannot hold it.
+    let text = env
+        .orch()
+        .args(["tick", "--ticket", "work"])
+        .output()
+        .unwrap();
+    let text = stdout(&text);
+    assert!(text.contains("work: failed (attempt 1)"), "{text}");
+    assert_eq!(env.state_of("work"), "blocked", "a real failure counts");
+    assert!(env.status()["paused_agents"].as_array().unwrap().is_empty());
+
+    let text = env.tick_ok();
+    assert!(
+        text.contains(
+            "proxy: agent-unavailable (attempt 1): the agent matched `upstream proxy says` of its unavailable_patterns (fatal: UPSTREAM PROXY SAYS: come back later)"
+        ),
+        "{text}"
+    );
+    assert_eq!(env.state_of("proxy"), "todo");
+    assert_eq!(env.status()["paused_agents"][0]["agent"], "agent.sh");
 }
