@@ -81,8 +81,10 @@ const USAGE_LIMIT: &str = "has reached its usage limit";
 const QUOTA: &str = "has run out of quota";
 
 /// After this many agent-unavailable results in a row, a ticket's attempt
-/// counts after all: output that only looks like an outage (a test printing
-/// a similar line) must not retry a ticket for ever.
+/// counts after all, if the agent finished another ticket since the first
+/// of them: output that only looks like an outage (a test printing a
+/// similar line) must not retry a ticket for ever, and a real outage,
+/// however long, must cost no attempt.
 pub const UNCOUNTED_IN_A_ROW: usize = 3;
 
 /// Why the output says the agent could not use its model, with the line.
@@ -123,6 +125,36 @@ pub struct Cooldown {
     pub agent: String,
     pub until: String,
     pub reason: String,
+    /// When the outage that set this pause was seen.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub at: Option<String>,
+    /// When the agent last finished a ticket after an outage: proof that
+    /// it reaches its model, which an outage never gives.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recovered: Option<String>,
+}
+
+impl Cooldown {
+    /// Whether the agent finished a ticket after `since` (an RFC 3339
+    /// time): then output that looks like an outage on another ticket is
+    /// that ticket's own.
+    pub fn recovered_after(&self, since: &str) -> bool {
+        let parse = |t: &str| t.parse::<jiff::Timestamp>().ok();
+        match (self.recovered.as_deref().and_then(parse), parse(since)) {
+            (Some(r), Some(s)) => r > s,
+            _ => false,
+        }
+    }
+
+    /// Whether a finished ticket now would be news: no recovery recorded
+    /// since the last outage.
+    pub fn awaits_recovery(&self) -> bool {
+        match (&self.recovered, &self.at) {
+            (None, _) => true,
+            (Some(_), None) => false,
+            (Some(_), Some(at)) => !self.recovered_after(at),
+        }
+    }
 }
 
 /// The file name for an agent label: the label with anything but
@@ -146,10 +178,18 @@ pub fn rel_path(agent: &str) -> String {
 }
 
 pub fn render(c: &Cooldown) -> String {
-    format!(
-        "# Claims for agent `{}` are paused\n\n- until: {}\n- reason: {}\n\nDelete this file to resume claims at once.\n",
+    let mut text = format!(
+        "# Claims for agent `{}` are paused\n\n- until: {}\n- reason: {}\n",
         c.agent, c.until, c.reason
-    )
+    );
+    if let Some(at) = &c.at {
+        text.push_str(&format!("- at: {at}\n"));
+    }
+    if let Some(r) = &c.recovered {
+        text.push_str(&format!("- recovered: {r}\n"));
+    }
+    text.push_str("\nDelete this file to resume claims at once.\n");
+    text
 }
 
 /// More than any pause file orch writes; a bigger one is not orch's.
@@ -157,25 +197,72 @@ const MAX_COOLDOWN_BYTES: u64 = 64 * 1024;
 
 /// The pause for `agent` if one is in force now.
 pub fn active(plan: &Path, agent: &str) -> Option<Cooldown> {
+    let c = last(plan, agent)?;
+    let t: jiff::Timestamp = c.until.parse().ok()?;
+    (t > jiff::Timestamp::now()).then_some(c)
+}
+
+/// The text to write for an agent's pause file under the board lock:
+/// `new`, keeping the latest recovery of what the file holds now. Two
+/// attempts of one agent settle in turn, each from what it read before it
+/// ran; a recovery one of them recorded must not be lost to the other.
+pub fn merged(plan: &Path, rel: &str, new: &str) -> String {
+    let Some(agent) = rel
+        .strip_prefix("cooldown/")
+        .and_then(|n| n.strip_suffix(".md"))
+    else {
+        return new.to_string();
+    };
+    let (Some(mut next), Some(now)) = (parse(agent, new), last_at(plan, rel, agent)) else {
+        return new.to_string();
+    };
+    let later = match (&next.recovered, &now.recovered) {
+        (_, None) => return new.to_string(),
+        (None, Some(r)) => r.clone(),
+        (Some(a), Some(b)) => {
+            if now.recovered_after(a) {
+                b.clone()
+            } else {
+                a.clone()
+            }
+        }
+    };
+    next.recovered = Some(later);
+    render(&next)
+}
+
+fn last_at(plan: &Path, rel: &str, agent: &str) -> Option<Cooldown> {
+    let bytes =
+        crate::safe_read::regular_file_in(plan, Path::new(rel), MAX_COOLDOWN_BYTES).ok()??;
+    parse(agent, &String::from_utf8_lossy(&bytes))
+}
+
+/// The agent's pause as last written, over or not.
+pub fn last(plan: &Path, agent: &str) -> Option<Cooldown> {
     // The plan is anyone's to write: a link or a fifo here is refused.
-    let bytes = crate::safe_read::regular_file_in(
-        plan,
-        std::path::Path::new(&rel_path(agent)),
-        MAX_COOLDOWN_BYTES,
-    )
-    .ok()??;
-    let text = String::from_utf8_lossy(&bytes);
+    last_at(plan, &rel_path(agent), agent)
+}
+
+fn parse(agent: &str, text: &str) -> Option<Cooldown> {
     let field = |k: &str| {
         text.lines()
             .find_map(|l| l.strip_prefix(&format!("- {k}: ")))
             .map(str::to_string)
     };
-    let until = field("until")?;
-    let t: jiff::Timestamp = until.parse().ok()?;
-    (t > jiff::Timestamp::now()).then(|| Cooldown {
-        agent: agent.to_string(),
-        until,
+    // The heading names the agent as configured; the file name may have
+    // had characters replaced.
+    let label = text
+        .lines()
+        .next()
+        .and_then(|l| l.strip_prefix("# Claims for agent `"))
+        .and_then(|l| l.strip_suffix("` are paused"))
+        .unwrap_or(agent);
+    Some(Cooldown {
+        agent: label.to_string(),
+        until: field("until")?,
         reason: field("reason").unwrap_or_default(),
+        at: field("at"),
+        recovered: field("recovered"),
     })
 }
 

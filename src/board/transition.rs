@@ -221,7 +221,9 @@ fn record(
         )?;
     }
     for file in &settlement.extra_files {
-        txn.write(&file.path, file.content.as_bytes())?;
+        let content =
+            crate::agent::unavailable::merged(&txn.layout.plan, &file.path, &file.content);
+        txn.write(&file.path, content.as_bytes())?;
     }
     failpoint::hit("settle-after-summary");
     txn.move_ticket(run.id, State::InProgress, dest.state, &t.text_with(&event))?;

@@ -51,6 +51,8 @@ pub fn run(
     let t = won.ticket;
     let mut facts = RunFacts {
         unavailable_in_a_row: t.unavailable_in_a_row(),
+        unavailable_since: t.unavailable_since().map(str::to_string),
+        last_cooldown: crate::agent::unavailable::last(&layout.plan, &won.settings.agent.label()),
         orch_failures_in_a_row: t.orch_failures_in_a_row(),
         ..RunFacts::default()
     };

@@ -39,6 +39,11 @@ pub struct RunFacts {
     pub moved_by_other: Option<String>,
     /// agent-unavailable results that end the ticket's log, in a row.
     pub unavailable_in_a_row: usize,
+    /// When that run of results began.
+    pub unavailable_since: Option<String>,
+    /// The agent's pause as last written (over or not), with when it last
+    /// finished a ticket after an outage.
+    pub last_cooldown: Option<unavailable::Cooldown>,
     /// Uncounted failures of orch's own that end the ticket's log, in a row.
     pub orch_failures_in_a_row: usize,
 }
@@ -52,6 +57,19 @@ pub const ORCH_FAILURES_COUNTED_AFTER: usize = 3;
 /// model at all: then the attempt says nothing about the ticket.
 pub fn classify(f: &RunFacts, settings: &RunSettings) -> Settlement {
     let settlement = classify_run(f, settings);
+    if settlement.outcome == Outcome::Success
+        && let Some(c) = f.last_cooldown.as_ref().filter(|c| c.awaits_recovery())
+    {
+        // Recorded once per outage, on the pause's own file.
+        let recovered = unavailable::Cooldown {
+            recovered: Some(jiff::Timestamp::now().to_string()),
+            ..c.clone()
+        };
+        return settlement.with_file(
+            unavailable::rel_path(&c.agent),
+            unavailable::render(&recovered),
+        );
+    }
     if !settlement.outcome.may_be_outage() || f.setup_error.is_some() {
         return settlement;
     }
@@ -65,14 +83,26 @@ pub fn classify(f: &RunFacts, settings: &RunSettings) -> Settlement {
             .map(|t| t.to_string())
             .unwrap_or_default();
     let agent = settings.agent.label();
+    let recovered = f.last_cooldown.as_ref().and_then(|c| c.recovered.clone());
+    // Output that only looks like an outage (a test that prints one) must
+    // not retry a ticket for ever: the third in a row counts, but only
+    // when the agent has finished another ticket since the first, so a
+    // real outage, however long, costs no attempt.
+    let looks_alike = f.unavailable_in_a_row + 1 >= unavailable::UNCOUNTED_IN_A_ROW
+        && f.last_cooldown.as_ref().is_some_and(|c| {
+            f.unavailable_since
+                .as_deref()
+                .is_some_and(|since| c.recovered_after(since))
+        });
     let cooldown = unavailable::Cooldown {
         agent: agent.clone(),
         until,
         reason: reason.clone(),
+        at: Some(jiff::Timestamp::now().to_string()),
+        recovered,
     };
     Settlement::new(Outcome::AgentUnavailable, reason)
-        // The third in a row counts after all (see UNCOUNTED_IN_A_ROW).
-        .counting(f.unavailable_in_a_row + 1 >= unavailable::UNCOUNTED_IN_A_ROW)
+        .counting(looks_alike)
         .with_file(
             unavailable::rel_path(&agent),
             unavailable::render(&cooldown),
@@ -429,7 +459,7 @@ mod tests {
     }
 
     #[test]
-    fn an_outage_in_the_output_spends_no_attempt_until_the_third() {
+    fn an_outage_spends_no_attempt_unless_the_agent_worked_meanwhile() {
         let s = settings();
         let tail = ["ERROR: Reconnecting... waiting for network"];
         let mut f = facts(exited(1, &tail));
@@ -438,11 +468,34 @@ mod tests {
         assert!(!got.counts);
         assert_eq!(got.extra_files.len(), 1);
         assert!(got.extra_files[0].path.starts_with("cooldown/"));
+        // A long outage: the third in a row still costs nothing.
         f.unavailable_in_a_row = 2;
+        f.unavailable_since = Some("2026-01-01T00:00:00Z".into());
+        let pause = crate::agent::unavailable::Cooldown {
+            agent: "codex".into(),
+            until: "2026-01-01T01:00:00Z".into(),
+            reason: "outage".into(),
+            at: Some("2026-01-01T00:00:00Z".into()),
+            recovered: None,
+        };
+        f.last_cooldown = Some(pause.clone());
+        assert!(!classify(&f, &s).counts);
+        // The agent finished another ticket since: this ticket's own output
+        // only looks like an outage, and the third counts.
+        f.last_cooldown = Some(crate::agent::unavailable::Cooldown {
+            recovered: Some("2026-01-01T00:30:00Z".into()),
+            ..pause.clone()
+        });
         assert!(classify(&f, &s).counts);
-        // A success that mentions an outage stays a success.
+        // A success that mentions an outage stays a success, and records
+        // that the agent works again, once.
         let mut ok = facts(exited(0, &tail));
         ok.commits = vec![commit()];
-        assert_eq!(classify(&ok, &s).outcome, Outcome::Success);
+        ok.last_cooldown = Some(pause);
+        let got = classify(&ok, &s);
+        assert_eq!(got.outcome, Outcome::Success);
+        assert_eq!(got.extra_files.len(), 1);
+        ok.last_cooldown = f.last_cooldown.clone();
+        assert!(classify(&ok, &s).extra_files.is_empty());
     }
 }

@@ -282,6 +282,8 @@ mod tests {
                 agent: "paused-agent".into(),
                 until: "later".into(),
                 reason: "outage".into(),
+                at: None,
+                recovered: None,
             },
         )]
         .into();

@@ -331,6 +331,15 @@ impl Ticket {
     }
 
     /// How many agent-unavailable results end the log, in a row.
+    /// When the agent-unavailable results that end the log began.
+    pub fn unavailable_since(&self) -> Option<&str> {
+        self.results()
+            .rev()
+            .take_while(|r| r.outcome == crate::outcome::Outcome::AgentUnavailable)
+            .last()
+            .map(|r| r.at.as_str())
+    }
+
     pub fn unavailable_in_a_row(&self) -> usize {
         self.results()
             .rev()

@@ -143,21 +143,77 @@ fn retry_chatter_does_not_count_as_progress() {
 #[test]
 fn a_ticket_that_only_looks_unavailable_still_ends_in_blocked() {
     let env = TestEnv::new();
-    // Fails, and the tail happens to carry an outage message: three times
-    // in a row uncounted at most, then attempts count again.
-    env.ready(AIDER_401, "max_attempts: 1\nagent_cooldown: 1ms\n");
-    env.write_ticket("todo", "loop", "---\ntitle: Loop\n---\n");
-    for _ in 0..2 {
-        env.tick_ok();
-        assert_eq!(env.state_of("loop"), "todo");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    // `loop` fails with an outage message in its tail every time, while
+    // the same agent finishes another ticket: the outage is the ticket's
+    // own output, so its third in a row counts.
+    let agent = format!(
+        "if [ \"$ORCH_TICKET\" = loop ]; then\n{AIDER_401}\nfi\n\
+         echo ok > ok.txt && git add ok.txt && git commit -qm ok"
+    );
+    env.ready(
+        &agent,
+        "max_attempts: 1\nagent_cooldown: 1ms\nmax_in_progress: 1\n",
+    );
+    env.write_ticket(
+        "todo",
+        "loop",
+        "---\ntitle: Loop\npriority: 1\n---\nLoop.\n",
+    );
+    env.tick_ok();
+    assert_eq!(env.state_of("loop"), "todo");
+    env.write_ticket(
+        "todo",
+        "fine",
+        "---\ntitle: Fine\npriority: 0\n---\nFine.\n",
+    );
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let text = env.tick_ok();
+    assert_eq!(env.state_of("fine"), "done", "{text}");
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    env.tick_ok();
+    assert_eq!(env.state_of("loop"), "todo");
+    let pause = std::fs::read_to_string(env.plan().join("cooldown/aider.md"))
+        .or_else(|_| {
+            std::fs::read_dir(env.plan().join("cooldown"))
+                .unwrap()
+                .flatten()
+                .next()
+                .map(|e| std::fs::read_to_string(e.path()))
+                .unwrap()
+        })
+        .unwrap();
+    assert!(pause.contains("- recovered: "), "{pause}");
+    std::thread::sleep(std::time::Duration::from_millis(20));
     let text = env.tick_ok();
     assert!(
         text.contains("loop: agent-unavailable (attempt 3)"),
         "{text}"
     );
     assert_eq!(env.state_of("loop"), "blocked", "{text}");
+}
+
+/// Seen: a long outage blocked the whole queue, three unavailable results
+/// in a row counting as an attempt. While the agent finishes nothing, no
+/// number of them costs one.
+#[test]
+fn a_long_outage_costs_no_attempt() {
+    let env = TestEnv::new();
+    env.ready(AIDER_401, "max_attempts: 1\nagent_cooldown: 1ms\n");
+    env.write_ticket("todo", "a", "---\ntitle: A\n---\nDo a.\n");
+    env.write_ticket("todo", "b", "---\ntitle: B\n---\nDo b.\n");
+    for _ in 0..5 {
+        env.tick_ok();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    for id in ["a", "b"] {
+        assert_eq!(env.state_of(id), "todo");
+        let text = std::fs::read_to_string(env.ticket_path("todo", id)).unwrap();
+        assert_eq!(
+            text.matches("outcome=agent-unavailable").count(),
+            5,
+            "{text}"
+        );
+    }
 }
 
 /// One line each CLI prints when its provider refuses it for a rate limit,
