@@ -121,11 +121,20 @@ fn waiting_rows(board: &Board, out: &mut Vec<Row>) {
                 "todo".into(),
                 format!("waiting on {}", on.join(", ")),
             )),
-            Readiness::Invalid(why) => out.push((
-                t.id.clone(),
-                "todo".into(),
-                format!("skipped, invalid: {why}"),
-            )),
+            Readiness::Invalid(why) => {
+                // With its path and line, as the tick names it.
+                let path = t.rel_path();
+                let why = board
+                    .errors()
+                    .find(|p| p.path == path)
+                    .map(|p| p.to_string())
+                    .unwrap_or(why);
+                out.push((
+                    t.id.clone(),
+                    "todo".into(),
+                    format!("skipped, invalid: {why}"),
+                ))
+            }
         }
     }
     for t in board.in_state(State::Blocked) {

@@ -24,4 +24,5 @@ mod remote;
 mod repo_features;
 mod terminal;
 mod tick;
+mod typos_and_stuck;
 mod unavailable;
