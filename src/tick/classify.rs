@@ -238,6 +238,7 @@ mod tests {
             message: "work".into(),
             time: 0,
             author: "a".into(),
+            email: "a@example.com".into(),
         }
     }
 

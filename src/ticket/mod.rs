@@ -236,23 +236,18 @@ impl Ticket {
     }
 
     /// Attempts that count against `max_attempts`: those since the ticket
-    /// last went to blocked, so a person who moves a blocked ticket back to
-    /// todo gives it a fresh set. While it is in blocked, those that sent it
-    /// there.
+    /// last went to blocked or done, so a person who moves it back to todo
+    /// gives it a fresh set (orch itself never moves a ticket out of
+    /// either). While it is in blocked or done, those that sent it there.
     pub fn attempts_used(&self) -> u32 {
-        let boundary = |e: &Event| match e {
-            Event::Result(r) => r.to == Some(State::Blocked),
-            Event::Abort { .. } => true,
-            _ => false,
-        };
         let ends: Vec<usize> = self
             .log
             .iter()
             .enumerate()
-            .filter(|(_, e)| boundary(e))
+            .filter(|(_, e)| e.ends_a_set())
             .map(|(i, _)| i)
             .collect();
-        let (from, to) = if self.state == State::Blocked {
+        let (from, to) = if matches!(self.state, State::Blocked | State::Done) {
             let end = ends.last().map(|i| i + 1).unwrap_or(self.log.len());
             let start = ends.iter().rev().nth(1).map(|i| i + 1).unwrap_or(0);
             (start, end)
@@ -278,16 +273,12 @@ impl Ticket {
     }
 
     /// Landing hand-backs (`conflict`, `land-failed`) since the ticket last
-    /// went to blocked, the count `land_retries` bounds.
+    /// went to blocked or done, the count `land_retries` bounds.
     pub fn hand_backs(&self) -> u32 {
         let start = self
             .log
             .iter()
-            .rposition(|e| match e {
-                Event::Result(r) => r.to == Some(State::Blocked),
-                Event::Abort { .. } => true,
-                _ => false,
-            })
+            .rposition(Event::ends_a_set)
             .map(|i| i + 1)
             .unwrap_or(0);
         self.log[start..]
