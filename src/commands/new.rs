@@ -25,6 +25,8 @@ pub struct Args {
     /// Open $VISUAL or $EDITOR on the new ticket, then commit your edit.
     #[arg(long, short = 'e')]
     pub edit: bool,
+    #[command(flatten)]
+    pub lock: crate::cli::LockArgs,
 }
 
 pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {

@@ -5,6 +5,7 @@ mod board;
 mod bounds;
 mod by_hand;
 mod cache;
+mod cli_flags;
 mod contain;
 mod crash;
 mod demo;
