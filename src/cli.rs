@@ -21,12 +21,16 @@ use crate::commands;
 #[command(name = "orch", version, max_term_width = 100)]
 pub struct Cli {
     /// Run as if orch was started in DIR.
-    #[arg(short = 'C', long = "dir", global = true, value_name = "DIR")]
-    pub dir: Option<PathBuf>,
+    // Neither named nor spelled `dir`: that is `orch demo`'s own flag, and
+    // a global of the same name took its value too (`orch demo --dir y`
+    // ran in y and made the sandbox at y/y).
+    #[arg(short = 'C', long = "directory", global = true, value_name = "DIR")]
+    pub directory: Option<PathBuf>,
 
-    /// How long to wait for the board lock before exiting with code 75.
-    #[arg(long, global = true, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
-    pub lock_timeout: Duration,
+    /// Before the command: the form of earlier releases, kept for scripts.
+    /// Each command that takes the board lock has its own --lock-timeout.
+    #[arg(long, hide = true, value_name = "DURATION", value_parser = parse_duration)]
+    pub lock_timeout: Option<Duration>,
 
     #[command(subcommand)]
     pub command: Command,
@@ -49,6 +53,40 @@ pub enum Command {
     DemoAgent(commands::demo_agent::Args),
     #[command(hide = true, name = "sandbox-exec")]
     SandboxExec(commands::sandbox_exec::Args),
+}
+
+/// How long a command that changes the board waits for its lock: only
+/// those take it, so only those have the flag.
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct LockArgs {
+    /// How long to wait for the board lock before exiting with code 75
+    /// [default: 30s].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub lock_timeout: Option<Duration>,
+}
+
+/// The board lock's wait when no flag sets it.
+pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(30);
+
+impl Command {
+    /// The --lock-timeout given to the command, if it takes the lock.
+    pub fn lock_timeout(&self) -> Option<Duration> {
+        match self {
+            Command::Demo(a) => a.lock.lock_timeout,
+            Command::Init(a) => a.lock.lock_timeout,
+            Command::New(a) => a.lock.lock_timeout,
+            Command::Tick(a) => a.lock.lock_timeout,
+            Command::Abort(a) => a.lock.lock_timeout,
+            Command::Status(_)
+            | Command::Show(_)
+            | Command::History(_)
+            | Command::Submit(_)
+            | Command::Log(_)
+            | Command::Doctor(_)
+            | Command::DemoAgent(_)
+            | Command::SandboxExec(_) => None,
+        }
+    }
 }
 
 pub fn parse_duration(text: &str) -> Result<Duration, String> {

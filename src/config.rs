@@ -296,6 +296,82 @@ const KNOWN_KEYS: &[&str] = &[
     "land_retries",
 ];
 
+/// Keys of the tables orch reads inside a key: `agent: {...}`,
+/// `sandbox: {...}`, `land: {...}`.
+const NESTED_KEYS: &[(&str, &[&str])] = &[
+    ("agent", &["preset", "args", "env", "command", "events"]),
+    ("sandbox", &["enabled", "writable"]),
+    ("land", &["command"]),
+];
+
+/// A value as far as the key check needs it: a table's keys, or anything.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Shape {
+    Table(BTreeMap<String, serde::de::IgnoredAny>),
+    Other(serde::de::IgnoredAny),
+}
+
+/// Keys this version does not know, at the top and in the tables it reads:
+/// a warning each, or `Err` for the first one close to a known key (a
+/// typo would otherwise be ignored without a word: `max_attemps: 1` would
+/// leave the default of 3).
+fn unknown_keys(text: &str) -> std::result::Result<Vec<Warning>, Warning> {
+    let mut warnings = Vec::new();
+    let Ok(keys) = serde_saphyr::from_str::<BTreeMap<String, Shape>>(text) else {
+        return Ok(warnings);
+    };
+    let mut check = |key: &str, known: &[&str], shown: String, line: Option<u64>| {
+        if known.contains(&key) {
+            return Ok(());
+        }
+        match crate::text::meant(key, known) {
+            Some(k) => Err(Warning {
+                line,
+                message: format!("unknown key `{shown}`: did you mean `{k}`?"),
+            }),
+            None => {
+                warnings.push(Warning {
+                    line,
+                    message: format!(
+                        "unknown key `{shown}` is ignored (known keys: {})",
+                        known.join(", ")
+                    ),
+                });
+                Ok(())
+            }
+        }
+    };
+    for (key, value) in &keys {
+        check(key, KNOWN_KEYS, key.clone(), key_line(text, key))?;
+        let nested = NESTED_KEYS.iter().find(|(k, _)| k == key);
+        if let (Some((_, known)), Shape::Table(table)) = (nested, value) {
+            for inner in table.keys() {
+                let line = nested_key_line(text, key, inner);
+                check(inner, known, format!("{key}.{inner}"), line)?;
+            }
+        }
+    }
+    Ok(warnings)
+}
+
+/// The line of `inner:` in the table under the top-level `key:`, block or
+/// flow style: the first line from `key:` on that names it.
+fn nested_key_line(text: &str, key: &str, inner: &str) -> Option<u64> {
+    let start = key_line(text, key)?;
+    text.lines()
+        .enumerate()
+        .skip(start as usize - 1)
+        .find(|(_, l)| {
+            l.match_indices(inner).any(|(i, _)| {
+                let before = l[..i].chars().next_back();
+                before.is_none_or(|c| !(c.is_alphanumeric() || c == '_'))
+                    && l[i + inner.len()..].trim_start().starts_with(':')
+            })
+        })
+        .map(|(i, _)| i as u64 + 1)
+}
+
 /// A problem that does not stop orch but that the user should fix.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Warning {
@@ -409,19 +485,7 @@ impl Config {
             let line = e.location().map(|l| l.line());
             config_error(line, with_source_line(yaml_message(&e), text, line, 1))
         })?;
-        if let Ok(keys) = serde_saphyr::from_str::<BTreeMap<String, serde::de::IgnoredAny>>(text) {
-            for key in keys.keys() {
-                if !KNOWN_KEYS.contains(&key.as_str()) {
-                    warnings.push(Warning {
-                        line: key_line(text, key),
-                        message: format!(
-                            "unknown key `{key}` is ignored (known keys: {})",
-                            KNOWN_KEYS.join(", ")
-                        ),
-                    });
-                }
-            }
-        }
+        warnings.extend(unknown_keys(text).map_err(|w| config_error(w.line, w.message))?);
         let mut config = Config::defaults();
         config.apply(raw).map_err(|message| {
             // Messages start with the key they are about: point at its line.
@@ -684,11 +748,50 @@ mod tests {
 
     #[test]
     fn unknown_keys_warn_with_their_line() {
-        let (c, w) = Config::parse("base: dev\ntimout: 5m\n", Path::new("orch.yaml")).unwrap();
+        let (c, w) = Config::parse("base: dev\ncolour: blue\n", Path::new("orch.yaml")).unwrap();
         assert_eq!(c.base, "dev");
         assert_eq!(w.len(), 1);
         assert_eq!(w[0].line, Some(2));
-        assert!(w[0].message.contains("timout"));
+        assert!(w[0].message.contains("colour"));
+    }
+
+    #[test]
+    fn a_key_close_to_a_known_one_is_an_error() {
+        let cases = [
+            (
+                "base: dev\nmax_attemps: 1\n",
+                2,
+                "`max_attemps`: did you mean `max_attempts`?",
+            ),
+            ("max-in-progress: 1\n", 1, "did you mean `max_in_progress`?"),
+            (
+                "sandbox:\n  enabled: true\n  writeable: [/tmp]\n",
+                3,
+                "`sandbox.writeable`: did you mean `writable`?",
+            ),
+            (
+                "agent: {command: [a], evnts: codex-json}\n",
+                1,
+                "`agent.evnts`: did you mean `events`?",
+            ),
+        ];
+        for (text, want_line, want) in cases {
+            match Config::parse(text, Path::new("orch.yaml")) {
+                Err(Error::Config { line, message, .. }) => {
+                    assert_eq!(line, Some(want_line), "{text}");
+                    assert!(message.contains(want), "{text}: {message}");
+                }
+                other => panic!("{text}: {other:?}"),
+            }
+        }
+        let (_, w) = Config::parse(
+            "agent:\n  command: [a]\n  owner: me\n",
+            Path::new("orch.yaml"),
+        )
+        .unwrap();
+        assert_eq!(w.len(), 1);
+        assert_eq!(w[0].line, Some(3));
+        assert!(w[0].message.contains("`agent.owner` is ignored"), "{w:?}");
     }
 
     #[test]

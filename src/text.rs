@@ -158,9 +158,72 @@ impl std::fmt::Write for VecWriter<'_> {
     }
 }
 
+/// The Levenshtein distance between two strings, by characters: how many
+/// insertions, deletions and substitutions turn one into the other.
+pub fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = if ca == *cb {
+                diagonal
+            } else {
+                1 + diagonal.min(above).min(row[j])
+            };
+            diagonal = above;
+        }
+    }
+    row[b.len()]
+}
+
+/// The known word `word` was probably meant as, if any: the same once case
+/// and `-` for `_` are set aside (a CLI flag's spelling), or within two
+/// edits of it for words of four characters or more. A longer word may be
+/// a key of its own that merely looks alike; a short one too often is.
+pub fn meant<'k>(word: &str, known: &[&'k str]) -> Option<&'k str> {
+    let norm = |w: &str| w.trim().to_lowercase().replace(['-', ' '], "_");
+    let word = norm(word);
+    if let Some(k) = known.iter().find(|k| norm(k) == word) {
+        return Some(k);
+    }
+    if word.chars().count() < 4 {
+        return None;
+    }
+    known
+        .iter()
+        .map(|k| (edit_distance(&word, k), *k))
+        .filter(|(d, _)| *d <= 2)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn edit_distances() {
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(edit_distance("depends_on", "depends_on"), 0);
+        assert_eq!(edit_distance("priorty", "priority"), 1);
+        assert_eq!(edit_distance("é", "e"), 1);
+    }
+
+    #[test]
+    fn meant_words() {
+        let known = ["title", "priority", "depends_on", "timeout", "land"];
+        assert_eq!(meant("depends-on", &known), Some("depends_on"));
+        assert_eq!(meant("Depends_On", &known), Some("depends_on"));
+        assert_eq!(meant("dependson", &known), Some("depends_on"));
+        assert_eq!(meant("timout", &known), Some("timeout"));
+        assert_eq!(meant("prio", &known), None, "a short word is not a typo");
+        assert_eq!(meant("lnd", &known), None);
+        assert_eq!(meant("colour", &known), None);
+    }
 
     #[test]
     fn bidi_controls_are_shown_not_obeyed() {

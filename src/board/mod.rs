@@ -209,6 +209,72 @@ pub enum Readiness {
     Invalid(String),
 }
 
+/// A todo ticket that waits on a ticket that needs a person.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Stuck {
+    /// The ticket, then each dependency on the way to the one that needs a
+    /// person: `[c, b, a]` is "c waits on b, which waits on a".
+    /// At most [`Stuck::SHOWN`] ids and the last one.
+    pub chain: Vec<String>,
+    /// Tickets of a longer chain left out before the last one.
+    pub more: usize,
+    /// Why the last one of the chain cannot finish.
+    pub end: StuckOn,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StuckOn {
+    Blocked,
+    Invalid,
+}
+
+impl Stuck {
+    /// Ids of a chain shown before its last one.
+    pub const SHOWN: usize = 8;
+
+    /// The ticket that needs a person.
+    pub fn on(&self) -> &str {
+        self.chain.last().map(String::as_str).unwrap_or("")
+    }
+
+    /// "stuck: waits on b, which waits on a, which is blocked; retry it
+    /// with ...": the same words in `status`, `--explain` and the tick.
+    pub fn describe(&self) -> String {
+        let mut text = String::from("stuck: waits on ");
+        let (on, way) = self.chain[1..]
+            .split_last()
+            .unwrap_or((&self.chain[0], &[]));
+        for id in way {
+            text.push_str(&format!("{id}, which waits on "));
+        }
+        if self.more > 0 {
+            text.push_str(&format!("{} more, then ", self.more));
+        }
+        text.push_str(on);
+        match self.end {
+            StuckOn::Blocked => text.push_str(&format!(
+                ", which is blocked; retry it with `{}`",
+                retry_command(on)
+            )),
+            StuckOn::Invalid => text.push_str(&format!(
+                ", which is invalid; `orch show {on}` says what to fix"
+            )),
+        }
+        text
+    }
+}
+
+/// How a person sends a blocked ticket back to todo, from the repository's
+/// top: a move by hand, which the next board change adopts.
+pub fn retry_command(id: &str) -> String {
+    format!(
+        "mv .orch/plan/{} .orch/plan/{}/",
+        ticket::rel_path(State::Blocked, id),
+        State::Todo.rel_dir()
+    )
+}
+
 /// Everything read from the plan worktree in one pass.
 #[derive(Debug)]
 pub struct Board {
@@ -545,6 +611,120 @@ impl Board {
         }
     }
 
+    /// Todo tickets that can never run as the board stands, by id: each
+    /// waits, directly or through other todo tickets, on a ticket that
+    /// needs a person (blocked, or invalid). A missing dependency makes the
+    /// waiting ticket itself invalid, so it is not here.
+    pub fn stuck(&self) -> BTreeMap<String, Stuck> {
+        enum Dep {
+            /// Done, or on its way (in progress, landing): no reason to wait for ever.
+            Fine,
+            NeedsPerson,
+            Todo,
+        }
+        let kind = |d: &str| match self.seen.get(d).map(Vec::as_slice) {
+            Some([State::Done]) => Dep::Fine,
+            _ if self.invalid.contains(d) => Dep::NeedsPerson,
+            Some([State::Blocked]) => Dep::NeedsPerson,
+            Some([State::Todo]) if self.tickets.contains_key(d) => Dep::Todo,
+            _ => Dep::Fine,
+        };
+        // The dependency each todo ticket is stuck through, or None. An
+        // explicit stack: a chain of thousands of tickets must not
+        // overflow the thread's.
+        let mut via: HashMap<&str, Option<&str>> = HashMap::new();
+        for t in self.in_state(State::Todo) {
+            if self.invalid.contains(&t.id) || via.contains_key(t.id.as_str()) {
+                continue;
+            }
+            let mut stack: Vec<(&str, usize)> = vec![(t.id.as_str(), 0)];
+            let mut on_stack: std::collections::HashSet<&str> = [t.id.as_str()].into();
+            while let Some(&(id, next)) = stack.last() {
+                let deps = self
+                    .tickets
+                    .get(id)
+                    .map(|t| t.front.depends_on.as_slice())
+                    .unwrap_or(&[]);
+                let top = stack.len() - 1;
+                let Some(d) = deps.get(next).map(String::as_str) else {
+                    via.insert(id, None);
+                    on_stack.remove(id);
+                    stack.pop();
+                    continue;
+                };
+                let stuck_through = match kind(d) {
+                    Dep::Fine => false,
+                    Dep::NeedsPerson => true,
+                    Dep::Todo => match via.get(d) {
+                        Some(found) => found.is_some(),
+                        // A cycle: its tickets are invalid already.
+                        None if on_stack.contains(d) => false,
+                        None => {
+                            on_stack.insert(d);
+                            stack.push((d, 0));
+                            continue;
+                        }
+                    },
+                };
+                if stuck_through {
+                    via.insert(id, Some(d));
+                    on_stack.remove(id);
+                    stack.pop();
+                } else {
+                    stack[top].1 += 1;
+                }
+            }
+        }
+        // Where each chain ends and how long it is, memoised: chains share
+        // their tails, and a board may hold thousands of tickets in one.
+        let mut ends: HashMap<&str, (&str, usize)> = HashMap::new();
+        for (&id, first) in &via {
+            let Some(first) = *first else { continue };
+            let mut path = vec![id];
+            let mut cur = first;
+            let (end, mut len) = loop {
+                if let Some(&known) = ends.get(cur) {
+                    break known;
+                }
+                match via.get(cur) {
+                    Some(Some(next)) if path.len() <= via.len() => {
+                        path.push(cur);
+                        cur = next;
+                    }
+                    _ => break (cur, 0),
+                }
+            };
+            for step in path.into_iter().rev() {
+                len += 1;
+                ends.insert(step, (end, len));
+            }
+        }
+        let mut out = BTreeMap::new();
+        for (&id, &(end, len)) in &ends {
+            let mut chain = vec![id.to_string()];
+            let mut cur = id;
+            while chain.len() < Stuck::SHOWN {
+                match via.get(cur) {
+                    Some(Some(next)) if *next != end => {
+                        chain.push(next.to_string());
+                        cur = next;
+                    }
+                    _ => break,
+                }
+            }
+            // The ticket, the shown steps and the end are not "more".
+            let more = len.saturating_sub(chain.len());
+            chain.push(end.to_string());
+            let end = if self.invalid.contains(end) {
+                StuckOn::Invalid
+            } else {
+                StuckOn::Blocked
+            };
+            out.insert(id.to_string(), Stuck { chain, more, end });
+        }
+        out
+    }
+
     /// Todo tickets a tick may claim, in the order it takes them.
     pub fn ready_queue(&self) -> Vec<&Ticket> {
         let mut ready: Vec<&Ticket> = self
@@ -876,6 +1056,90 @@ mod tests {
             "done tickets are not read"
         );
         assert!(full.tickets.contains_key("d"));
+    }
+
+    #[test]
+    fn stuck_tickets_name_the_chain() {
+        let (_d, b) = board_with(&[
+            ("tickets/blocked/a.md", "---\ntitle: a\n---\n"),
+            ("tickets/todo/b.md", "---\ntitle: b\ndepends_on: [a]\n---\n"),
+            (
+                "tickets/todo/c.md",
+                "---\ntitle: c\ndepends_on: [x, b]\n---\n",
+            ),
+            ("tickets/todo/x.md", "---\ntitle: x\n---\n"),
+            ("tickets/todo/bad.md", "---\ntitle: [\n---\n"),
+            (
+                "tickets/todo/d.md",
+                "---\ntitle: d\ndepends_on: [bad]\n---\n",
+            ),
+            ("tickets/in-progress/r.md", "---\ntitle: r\n---\n"),
+            ("tickets/todo/e.md", "---\ntitle: e\ndepends_on: [r]\n---\n"),
+        ]);
+        let stuck = b.stuck();
+        let chains: Vec<(&str, Vec<&str>, StuckOn)> = stuck
+            .iter()
+            .map(|(id, s)| {
+                (
+                    id.as_str(),
+                    s.chain.iter().map(String::as_str).collect(),
+                    s.end,
+                )
+            })
+            .collect();
+        assert_eq!(
+            chains,
+            [
+                ("b", vec!["b", "a"], StuckOn::Blocked),
+                ("c", vec!["c", "b", "a"], StuckOn::Blocked),
+                ("d", vec!["d", "bad"], StuckOn::Invalid),
+            ]
+        );
+        assert_eq!(
+            stuck["c"].describe(),
+            "stuck: waits on b, which waits on a, which is blocked; retry it with \
+             `mv .orch/plan/tickets/blocked/a.md .orch/plan/tickets/todo/`"
+        );
+    }
+
+    #[test]
+    fn a_long_stuck_chain_does_not_overflow() {
+        let n = 5000;
+        let mut files: Vec<(String, String)> = (0..n)
+            .map(|i| {
+                (
+                    format!("tickets/todo/t{i}.md"),
+                    format!("---\ntitle: t\ndepends_on: [t{}]\n---\n", i + 1),
+                )
+            })
+            .collect();
+        files.push((
+            format!("tickets/blocked/t{n}.md"),
+            "---\ntitle: t\n---\n".into(),
+        ));
+        let refs: Vec<(&str, &str)> = files
+            .iter()
+            .map(|(a, b)| (a.as_str(), b.as_str()))
+            .collect();
+        let (_d, b) = board_with(&refs);
+        let stuck = b.stuck();
+        assert_eq!(stuck.len(), n);
+        let t0 = &stuck["t0"];
+        assert_eq!(t0.chain.len(), Stuck::SHOWN + 1);
+        assert_eq!(t0.more + t0.chain.len(), n + 1);
+        assert_eq!(t0.on(), format!("t{n}"));
+        assert!(
+            t0.describe()
+                .starts_with("stuck: waits on t1, which waits on t2, "),
+            "{}",
+            t0.describe()
+        );
+        assert!(
+            t0.describe()
+                .contains("t7, which waits on 4992 more, then t5000, which is blocked"),
+            "{}",
+            t0.describe()
+        );
     }
 
     #[test]

@@ -25,6 +25,8 @@ pub struct Args {
     /// How long to wait for the running tick to settle it.
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = crate::cli::parse_duration)]
     pub wait: Duration,
+    #[command(flatten)]
+    pub lock: crate::cli::LockArgs,
 }
 
 pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {

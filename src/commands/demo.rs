@@ -49,6 +49,8 @@ pub struct Args {
     /// system's temporary directory]. It must not exist or be empty.
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub lock: crate::cli::LockArgs,
 }
 
 pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
@@ -85,6 +87,8 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
         super::init::Args {
             base: Some("main".into()),
             no_fetch: true,
+            // The wait comes with `demo_ctx`.
+            lock: crate::cli::LockArgs { lock_timeout: None },
         },
     )?;
 

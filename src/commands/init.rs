@@ -23,6 +23,8 @@ pub struct Args {
     /// one of them has a board already (for a remote that cannot be reached).
     #[arg(long)]
     pub no_fetch: bool,
+    #[command(flatten)]
+    pub lock: crate::cli::LockArgs,
 }
 
 pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {

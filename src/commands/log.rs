@@ -38,29 +38,24 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
         return Err(Error::usage(format!("there is no ticket `{}`", args.id))
             .hinted("`orch status` lists the tickets"));
     }
-    let dir = layout.log_dir(&args.id);
     let attempt = match args.attempt {
         Some(a) => a,
-        None => std::fs::read_dir(&dir)
-            .ok()
-            .and_then(|d| {
-                d.flatten()
-                    .filter_map(|e| {
-                        e.file_name()
-                            .to_str()
-                            .and_then(|n| n.strip_suffix(".log"))
-                            .and_then(|n| n.parse::<u32>().ok())
-                    })
-                    .max()
-            })
+        None => logged_attempts(&layout, &args.id)
+            .last()
+            .copied()
             .ok_or_else(|| {
                 Error::usage(format!("no logs for `{}` on this machine", args.id))
                     .hinted("logs are local to the host that ran the attempt; runs/<id>/<attempt>.md on orch/plan has the last lines")
             })?,
     };
     let path = layout.log_path(&args.id, attempt);
-    let mut file =
-        std::fs::File::open(&path).map_err(|e| Error::io("cannot open the log", &path, e))?;
+    let mut file = match std::fs::File::open(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(no_such_attempt(&layout, &args.id, attempt));
+        }
+        Err(e) => return Err(Error::io("cannot open the log", &path, e)),
+    };
     let mut out = std::io::stdout().lock();
     let mut buf = vec![0u8; 64 * 1024];
     let mut shown = VisibleStream::default();
@@ -94,4 +89,57 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
     let _ = out.write_all(&text);
     let _ = out.flush();
     Ok(0)
+}
+
+/// A usage error that says which attempts there are: the ones whose logs
+/// this machine has, and the ones the ticket's file records.
+fn no_such_attempt(layout: &board::Layout, id: &str, attempt: u32) -> Error {
+    let started = crate::board::Board::load(layout)
+        .tickets
+        .get(id)
+        .map(|t| t.attempts_started())
+        .unwrap_or(0);
+    let has = match started {
+        0 => "no attempts yet".to_string(),
+        1 => "attempt 1".to_string(),
+        n => format!("attempts 1..{n}"),
+    };
+    let message = format!("ticket {id} has {has}; no attempt {attempt}");
+    if attempt >= 1 && attempt <= started {
+        let here: Vec<String> = logged_attempts(layout, id)
+            .iter()
+            .map(u32::to_string)
+            .collect();
+        let hint = if here.is_empty() {
+            "this machine has no logs of it: logs stay on the host that ran the attempt; runs/<id>/<attempt>.md on orch/plan has the last lines".to_string()
+        } else {
+            format!(
+                "this machine has the logs of attempt(s) {}; the others ran on another host (runs/<id>/<attempt>.md on orch/plan has their last lines)",
+                here.join(", ")
+            )
+        };
+        return Error::usage(format!(
+            "no log of attempt {attempt} of ticket {id} on this machine"
+        ))
+        .hinted(hint);
+    }
+    Error::usage(message).hinted(format!("`orch show {id}` lists its attempts"))
+}
+
+/// The attempts whose logs this machine has, in order.
+fn logged_attempts(layout: &board::Layout, id: &str) -> Vec<u32> {
+    let mut out: Vec<u32> = std::fs::read_dir(layout.log_dir(id))
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| {
+                    e.file_name()
+                        .to_str()
+                        .and_then(|n| n.strip_suffix(".log"))
+                        .and_then(|n| n.parse::<u32>().ok())
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort_unstable();
+    out
 }

@@ -29,14 +29,18 @@ pub struct Ctx {
 }
 
 pub fn run(cli: Cli) -> Result<i32> {
-    let cwd = match cli.dir {
+    let cwd = match cli.directory {
         Some(d) => d,
         None => std::env::current_dir()
             .map_err(|e| Error::io("cannot read the current directory", ".", e))?,
     };
     let ctx = Ctx {
         cwd,
-        lock_timeout: cli.lock_timeout,
+        lock_timeout: cli
+            .command
+            .lock_timeout()
+            .or(cli.lock_timeout)
+            .unwrap_or(crate::cli::DEFAULT_LOCK_TIMEOUT),
     };
     match &cli.command {
         Command::Init(_) => refuse_inside_run(&ctx, "init")?,

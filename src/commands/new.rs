@@ -33,6 +33,8 @@ pub struct Args {
     /// you save a changed, valid ticket.
     #[arg(long, short = 'e')]
     pub edit: bool,
+    #[command(flatten)]
+    pub lock: crate::cli::LockArgs,
 }
 
 pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {

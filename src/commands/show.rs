@@ -35,6 +35,13 @@ pub struct ShowJson {
     pub problems: Vec<Problem>,
     /// In landing/: why it has not landed yet (null: the next tick lands it).
     pub land_waits: Option<String>,
+    /// The ticket's worktree on this machine, while it exists.
+    pub worktree: Option<String>,
+    /// The ticket's branch (`orch/<id>`), once it exists.
+    pub branch: Option<String>,
+    /// In blocked/: the command, from the repository's top, that sends it
+    /// back to todo for a fresh set of attempts.
+    pub retry: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -70,7 +77,7 @@ impl Attempt {
 
 pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
     crate::ticket::require_id(&args.id)?;
-    let (_main, layout) = board::open_read(&ctx.cwd)?;
+    let (main, layout) = board::open_read(&ctx.cwd)?;
     let board = Board::load(&layout);
     let Some(states) = board.seen.get(&args.id) else {
         return Err(Error::usage(format!("there is no ticket `{}`", args.id))
@@ -142,6 +149,11 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
         land_waits: (state == State::Landing)
             .then(|| crate::land::why_waiting(&layout, &args.id))
             .flatten(),
+        worktree: Some(layout.worktree(&args.id))
+            .filter(|w| w.exists())
+            .map(|w| w.display().to_string()),
+        branch: Some(crate::git::ticket_branch(&args.id)).filter(|b| main.branch_exists(b)),
+        retry: (state == State::Blocked).then(|| board::retry_command(&args.id)),
     };
     if args.json {
         print_json(&out)?;
@@ -168,6 +180,15 @@ fn print_text(s: &ShowJson) {
     }
     if !s.depends_on.is_empty() {
         crate::outln!("depends   {}", visible_line(&s.depends_on.join(", ")));
+    }
+    if let Some(w) = &s.worktree {
+        crate::outln!("worktree  {}", visible_line(w));
+    }
+    if let Some(b) = &s.branch {
+        crate::outln!("branch    {b}");
+    }
+    if let Some(r) = &s.retry {
+        crate::outln!("retry     {r}");
     }
     if s.state == State::Landing {
         let why = s.land_waits.as_deref().unwrap_or("the next tick lands it");

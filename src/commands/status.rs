@@ -32,6 +32,9 @@ pub struct StatusJson {
     pub counts: Counts,
     pub ready: Vec<ReadyEntry>,
     pub waiting: Vec<WaitingEntry>,
+    /// Waiting tickets that wait on one that needs a person (also in
+    /// `waiting`), with the chain to it.
+    pub stuck: Vec<StuckEntry>,
     pub in_progress: Vec<RunningEntry>,
     /// Succeeded, waiting to land on the target, in the order they land.
     pub landing: Vec<LandingEntry>,
@@ -67,6 +70,22 @@ pub struct WaitingEntry {
     pub id: String,
     pub title: String,
     pub waiting_on: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct StuckEntry {
+    pub id: String,
+    pub title: String,
+    /// The ticket that needs a person, at the end of `chain`.
+    pub on: String,
+    /// `blocked` or `invalid`.
+    pub on_state: crate::board::StuckOn,
+    /// The ticket, the dependencies on the way, and `on`.
+    pub chain: Vec<String>,
+    /// Tickets of a long chain left out of `chain` before `on`.
+    pub more: usize,
+    /// What to do, in words.
+    pub text: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -138,6 +157,23 @@ pub fn collect(layout: &Layout, board: &Board) -> StatusJson {
             _ => None,
         })
         .collect();
+    let stuck = board
+        .stuck()
+        .into_iter()
+        .map(|(id, s)| StuckEntry {
+            title: board
+                .tickets
+                .get(&id)
+                .map(|t| t.title().to_string())
+                .unwrap_or_default(),
+            id,
+            on: s.on().to_string(),
+            on_state: s.end,
+            text: s.describe(),
+            chain: s.chain,
+            more: s.more,
+        })
+        .collect();
     let in_progress = board
         .in_state(State::InProgress)
         .map(|t| running_entry(layout, t, &host, crate::tick::claim::is_shared(board)))
@@ -176,10 +212,13 @@ pub fn collect(layout: &Layout, board: &Board) -> StatusJson {
             waits: crate::land::why_waiting(layout, &t.id),
         })
         .collect();
+    // A finished ticket's warnings are history: listed, they would stay
+    // for ever.
     let mut warnings: Vec<Problem> = board
         .problems
         .iter()
         .filter(|p| p.severity == Severity::Warning)
+        .filter(|p| !p.path.starts_with(&format!("{}/", State::Done.rel_dir())))
         .cloned()
         .collect();
     warnings.extend(board.config_warnings.iter().map(|w| Problem {
@@ -202,6 +241,7 @@ pub fn collect(layout: &Layout, board: &Board) -> StatusJson {
         },
         ready,
         waiting,
+        stuck,
         in_progress,
         landing,
         blocked,
@@ -322,9 +362,14 @@ fn print_text(s: &StatusJson) {
             );
         }
     }
-    if !s.waiting.is_empty() {
+    let waiting: Vec<&WaitingEntry> = s
+        .waiting
+        .iter()
+        .filter(|w| !s.stuck.iter().any(|t| t.id == w.id))
+        .collect();
+    if !waiting.is_empty() {
         crate::outln!("\n{}", st.bold("waiting on dependencies"));
-        for t in &s.waiting {
+        for t in waiting {
             crate::outln!(
                 "  {}  {}  {}",
                 st.cyan(&t.id),
@@ -333,6 +378,20 @@ fn print_text(s: &StatusJson) {
                     "waits on {}",
                     t.waiting_on.join(", ")
                 )))
+            );
+        }
+    }
+    if !s.stuck.is_empty() {
+        crate::outln!(
+            "\n{}",
+            st.bold("stuck (waiting on a ticket that needs a person)")
+        );
+        for t in &s.stuck {
+            crate::outln!(
+                "  {}  {}  {}",
+                st.cyan(&t.id),
+                visible_line(&t.title),
+                st.yellow(&visible_line(&t.text))
             );
         }
     }

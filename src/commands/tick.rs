@@ -35,6 +35,8 @@ pub struct Args {
     /// Print what the tick would do with every ticket and why; change nothing.
     #[arg(long)]
     pub explain: bool,
+    #[command(flatten)]
+    pub lock: crate::cli::LockArgs,
 }
 
 pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {

@@ -1000,6 +1000,14 @@ pub enum Folded {
     Unrelated,
 }
 
+/// One path a commit changed: whether it was there before and after.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathChange {
+    pub path: String,
+    pub before: bool,
+    pub after: bool,
+}
+
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct CommitInfo {
     pub id: String,
@@ -1007,6 +1015,7 @@ pub struct CommitInfo {
     pub message: String,
     pub time: i64,
     pub author: String,
+    pub email: String,
 }
 
 impl From<&git2::Commit<'_>> for CommitInfo {
@@ -1017,6 +1026,7 @@ impl From<&git2::Commit<'_>> for CommitInfo {
             message: c.message().unwrap_or("").to_string(),
             time: c.time().seconds(),
             author: c.author().name().unwrap_or("").to_string(),
+            email: c.author().email().unwrap_or("").to_string(),
         }
     }
 }
@@ -1265,6 +1275,37 @@ impl Worktree {
             .commit(None, &sig, &sig, message, &tree, &[parent])
             .git_context("cannot commit")?;
         Ok(Some(oid))
+    }
+
+    /// Which of `paths` a commit changed against its first parent (against
+    /// nothing for a root commit), and whether each was there before and
+    /// after it.
+    pub fn path_changes(&self, commit: &str, paths: &[String]) -> Result<Vec<PathChange>> {
+        let oid = Oid::from_str(commit).git_context("not a commit id")?;
+        let commit = self
+            .repo
+            .find_commit(oid)
+            .git_context("cannot read a commit")?;
+        let after = commit.tree().git_context("cannot read a tree")?;
+        let before = match commit.parent(0) {
+            Ok(p) => Some(p.tree().git_context("cannot read a tree")?),
+            Err(_) => None,
+        };
+        let blob = |tree: Option<&git2::Tree<'_>>, path: &str| {
+            tree.and_then(|t| t.get_path(Path::new(path)).ok())
+                .map(|e| e.id())
+        };
+        Ok(paths
+            .iter()
+            .filter_map(|p| {
+                let (b, a) = (blob(before.as_ref(), p), blob(Some(&after), p));
+                (b != a).then(|| PathChange {
+                    path: p.clone(),
+                    before: b.is_some(),
+                    after: a.is_some(),
+                })
+            })
+            .collect())
     }
 
     /// Walk the first-parent history from HEAD, newest first.

@@ -268,6 +268,7 @@ mod tests {
             message: "work".into(),
             time: 0,
             author: "a".into(),
+            email: "a@example.com".into(),
         }
     }
 

@@ -57,6 +57,13 @@ pub enum Event {
     ConfigWarning(String),
     /// An invalid ticket this tick skips.
     Invalid(Problem),
+    /// A warning about one ticket (an unknown key), said once.
+    Warning(Problem),
+    /// A todo ticket that waits on one that needs a person, said once.
+    Stuck {
+        id: String,
+        text: String,
+    },
     /// Ready tickets left unclaimed for want of room.
     NoRoom {
         ready: usize,

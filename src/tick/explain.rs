@@ -6,7 +6,7 @@ use std::path::Path;
 
 use crate::board::{Board, Layout, Readiness, host_name};
 use crate::error::Result;
-use crate::ticket::State;
+use crate::ticket::{Severity, State};
 
 use super::Options;
 use super::claim::{self, lock_facts};
@@ -111,21 +111,35 @@ fn ready_rows(
     }
 }
 
-/// Rows for tickets that wait, are blocked, or are invalid.
+/// Rows for tickets that wait, are stuck, are blocked, or are invalid;
+/// then the warnings a tick says once.
 fn waiting_rows(board: &Board, out: &mut Vec<Row>) {
+    let stuck = board.stuck();
     for t in board.in_state(State::Todo) {
         match board.readiness(t) {
             Readiness::Ready => {}
+            Readiness::Waiting(_) if stuck.contains_key(&t.id) => {
+                out.push((t.id.clone(), "todo".into(), stuck[&t.id].describe()))
+            }
             Readiness::Waiting(on) => out.push((
                 t.id.clone(),
                 "todo".into(),
                 format!("waiting on {}", on.join(", ")),
             )),
-            Readiness::Invalid(why) => out.push((
-                t.id.clone(),
-                "todo".into(),
-                format!("skipped, invalid: {why}"),
-            )),
+            Readiness::Invalid(why) => {
+                // With its path and line, as the tick names it.
+                let path = t.rel_path();
+                let why = board
+                    .errors()
+                    .find(|p| p.path == path)
+                    .map(|p| p.to_string())
+                    .unwrap_or(why);
+                out.push((
+                    t.id.clone(),
+                    "todo".into(),
+                    format!("skipped, invalid: {why}"),
+                ))
+            }
         }
     }
     for t in board.in_state(State::Blocked) {
@@ -143,5 +157,30 @@ fn waiting_rows(board: &Board, out: &mut Vec<Row>) {
         if !out.iter().any(|(i, _, _)| *i == id) {
             out.push((id, "invalid".into(), format!("skipped: {p}")));
         }
+    }
+    for w in &board.config_warnings {
+        let line = w.line.map(|l| format!(":{l}")).unwrap_or_default();
+        out.push((
+            "orch.yaml".into(),
+            "config".into(),
+            format!("warning: orch.yaml{line}: {}", w.message),
+        ));
+    }
+    for p in board
+        .problems
+        .iter()
+        .filter(|p| p.severity == Severity::Warning)
+        .filter(|p| !p.path.starts_with(&format!("{}/", State::Done.rel_dir())))
+    {
+        let id = Path::new(&p.path)
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let state = Path::new(&p.path)
+            .parent()
+            .and_then(|d| d.file_name())
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        out.push((id, state, format!("warning: {p}")));
     }
 }

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use crate::board::BoardTxn;
+use crate::board::{Board, BoardTxn};
 use crate::error::{Error, Result, render_chain};
 use crate::git;
 use crate::outcome::Outcome;
@@ -30,6 +30,7 @@ pub mod plan;
 pub mod reconcile;
 pub mod settings;
 pub mod settle;
+pub mod told;
 pub mod unsettled;
 
 pub use event::{Event, Reporter};
@@ -78,13 +79,7 @@ pub fn tick(
         }
         let mut board = txn.load_active();
         let config = board.config()?.clone();
-        for w in &board.config_warnings {
-            reporter.report(&Event::ConfigWarning(format!(
-                "orch.yaml{}: {}",
-                w.line.map(|l| format!(":{l}")).unwrap_or_default(),
-                w.message
-            )));
-        }
+        told::say_once(&txn.layout, reporter, told::notices(&board));
         if config.sandbox.enabled
             && let Some(why) = crate::agent::sandbox::unsupported_reason()
         {
@@ -98,8 +93,9 @@ pub fn tick(
             }
         }
         // Name what this tick skips: invalid tickets it could otherwise
-        // have run. Warnings and problems of settled tickets are left to
-        // `orch status`, so cron does not mail them every few minutes.
+        // have run, on every tick until fixed. Problems of settled tickets
+        // are left to `orch status`, so cron does not mail them every few
+        // minutes.
         for p in board.errors() {
             if !(p.path.starts_with("tickets/done/") || p.path.starts_with("tickets/blocked/")) {
                 reporter.report(&Event::Invalid(p.clone()));
@@ -133,7 +129,21 @@ pub fn tick(
         result.settled = run_all(&layout, claims, opts, interrupt.clone(), reporter);
     }
     if (landing_waits || !result.claimed.is_empty()) && !interrupt.load(Ordering::SeqCst) {
-        result.landed = crate::land::land_waiting(&layout, opts.lock_timeout, interrupt, reporter)?;
+        result.landed =
+            crate::land::land_waiting(&layout, opts.lock_timeout, interrupt.clone(), reporter)?;
+    }
+    // A ticket this tick sent to blocked leaves its dependents stuck: say
+    // so in this tick's output, beside the line that blocked it, not in
+    // the next one's.
+    let changed = !result.claimed.is_empty()
+        || !result.reconciled.is_empty()
+        || !result.landed.handed_back.is_empty();
+    if changed && !interrupt.load(Ordering::SeqCst) {
+        told::say_once(
+            &layout,
+            reporter,
+            told::notices(&Board::load_active(&layout)),
+        );
     }
     Ok(result)
 }

@@ -102,6 +102,16 @@ impl Event {
     /// Whether a result uses up an attempt. A result of an outcome this
     /// version does not know counts unless it says otherwise, as the first
     /// release counted it.
+    /// Whether the ticket's set of attempts ends here: it went where only
+    /// a person takes it out of (blocked, done), or was aborted.
+    pub fn ends_a_set(&self) -> bool {
+        match self {
+            Event::Result(r) => matches!(r.to, Some(State::Blocked | State::Done)),
+            Event::Abort { .. } => true,
+            _ => false,
+        }
+    }
+
     pub fn counts_as_attempt(&self) -> bool {
         match self {
             Event::Result(r) => r.counts(),

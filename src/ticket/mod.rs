@@ -236,23 +236,18 @@ impl Ticket {
     }
 
     /// Attempts that count against `max_attempts`: those since the ticket
-    /// last went to blocked, so a person who moves a blocked ticket back to
-    /// todo gives it a fresh set. While it is in blocked, those that sent it
-    /// there.
+    /// last went to blocked or done, so a person who moves it back to todo
+    /// gives it a fresh set (orch itself never moves a ticket out of
+    /// either). While it is in blocked or done, those that sent it there.
     pub fn attempts_used(&self) -> u32 {
-        let boundary = |e: &Event| match e {
-            Event::Result(r) => r.to == Some(State::Blocked),
-            Event::Abort { .. } => true,
-            _ => false,
-        };
         let ends: Vec<usize> = self
             .log
             .iter()
             .enumerate()
-            .filter(|(_, e)| boundary(e))
+            .filter(|(_, e)| e.ends_a_set())
             .map(|(i, _)| i)
             .collect();
-        let (from, to) = if self.state == State::Blocked {
+        let (from, to) = if matches!(self.state, State::Blocked | State::Done) {
             let end = ends.last().map(|i| i + 1).unwrap_or(self.log.len());
             let start = ends.iter().rev().nth(1).map(|i| i + 1).unwrap_or(0);
             (start, end)
@@ -278,16 +273,12 @@ impl Ticket {
     }
 
     /// Landing hand-backs (`conflict`, `land-failed`) since the ticket last
-    /// went to blocked, the count `land_retries` bounds.
+    /// went to blocked or done, the count `land_retries` bounds.
     pub fn hand_backs(&self) -> u32 {
         let start = self
             .log
             .iter()
-            .rposition(|e| match e {
-                Event::Result(r) => r.to == Some(State::Blocked),
-                Event::Abort { .. } => true,
-                _ => false,
-            })
+            .rposition(Event::ends_a_set)
             .map(|i| i + 1)
             .unwrap_or(0);
         self.log[start..]
@@ -456,8 +447,9 @@ fn split_front_matter(text: &str) -> Option<(&str, &str, u64)> {
 }
 
 /// Parse one ticket file. Errors leave the ticket out of the board (it is
-/// still counted as existing for duplicate and dependency checks); warnings
-/// keep it in.
+/// still counted as existing for duplicate and dependency checks), but for
+/// a mistyped key: that ticket is parsed, so its log still counts, and the
+/// error makes it invalid. Warnings keep it in.
 pub fn parse(id: &str, state: State, bytes: &[u8]) -> (Option<Ticket>, Vec<Problem>) {
     let path = rel_path(state, id);
     let mut problems = Vec::new();
@@ -530,7 +522,7 @@ pub fn parse(id: &str, state: State, bytes: &[u8]) -> (Option<Ticket>, Vec<Probl
             }
         }
     };
-    problems.extend(unknown_keys(&path, yaml, first_line));
+    problems.extend(unknown_keys(&path, state, yaml, first_line));
     let title = match check_front(&raw, yaml, first_line) {
         Ok(title) => title,
         Err((line, message, hint)) => {
@@ -570,10 +562,14 @@ pub fn parse(id: &str, state: State, bytes: &[u8]) -> (Option<Ticket>, Vec<Probl
     (Some(ticket), problems)
 }
 
-/// Warnings for top-level keys this version does not know. Top-level keys
-/// start in the first column; scanning for them costs far less than a
-/// second YAML parse of every ticket.
-fn unknown_keys(path: &str, yaml: &str, first_line: u64) -> Vec<Problem> {
+/// Top-level keys this version does not know. One close to a known key
+/// (`depends-on`, `priorty`) is an error: read as unknown, it would be
+/// silently ignored, and a dependency ignored runs two tickets at once.
+/// Other unknown keys are warnings (a person's own notes, or a key of a
+/// newer version). In a done ticket, which never runs again, a typo is
+/// history: a warning. Top-level keys start in the first column; scanning
+/// for them costs far less than a second YAML parse of every ticket.
+fn unknown_keys(path: &str, state: State, yaml: &str, first_line: u64) -> Vec<Problem> {
     let mut problems = Vec::new();
     for (i, line) in yaml.lines().enumerate() {
         if line.starts_with([' ', '\t', '#', '-']) {
@@ -583,15 +579,33 @@ fn unknown_keys(path: &str, yaml: &str, first_line: u64) -> Vec<Problem> {
             continue;
         };
         let key = key.trim().trim_matches(['"', '\'']);
-        if !key.is_empty() && !KNOWN_KEYS.contains(&key) {
-            problems.push(Problem {
+        if key.is_empty() || KNOWN_KEYS.contains(&key) {
+            continue;
+        }
+        let line = Some(i as u64 + first_line);
+        let problem = match crate::text::meant(key, KNOWN_KEYS) {
+            Some(known) => Problem {
                 path: path.to_string(),
-                line: Some(i as u64 + first_line),
+                line,
+                severity: if state == State::Done {
+                    Severity::Warning
+                } else {
+                    Severity::Error
+                },
+                message: format!("unknown key `{key}`: did you mean `{known}`?"),
+                hint: Some(format!(
+                    "rename it to `{known}`; the ticket is skipped until then"
+                )),
+            },
+            None => Problem {
+                path: path.to_string(),
+                line,
                 severity: Severity::Warning,
                 message: format!("unknown key `{key}` is ignored"),
                 hint: Some(format!("known keys: {}", KNOWN_KEYS.join(", "))),
-            });
-        }
+            },
+        };
+        problems.push(problem);
     }
     problems
 }
@@ -827,6 +841,30 @@ mod tests {
         assert_eq!(p.len(), 1);
         assert_eq!(p[0].severity, Severity::Warning);
         assert_eq!(p[0].line, Some(3));
+    }
+
+    #[test]
+    fn a_key_close_to_a_known_one_is_an_error() {
+        let text = b"---\ntitle: x\ndepends-on: [a]\n---\n";
+        let (_, p) = parse("b", State::Todo, text);
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert_eq!(p[0].severity, Severity::Error);
+        assert_eq!(p[0].line, Some(3));
+        assert!(
+            p[0].to_string().starts_with(
+                "tickets/todo/b.md:3: unknown key `depends-on`: did you mean `depends_on`?"
+            ),
+            "{}",
+            p[0]
+        );
+        let (_, p) = parse("b", State::Todo, b"---\ntitle: x\npriorty: 1\n---\n");
+        assert_eq!(p[0].severity, Severity::Error);
+        let (_, p) = parse("b", State::Done, text);
+        assert_eq!(
+            p[0].severity,
+            Severity::Warning,
+            "a done ticket's typo is history"
+        );
     }
 
     #[test]

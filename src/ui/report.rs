@@ -69,6 +69,8 @@ fn text_of(event: &Event) -> Line {
         Event::Note(text) => board(Kind::Done, text.clone()),
         Event::ConfigWarning(text) => board(Kind::Done, format!("warning: {text}")),
         Event::Invalid(p) => board(Kind::Skipped, p.to_string()),
+        Event::Warning(p) => board(Kind::Done, format!("warning: {p}")),
+        Event::Stuck { id, text } => about(Kind::Done, id, text.clone()),
         Event::NoRoom {
             ready,
             in_progress,

@@ -168,3 +168,83 @@ fn a_worktree_removed_by_a_person_while_its_agent_runs_keeps_the_agents_commits(
     );
     assert!(env.agent_processes().is_empty());
 }
+
+/// Seen: after a ticket went back to todo by hand the prompt said "This
+/// is attempt 3 of 2", `orch history` left out the move, and `orch show`
+/// named neither the worktree, the branch, nor how to retry. A ticket a
+/// person sends back from done or blocked starts a fresh set of attempts:
+/// its prompt counts on from the attempts before (3 of 4), and its first
+/// failure of the new set is a retry, not the end.
+#[test]
+fn a_ticket_moved_back_to_todo_by_hand_counts_a_fresh_set_and_shows_the_move() {
+    let env = TestEnv::new();
+    let flags = env.flags_dir();
+    env.ready(
+        &format!(
+            "cp \"$ORCH_PROMPT_FILE\" {flags}/prompt-$ORCH_ATTEMPT\n\
+             echo \"$ORCH_ATTEMPT\" > work.txt\n\
+             [ \"$ORCH_ATTEMPT\" = 2 ] || exit 1",
+            flags = flags.display()
+        ),
+        "max_attempts: 2",
+    );
+    env.write_ticket("todo", "t", "---\ntitle: T\n---\n");
+    assert!(env.tick_ok().contains("t: failed (attempt 1)"));
+    assert!(env.tick_ok().contains("t: success (attempt 2)"));
+    assert_eq!(env.state_of("t"), "done");
+    let prompt = std::fs::read_to_string(env.flag("prompt-2")).unwrap();
+    assert!(prompt.contains("This is attempt 2 of 2."), "{prompt}");
+
+    // Reopened with a plain mv, adopted by the next tick.
+    std::fs::rename(env.ticket_path("done", "t"), env.ticket_path("todo", "t")).unwrap();
+    let out = env.tick_ok();
+    let prompt = std::fs::read_to_string(env.flag("prompt-3")).unwrap();
+    assert!(prompt.contains("This is attempt 3 of 4."), "{prompt}");
+    assert!(
+        out.contains("t: failed (attempt 3)") && out.contains("moved to todo"),
+        "a fresh set of 2: {out}"
+    );
+
+    let out = env
+        .orch()
+        .args(["history", "t", "--json"])
+        .output()
+        .unwrap();
+    let history: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let adopt = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["summary"].as_str().unwrap().starts_with("orch: adopt"))
+        .unwrap_or_else(|| panic!("the hand move is in the history: {history:#}"));
+    assert_eq!(adopt["by_hand"], "moved from done to todo", "{adopt}");
+    assert_eq!(adopt["host"], "test-host");
+    assert!(adopt["author"].is_string(), "{adopt}");
+
+    // Attempt 4 fails too: the set is used up, the ticket is blocked.
+    env.tick_ok();
+    assert_eq!(env.state_of("t"), "blocked");
+    let show = stdout(&env.orch().args(["show", "t"]).output().unwrap());
+    let worktree = env.repo.join(".orch/worktrees/t");
+    assert!(
+        show.contains(&format!("worktree  {}", worktree.display())),
+        "{show}"
+    );
+    assert!(show.contains("branch    orch/t"), "{show}");
+    let retry = "mv .orch/plan/tickets/blocked/t.md .orch/plan/tickets/todo/";
+    assert!(show.contains(&format!("retry     {retry}")), "{show}");
+
+    // A person's own commit is in the history with its author.
+    let plan = env.plan();
+    env.git_in(&plan, &["mv", "tickets/blocked/t.md", "tickets/todo/t.md"]);
+    env.git_in(&plan, &["commit", "-qm", "try t again"]);
+    let text = stdout(&env.orch().args(["history", "t"]).output().unwrap());
+    let first = text.lines().next().unwrap_or("");
+    assert!(
+        first.contains("try t again")
+            && first.contains(
+                "[by hand: moved from blocked to todo; by Test Author <author@example.com>]"
+            ),
+        "{text}"
+    );
+}
