@@ -48,6 +48,7 @@ pub enum Command {
     Submit(commands::submit::Args),
     Log(commands::log::Args),
     Abort(commands::abort::Args),
+    Retry(commands::retry::Args),
     Doctor(commands::doctor::Args),
     #[command(hide = true)]
     DemoAgent(commands::demo_agent::Args),
@@ -77,6 +78,7 @@ impl Command {
             Command::New(a) => a.lock.lock_timeout,
             Command::Tick(a) => a.lock.lock_timeout,
             Command::Abort(a) => a.lock.lock_timeout,
+            Command::Retry(a) => a.lock.lock_timeout,
             Command::Status(_)
             | Command::Show(_)
             | Command::History(_)

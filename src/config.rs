@@ -299,7 +299,17 @@ const KNOWN_KEYS: &[&str] = &[
 /// Keys of the tables orch reads inside a key: `agent: {...}`,
 /// `sandbox: {...}`, `land: {...}`.
 const NESTED_KEYS: &[(&str, &[&str])] = &[
-    ("agent", &["preset", "args", "env", "command", "events"]),
+    (
+        "agent",
+        &[
+            "preset",
+            "args",
+            "env",
+            "command",
+            "events",
+            "unavailable_patterns",
+        ],
+    ),
     ("sandbox", &["enabled", "writable"]),
     ("land", &["command"]),
 ];

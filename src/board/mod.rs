@@ -265,14 +265,9 @@ impl Stuck {
     }
 }
 
-/// How a person sends a blocked ticket back to todo, from the repository's
-/// top: a move by hand, which the next board change adopts.
+/// How a person sends a blocked ticket back to todo.
 pub fn retry_command(id: &str) -> String {
-    format!(
-        "mv .orch/plan/{} .orch/plan/{}/",
-        ticket::rel_path(State::Blocked, id),
-        State::Todo.rel_dir()
-    )
+    format!("orch retry {id}")
 }
 
 /// Everything read from the plan worktree in one pass.
@@ -1098,7 +1093,7 @@ mod tests {
         assert_eq!(
             stuck["c"].describe(),
             "stuck: waits on b, which waits on a, which is blocked; retry it with \
-             `mv .orch/plan/tickets/blocked/a.md .orch/plan/tickets/todo/`"
+             `orch retry a`"
         );
     }
 

@@ -211,7 +211,7 @@ fn describe(changes: &[git::PathChange]) -> Option<String> {
 
 /// Ids a mistyped one may have meant: within two edits, or one that
 /// contains it (`history 0003` for `0003-flaky-change`), a few at most.
-fn similar_ids(id: &str, ids: &[&str]) -> Vec<String> {
+pub(crate) fn similar_ids(id: &str, ids: &[&str]) -> Vec<String> {
     let mut close: Vec<(usize, &str)> = ids
         .iter()
         .filter_map(|&other| {

@@ -15,6 +15,7 @@ pub mod history;
 pub mod init;
 pub mod log;
 pub mod new;
+pub mod retry;
 pub mod sandbox_exec;
 pub mod show;
 pub mod status;
@@ -47,6 +48,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::New(_) => refuse_inside_run(&ctx, "new")?,
         Command::Tick(a) if !a.explain => refuse_inside_run(&ctx, "tick")?,
         Command::Abort(_) => refuse_inside_run(&ctx, "abort")?,
+        Command::Retry(_) => refuse_inside_run(&ctx, "retry")?,
         _ => {}
     }
     match cli.command {
@@ -59,6 +61,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Submit(a) => submit::run(&ctx, a),
         Command::Log(a) => log::run(&ctx, a),
         Command::Abort(a) => abort::run(&ctx, a),
+        Command::Retry(a) => retry::run(&ctx, a),
         Command::Doctor(a) => doctor::run(&ctx, a),
         Command::Demo(a) => demo::run(&ctx, a),
         Command::DemoAgent(a) => demo_agent::run(&ctx, a),

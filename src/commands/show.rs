@@ -120,7 +120,10 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
                     slot.outcome = Some(r.outcome.as_str().to_string());
                     slot.reason = r.reason.clone();
                 }
-                Event::Release { .. } | Event::Abort { .. } | Event::Unknown(_) => {}
+                Event::Release { .. }
+                | Event::Abort { .. }
+                | Event::Retry { .. }
+                | Event::Unknown(_) => {}
             }
         }
     }

@@ -29,6 +29,11 @@ pub enum Event {
         at: String,
         reason: String,
     },
+    /// `orch retry`: a person sent the blocked ticket back to todo.
+    Retry {
+        at: String,
+        by: String,
+    },
     /// A line this version does not understand, kept as written.
     Unknown(RawLine),
 }
@@ -127,6 +132,13 @@ impl Event {
         }
     }
 
+    pub fn retry(by: &str) -> Event {
+        Event::Retry {
+            at: now_rfc3339(),
+            by: by.to_string(),
+        }
+    }
+
     pub fn abort(reason: &str) -> Event {
         Event::Abort {
             at: now_rfc3339(),
@@ -172,6 +184,10 @@ impl Event {
                 at: raw.at.clone(),
                 reason: raw.get("reason").unwrap_or("").to_string(),
             }),
+            "retry" if raw.only(&["by"]) => Some(Event::Retry {
+                at: raw.at.clone(),
+                by: raw.get("by").unwrap_or("").to_string(),
+            }),
             _ => None,
         };
         typed.unwrap_or(Event::Unknown(raw))
@@ -209,6 +225,7 @@ impl Event {
             Event::Abort { at, reason } => {
                 RawLine::new(at, "abort").with("reason", Some(reason.clone()))
             }
+            Event::Retry { at, by } => RawLine::new(at, "retry").with("by", Some(by.clone())),
             Event::Unknown(raw) => raw.clone(),
         }
     }

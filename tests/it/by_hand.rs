@@ -231,7 +231,7 @@ fn a_ticket_moved_back_to_todo_by_hand_counts_a_fresh_set_and_shows_the_move() {
         "{show}"
     );
     assert!(show.contains("branch    orch/t"), "{show}");
-    let retry = "mv .orch/plan/tickets/blocked/t.md .orch/plan/tickets/todo/";
+    let retry = "orch retry t";
     assert!(show.contains(&format!("retry     {retry}")), "{show}");
 
     // A person's own commit is in the history with its author.

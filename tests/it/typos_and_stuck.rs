@@ -126,7 +126,7 @@ fn a_ticket_waiting_on_a_blocked_one_is_shown_stuck_with_the_chain() {
     env.write_ticket("todo", "c", "---\ntitle: C\ndepends_on: [b]\n---\n");
     let out = env.tick_ok();
     assert!(out.contains("a: failed (attempt 1)"), "{out}");
-    let retry = "`mv .orch/plan/tickets/blocked/a.md .orch/plan/tickets/todo/`";
+    let retry = "`orch retry a`";
     assert!(
         out.contains(&format!(
             "b: stuck: waits on a, which is blocked; retry it with {retry}"
