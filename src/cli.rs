@@ -50,6 +50,8 @@ pub enum Command {
     Abort(commands::abort::Args),
     Retry(commands::retry::Args),
     Doctor(commands::doctor::Args),
+    Completions(commands::completions::CompletionsArgs),
+    Man(commands::completions::ManArgs),
     #[command(hide = true)]
     DemoAgent(commands::demo_agent::Args),
     #[command(hide = true, name = "sandbox-exec")]
@@ -85,6 +87,8 @@ impl Command {
             | Command::Submit(_)
             | Command::Log(_)
             | Command::Doctor(_)
+            | Command::Completions(_)
+            | Command::Man(_)
             | Command::DemoAgent(_)
             | Command::SandboxExec(_) => None,
         }

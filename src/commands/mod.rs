@@ -8,6 +8,7 @@ use crate::cli::{Cli, Command};
 use crate::error::{Error, Result};
 
 pub mod abort;
+pub mod completions;
 pub mod demo;
 pub mod demo_agent;
 pub mod doctor;
@@ -62,6 +63,8 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Log(a) => log::run(&ctx, a),
         Command::Abort(a) => abort::run(&ctx, a),
         Command::Retry(a) => retry::run(&ctx, a),
+        Command::Completions(a) => completions::completions(a),
+        Command::Man(a) => completions::man(a),
         Command::Doctor(a) => doctor::run(&ctx, a),
         Command::Demo(a) => demo::run(&ctx, a),
         Command::DemoAgent(a) => demo_agent::run(&ctx, a),

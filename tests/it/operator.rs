@@ -77,3 +77,63 @@ fn retry_refuses_what_is_not_blocked_and_names_a_near_id() {
     assert!(env.plan_log().len() <= before + 1);
     assert_eq!(env.state_of("0001-upload"), "todo");
 }
+
+/// The completion script is generated from the command definitions: bash
+/// loads it and completes the subcommands, the new ones included.
+#[test]
+fn bash_completes_the_commands_from_the_generated_script() {
+    let env = TestEnv::new();
+    let out = env.orch().args(["completions", "bash"]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let script = env.dir.path().join("orch.bash");
+    std::fs::write(&script, &out.stdout).unwrap();
+    let check = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "source '{}' && COMP_WORDS=(orch re) COMP_CWORD=1 && _orch orch re orch \
+             && printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+            script.display()
+        ))
+        .output()
+        .unwrap();
+    assert!(check.status.success(), "{}", stderr(&check));
+    let words = stdout(&check);
+    assert!(words.lines().any(|w| w == "retry"), "{words}");
+    for shell in ["zsh", "fish", "elvish", "powershell"] {
+        let out = env.orch().args(["completions", shell]).output().unwrap();
+        assert!(out.status.success() && !out.stdout.is_empty(), "{shell}");
+    }
+}
+
+#[test]
+fn the_man_pages_cover_every_command() {
+    let env = TestEnv::new();
+    let out = env.orch().arg("man").output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let page = stdout(&out);
+    assert!(page.contains(".TH orch 1"), "{page}");
+    assert!(page.contains("retry"), "{page}");
+    let dir = env.dir.path().join("man1");
+    env.orch()
+        .args(["man", "--dir"])
+        .arg(&dir)
+        .assert()
+        .success();
+    for page in ["orch.1", "orch-tick.1", "orch-retry.1", "orch-new.1"] {
+        assert!(dir.join(page).is_file(), "{page} missing");
+    }
+    // groff reads what was written, where it is installed.
+    if std::process::Command::new("groff")
+        .arg("-v")
+        .output()
+        .is_ok()
+    {
+        let rendered = std::process::Command::new("groff")
+            .args(["-man", "-Tutf8"])
+            .arg(dir.join("orch-tick.1"))
+            .output()
+            .unwrap();
+        assert!(rendered.status.success());
+        assert!(String::from_utf8_lossy(&rendered.stdout).contains("Reconcile"));
+    }
+}
