@@ -205,7 +205,7 @@ pub struct Config {
 
 /// What is said of a board without orch.yaml, and how to put one back.
 pub const MISSING: &str = "the file is missing, so the board has no configuration";
-pub const MISSING_HINT: &str = "restore it with `git -C .orch/plan checkout orch/plan -- orch.yaml` (an older version: `git -C .orch/plan log -- orch.yaml`), or run `orch init` to write the default";
+pub const MISSING_HINT: &str = "run `orch init`, which puts back the orch.yaml orch/plan has (the deletion was not committed), or restore an older version from `git -C .orch/plan log -- orch.yaml`";
 
 impl Config {
     /// The branch finished work lands on.
@@ -353,6 +353,20 @@ fn unknown_keys(text: &str) -> std::result::Result<Vec<Warning>, Warning> {
         }
     };
     for (key, value) in &keys {
+        // A key of one of the tables, written at the top: it would be
+        // ignored there (`unavailable_patterns:` outside `agent:`).
+        if !KNOWN_KEYS.contains(&key.as_str())
+            && let Some((table, _)) = NESTED_KEYS
+                .iter()
+                .find(|(_, inner)| inner.contains(&key.as_str()))
+        {
+            return Err(Warning {
+                line: key_line(text, key),
+                message: format!(
+                    "`{key}` belongs inside `{table}:` (e.g. `{table}: {{..., {key}: ...}}`); at the top it would be ignored"
+                ),
+            });
+        }
         check(key, KNOWN_KEYS, key.clone(), key_line(text, key))?;
         let nested = NESTED_KEYS.iter().find(|(k, _)| k == key);
         if let (Some((_, known)), Shape::Table(table)) = (nested, value) {
@@ -482,7 +496,7 @@ impl Config {
             line,
             message,
             hint: Some(
-                "fix orch.yaml on the plan branch (.orch/plan/orch.yaml); `orch init` shows the commented defaults in templates/orch.yaml"
+                "fix orch.yaml on the plan branch (.orch/plan/orch.yaml); the README's orch.yaml section lists each key"
                     .into(),
             ),
         }

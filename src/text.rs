@@ -183,26 +183,76 @@ pub fn edit_distance(a: &str, b: &str) -> usize {
 /// and `-` for `_` are set aside (a CLI flag's spelling), or within two
 /// edits of it for words of four characters or more. A longer word may be
 /// a key of its own that merely looks alike; a short one too often is.
+///
+/// Three-character words are allowed one edit (`arg` for `args`); two
+/// swapped neighbours count as one edit (`evn` for `env`); and a word of
+/// four characters or more that a known word starts with is that word
+/// (`depends` for `depends_on`).
 pub fn meant<'k>(word: &str, known: &[&'k str]) -> Option<&'k str> {
     let norm = |w: &str| w.trim().to_lowercase().replace(['-', ' '], "_");
     let word = norm(word);
     if let Some(k) = known.iter().find(|k| norm(k) == word) {
         return Some(k);
     }
-    if word.chars().count() < 4 {
+    let len = word.chars().count();
+    if len < 3 {
         return None;
     }
+    if len >= 4
+        && let Some(k) = known.iter().find(|k| k.starts_with(&word))
+    {
+        return Some(k);
+    }
+    let allowed = if len < 4 { 1 } else { 2 };
     known
         .iter()
-        .map(|k| (edit_distance(&word, k), *k))
-        .filter(|(d, _)| *d <= 2)
+        .map(|k| {
+            let d = if swapped_neighbours(&word, k) {
+                1
+            } else {
+                edit_distance(&word, k)
+            };
+            (d, *k)
+        })
+        .filter(|(d, _)| *d <= allowed)
         .min_by_key(|(d, _)| *d)
         .map(|(_, k)| k)
+}
+
+/// Whether `a` is `b` with two neighbouring characters swapped.
+fn swapped_neighbours(a: &str, b: &str) -> bool {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    if a.len() != b.len() {
+        return false;
+    }
+    let differ: Vec<usize> = (0..a.len()).filter(|&i| a[i] != b[i]).collect();
+    matches!(differ.as_slice(), [i, j] if *j == i + 1 && a[*i] == b[*j] && a[*j] == b[*i])
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn what_a_typo_meant() {
+        let keys = [
+            "depends_on",
+            "priority",
+            "args",
+            "env",
+            "events",
+            "max_attempts",
+        ];
+        assert_eq!(meant("depends-on", &keys), Some("depends_on"));
+        assert_eq!(meant("depends", &keys), Some("depends_on"));
+        assert_eq!(meant("priorty", &keys), Some("priority"));
+        assert_eq!(meant("arg", &keys), Some("args"));
+        assert_eq!(meant("evn", &keys), Some("env"));
+        assert_eq!(meant("max_attemps", &keys), Some("max_attempts"));
+        assert_eq!(meant("foo", &keys), None);
+        assert_eq!(meant("notes", &keys), None);
+        assert_eq!(meant("ab", &keys), None);
+    }
 
     #[test]
     fn edit_distances() {
@@ -220,8 +270,17 @@ mod tests {
         assert_eq!(meant("Depends_On", &known), Some("depends_on"));
         assert_eq!(meant("dependson", &known), Some("depends_on"));
         assert_eq!(meant("timout", &known), Some("timeout"));
-        assert_eq!(meant("prio", &known), None, "a short word is not a typo");
-        assert_eq!(meant("lnd", &known), None);
+        assert_eq!(
+            meant("prio", &known),
+            Some("priority"),
+            "the start of a known word"
+        );
+        assert_eq!(meant("pri", &known), None, "too short to tell");
+        assert_eq!(
+            meant("lnd", &known),
+            Some("land"),
+            "one edit of a short word"
+        );
         assert_eq!(meant("colour", &known), None);
     }
 

@@ -213,6 +213,26 @@ pub fn check_program(agent: &AgentSpec) -> Result<()> {
     let Some(program) = argv.first() else {
         return Err(Error::usage("the agent command is empty"));
     };
+    // A relative path runs from each ticket's worktree, a checkout of the
+    // repository: one that climbs out with `..` names another file there
+    // than here, and would fail every attempt.
+    let relative = std::path::Path::new(program);
+    if relative.is_relative()
+        && relative
+            .components()
+            .any(|c| c == std::path::Component::ParentDir)
+    {
+        return Err(Error::Config {
+            path: PathBuf::from(CONFIG_DISPLAY),
+            line: None,
+            message: format!(
+                "the agent program `{program}` is a relative path out of the repository; it runs from each ticket's worktree, where it names another file"
+            ),
+            hint: Some(
+                "give its absolute path, or a path inside the repository (`./scripts/agent.sh`, run from the worktree's copy)".into(),
+            ),
+        });
+    }
     let path = path_with_orch().unwrap_or_default();
     if preset::locate(program, std::ffi::OsStr::new(&path)).is_some() {
         return Ok(());

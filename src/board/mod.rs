@@ -106,6 +106,9 @@ pub fn ensure_plan_worktree(main: &MainRepo, layout: &Layout) -> Result<bool> {
             .hinted("run `orch init` in this repository first"));
         }
     }
+    // Private, as the README promises: worktrees hold the agents' work
+    // and the plan its prompts.
+    crate::lock::private_dir(&layout.orch)?;
     if layout.plan.join(".git").exists() {
         return Ok(false);
     }
@@ -913,8 +916,8 @@ fn read_one(plan: &Path, state: State, name: &str, entry: &std::fs::DirEntry) ->
         message,
         hint: (!hint.is_empty()).then(|| hint.to_string()),
     };
-    if name.starts_with('.') {
-        return r; // .gitkeep, editor swap files, orch's own temp files
+    if name.starts_with('.') || is_editor_litter(name) {
+        return r; // .gitkeep, editor swap and backup files, orch's own temp files
     }
     let Some(id) = name.strip_suffix(".md") else {
         r.problems.push(Problem {

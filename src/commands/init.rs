@@ -135,9 +135,21 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
     let repaired = txn.apply(|txn| {
         let mut missing = Vec::new();
         if std::fs::symlink_metadata(txn.layout.config_path()).is_err() {
-            let yaml = DEFAULT_YAML.replacen("\nbase: main\n", &format!("\nbase: {base}\n"), 1);
-            txn.write(board::CONFIG_REL, yaml.as_bytes())?;
-            missing.push(board::CONFIG_REL.to_string());
+            // A deletion is never adopted, so orch/plan still has the
+            // board's own orch.yaml: that one comes back, not the defaults
+            // (which would change the agent and every limit).
+            match txn.main.file_at(txn.base(), board::CONFIG_REL) {
+                Some(committed) => {
+                    txn.write(board::CONFIG_REL, &committed)?;
+                    missing.push(format!("{} (as orch/plan has it)", board::CONFIG_REL));
+                }
+                None => {
+                    let yaml =
+                        DEFAULT_YAML.replacen("\nbase: main\n", &format!("\nbase: {base}\n"), 1);
+                    txn.write(board::CONFIG_REL, yaml.as_bytes())?;
+                    missing.push(format!("{} (the default)", board::CONFIG_REL));
+                }
+            }
         }
         for s in State::ALL {
             if !txn.layout.plan.join(s.rel_dir()).is_dir() {

@@ -242,6 +242,15 @@ impl MainRepo {
             .map(|c| c.id())
     }
 
+    /// The bytes of `path` in the tree of the commit `at`, if it has a
+    /// file there.
+    pub fn file_at(&self, at: Oid, path: &str) -> Option<Vec<u8>> {
+        let tree = self.repo.find_commit(at).ok()?.tree().ok()?;
+        let entry = tree.get_path(Path::new(path)).ok()?;
+        let blob = self.repo.find_blob(entry.id()).ok()?;
+        Some(blob.content().to_vec())
+    }
+
     /// The branch checked out where the board lives (the main checkout
     /// or the linked worktree `orch init` ran in).
     pub fn current_branch(&self) -> Option<String> {

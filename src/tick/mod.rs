@@ -92,15 +92,6 @@ pub fn tick(
                 )));
             }
         }
-        // Name what this tick skips: invalid tickets it could otherwise
-        // have run, on every tick until fixed. Problems of settled tickets
-        // are left to `orch status`, so cron does not mail them every few
-        // minutes.
-        for p in board.errors() {
-            if !(p.path.starts_with("tickets/done/") || p.path.starts_with("tickets/blocked/")) {
-                reporter.report(&Event::Invalid(p.clone()));
-            }
-        }
         result.reconciled = reconcile::reconcile(&mut txn, &board, &config, reporter)?;
         if !result.reconciled.is_empty() {
             board = txn.load_active();

@@ -1,5 +1,6 @@
-//! What a tick says once: warnings about single tickets and about
-//! orch.yaml, and tickets stuck behind one that needs a person.
+//! What a tick says once: invalid tickets it skips, warnings about single
+//! tickets and about orch.yaml, and tickets stuck behind one that needs a
+//! person.
 //!
 //! Cron mails every output, so a condition that stands for days must not
 //! be said every few minutes. Each is said by the tick that first finds
@@ -49,6 +50,13 @@ pub fn notices(board: &Board) -> Vec<(String, Event)> {
             None => p.to_string(),
         };
         out.push((key, Event::Warning(p.clone())));
+    }
+    // Invalid tickets this tick skips, though it could otherwise have run
+    // them (problems of settled tickets are left to `orch status`).
+    for p in board.errors().filter(|p| {
+        !(p.path.starts_with("tickets/done/") || p.path.starts_with("tickets/blocked/"))
+    }) {
+        out.push((p.to_string(), Event::Invalid(p.clone())));
     }
     for (id, stuck) in board.stuck() {
         let text = stuck.describe();

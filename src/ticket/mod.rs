@@ -562,6 +562,27 @@ pub fn parse(id: &str, state: State, bytes: &[u8]) -> (Option<Ticket>, Vec<Probl
     (Some(ticket), problems)
 }
 
+/// Other words people use for a known key: ignored, `deps:` would run a
+/// ticket before its dependencies.
+fn alias_of(key: &str) -> Option<&'static str> {
+    const ALIASES: &[(&str, &str)] = &[
+        ("deps", "depends_on"),
+        ("dependencies", "depends_on"),
+        ("dependson", "depends_on"),
+        ("requires", "depends_on"),
+        ("needs", "depends_on"),
+        ("after", "depends_on"),
+        ("blocked_by", "depends_on"),
+        ("prio", "priority"),
+        ("attempts", "max_attempts"),
+        ("retries", "max_attempts"),
+        ("name", "title"),
+        ("summary", "title"),
+    ];
+    let key = key.trim().to_lowercase().replace('-', "_");
+    ALIASES.iter().find(|(a, _)| *a == key).map(|(_, k)| *k)
+}
+
 /// Top-level keys this version does not know. One close to a known key
 /// (`depends-on`, `priorty`) is an error: read as unknown, it would be
 /// silently ignored, and a dependency ignored runs two tickets at once.
@@ -583,7 +604,7 @@ fn unknown_keys(path: &str, state: State, yaml: &str, first_line: u64) -> Vec<Pr
             continue;
         }
         let line = Some(i as u64 + first_line);
-        let problem = match crate::text::meant(key, KNOWN_KEYS) {
+        let problem = match crate::text::meant(key, KNOWN_KEYS).or_else(|| alias_of(key)) {
             Some(known) => Problem {
                 path: path.to_string(),
                 line,
@@ -836,7 +857,7 @@ mod tests {
 
     #[test]
     fn unknown_key_is_a_warning_with_line() {
-        let (t, p) = parse("a", State::Todo, b"---\ntitle: x\nprio: 1\n---\n");
+        let (t, p) = parse("a", State::Todo, b"---\ntitle: x\nowner: me\n---\n");
         assert!(t.is_some());
         assert_eq!(p.len(), 1);
         assert_eq!(p[0].severity, Severity::Warning);

@@ -243,7 +243,7 @@ fn bad_tickets_are_named_and_skipped() {
     env.write_ticket("todo", "good", "---\ntitle: Good\n---\nfine\n");
     env.write_ticket("todo", "yaml", "---\ntitle: ok\npriority: [1\n---\n");
     env.write_ticket("todo", "notitle", "---\npriority: 2\n---\nbody\n");
-    env.write_ticket("todo", "unknown", "---\ntitle: U\nprio: 1\n---\n");
+    env.write_ticket("todo", "unknown", "---\ntitle: U\nowner: me\n---\n");
     env.write_ticket("todo", "-dash", "---\ntitle: D\n---\n");
     env.write_ticket("todo", "twice", "---\ntitle: T\n---\n");
     env.write_ticket("done", "twice", "---\ntitle: T\n---\n");
@@ -296,7 +296,7 @@ fn bad_tickets_are_named_and_skipped() {
     }
     let warnings = status["warnings"].to_string();
     assert!(
-        warnings.contains("unknown key `prio` is ignored"),
+        warnings.contains("unknown key `owner` is ignored"),
         "{warnings}"
     );
     assert!(warnings.contains("\"line\":3"), "{warnings}");

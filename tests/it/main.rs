@@ -21,6 +21,7 @@ mod local_state;
 mod misbehave;
 mod model_server;
 mod new_ticket;
+mod newcomer;
 mod operator;
 mod plan_files;
 mod real_agents;

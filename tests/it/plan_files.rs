@@ -61,9 +61,18 @@ fn a_deleted_orch_yaml_stops_every_command_and_is_never_adopted() {
         stdout(&out)
     );
 
-    // `orch init` puts a default back, as a board change of its own.
-    env.orch().arg("init").assert().success();
-    assert!(env.plan().join("orch.yaml").is_file());
+    // `orch init` puts back the board's own orch.yaml, not the defaults
+    // (which would change the agent).
+    let committed = env.git(&["show", "orch/plan:orch.yaml"]);
+    env.orch()
+        .arg("init")
+        .assert()
+        .success()
+        .stdout(predicates::str::contains("orch.yaml (as orch/plan has it)"));
+    assert_eq!(
+        std::fs::read_to_string(env.plan().join("orch.yaml")).unwrap(),
+        committed
+    );
     env.orch().arg("status").assert().success();
 }
 

@@ -415,7 +415,7 @@ fn a_blocked_ticket_moved_back_to_todo_gets_fresh_attempts() {
 fn cron_output_is_quiet_about_warnings_and_a_full_board() {
     let env = TestEnv::new();
     env.ready(&waiting_agent(&env), "max_in_progress: 1\n");
-    env.write_ticket("todo", "a", "---\ntitle: A\nprio: 1\n---\n");
+    env.write_ticket("todo", "a", "---\ntitle: A\nowner: me\n---\n");
     env.write_ticket("todo", "b", "---\ntitle: B\n---\n");
     std::fs::write(env.plan().join("tickets/todo/notes.txt"), "stray").unwrap();
     let first = env.spawn_tick();
