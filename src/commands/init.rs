@@ -89,7 +89,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
         ));
         joined = true;
     } else {
-        let yaml = DEFAULT_YAML.replacen("\nbase: main\n", &format!("\nbase: {base}\n"), 1);
+        let yaml = default_yaml(&base);
         let mut files: Vec<(String, Vec<u8>)> = vec![
             (board::CONFIG_REL.into(), yaml.into_bytes()),
             (
@@ -144,8 +144,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
                     missing.push(format!("{} (as orch/plan has it)", board::CONFIG_REL));
                 }
                 None => {
-                    let yaml =
-                        DEFAULT_YAML.replacen("\nbase: main\n", &format!("\nbase: {base}\n"), 1);
+                    let yaml = default_yaml(&base);
                     txn.write(board::CONFIG_REL, yaml.as_bytes())?;
                     missing.push(format!("{} (the default)", board::CONFIG_REL));
                 }
@@ -224,6 +223,11 @@ fn find_remote_board(main: &git::MainRepo, no_fetch: bool) -> Result<Option<(Str
         }
     }
     Ok(None)
+}
+
+/// The commented default orch.yaml, with the repository's base branch.
+fn default_yaml(base: &str) -> String {
+    DEFAULT_YAML.replacen("\nbase: main\n", &format!("\nbase: {base}\n"), 1)
 }
 
 fn rel(layout: &Layout, p: &std::path::Path) -> String {

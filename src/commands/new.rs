@@ -52,9 +52,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
         // Nothing reaches todo before the editor returns: a tick running
         // meanwhile must not take a half-written ticket.
         let (_, layout) = crate::board::discover(&ctx.cwd)?;
-        let written = write_in_editor(&layout, &text)?;
-        title = written.1;
-        text = written.0;
+        (text, title) = write_in_editor(&layout, &text)?;
     }
     let mut txn = BoardTxn::open(&ctx.cwd, ctx.lock_timeout)?;
     // The number is chosen on the board the change is committed on: after
