@@ -91,6 +91,14 @@ impl Remote {
         }
         let argv: Vec<&str> = args.iter().map(String::as_str).collect();
         let out = self.git(&argv)?;
+        // What the remote's hooks said, for a refusal to be explained.
+        let said: Vec<&str> = out
+            .stderr
+            .lines()
+            .filter_map(|l| l.strip_prefix("remote:"))
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect();
         let mut ends = Vec::new();
         for line in out.stdout.lines() {
             // "<flag>\t<from>:<to>\t<summary>"
@@ -103,7 +111,11 @@ impl Remote {
                 continue;
             };
             let end = if flag == "!" {
-                Pushed::Rejected(summary.unwrap_or("rejected").trim().to_string())
+                let mut why = summary.unwrap_or("rejected").trim().to_string();
+                if !said.is_empty() {
+                    why = format!("{why}; the remote said: {}", said.join(" / "));
+                }
+                Pushed::Rejected(why)
             } else {
                 Pushed::Done
             };
@@ -115,15 +127,25 @@ impl Remote {
         Ok(ends)
     }
 
-    /// Push one ref; [`GitError::Rejected`] when another host moved it.
+    /// Push one ref; [`GitError::Rejected`] when another host moved it,
+    /// an error naming the remote's reason when it refused the push
+    /// itself (a hook, a protected branch): trying again would not help.
     pub fn push_one(&self, src: Oid, dst: &str, expected: Option<Oid>) -> Result<()> {
         let ends = self.push(&[(src.to_string(), dst.to_string())], false)?;
         match ends.into_iter().next() {
             Some((_, Pushed::Done)) => Ok(()),
+            Some((_, Pushed::Rejected(why))) if !is_race(&why) => Err(Error::other(format!(
+                "{REFUSED} {dst}: {}",
+                crate::text::visible_line(&why)
+            ))
+            .hinted(
+                "a hook or a branch protection on the remote refuses orch's pushes; orch must be able to push to this ref without force. Nothing was lost: the next tick publishes what is kept here",
+            )),
             _ => Err(Error::Git(GitError::Rejected {
                 refname: format!("{dst} on {}", self.name),
                 expected,
                 found: None,
+                on_remote: true,
             })),
         }
     }
@@ -209,9 +231,48 @@ pub struct Output {
 /// the remote's trouble, never the ticket's.
 const UNREACHABLE: &str = "cannot reach the remote";
 
-/// Whether `e` is a fetch or push that could not get through.
+/// How an error begins when the remote was reached and refused a push
+/// for a reason of its own.
+const REFUSED: &str = "the remote refused the push of";
+
+/// Whether `e` is a fetch or push that could not get through, or that the
+/// remote refused: either way the remote's trouble, not a ticket's.
 pub fn is_unreachable(e: &Error) -> bool {
-    crate::error::render_chain(e).contains(UNREACHABLE)
+    let text = crate::error::render_chain(e);
+    text.contains(UNREACHABLE) || text.contains(REFUSED)
+}
+
+/// Whether `e` is a push the remote refused for a reason of its own.
+pub fn is_refused(e: &Error) -> bool {
+    crate::error::render_chain(e).contains(REFUSED)
+}
+
+/// Whether a rejected push's summary (`git push --porcelain`) may say
+/// that the ref moved on the remote, which deciding again on its new tip
+/// answers. Only a refusal the remote states as policy (a hook, a
+/// protected or checked-out branch) is not: a lock another push held
+/// ("failed to update ref", "cannot lock ref") is a race too, and
+/// wording not known here is tried again as one.
+fn is_race(summary: &str) -> bool {
+    let Some(reason) = summary.strip_prefix("[remote rejected]") else {
+        return true;
+    };
+    // git's own words, not what a hook printed beside them.
+    let reason = reason
+        .split("; the remote said:")
+        .next()
+        .unwrap_or(reason)
+        .to_ascii_lowercase();
+    ![
+        "declined",
+        "denied",
+        "deny",
+        "protected",
+        "not allowed",
+        "checked out",
+    ]
+    .iter()
+    .any(|w| reason.contains(w))
 }
 
 impl Output {
@@ -292,5 +353,34 @@ pub fn run_timed(dir: &Path, args: &[&str], limit: Duration) -> Result<Output> {
             crate::duration::display(limit)
         ))
         .hinted("the remote is slow or unreachable; raise `remote_timeout` in orch.yaml if it is only slow")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_race;
+
+    #[test]
+    fn a_moved_or_locked_ref_is_a_race_and_a_stated_policy_is_not() {
+        for race in [
+            "[rejected] (fetch first)",
+            "[rejected] (non-fast-forward)",
+            "[rejected] (stale info)",
+            "[remote rejected] (failed to update ref); the remote said: error: cannot lock ref 'refs/heads/orch/plan': is at a but expected b",
+            "[remote rejected] (failed to lock)",
+            "[remote rejected] (something new); the remote said: access denied",
+        ] {
+            assert!(is_race(race), "{race}");
+        }
+        for refusal in [
+            "[remote rejected] (pre-receive hook declined)",
+            "[remote rejected] (protected branch hook declined)",
+            "[remote rejected] (hook declined); the remote said: no",
+            "[remote rejected] (deny updating a hidden ref)",
+            "[remote rejected] (branch is currently checked out)",
+            "[remote rejected] (shallow update not allowed)",
+        ] {
+            assert!(!is_race(refusal), "{refusal}");
+        }
     }
 }

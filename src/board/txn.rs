@@ -481,14 +481,20 @@ impl BoardTxn {
                 Err(e) => return Err(e),
             }
         }
-        Err(Error::other(format!(
-            "lost the race for orch/plan on {} {MAX_REMOTE_ROUNDS} times",
+        Err(self.lost_races(MAX_REMOTE_ROUNDS))
+    }
+
+    /// The error of a change that lost every round to other hosts: their
+    /// changes are the board now, and the next tick decides again.
+    fn lost_races(&self, rounds: u32) -> Error {
+        Error::other(format!(
+            "lost the race for orch/plan on {} {rounds} times",
             self.remote
                 .as_ref()
                 .map(|r| r.name.as_str())
                 .unwrap_or("the remote")
         ))
-        .hinted("many hosts are changing the board at once; the next tick tries again"))
+        .hinted("many hosts are changing the board at once; the next tick tries again")
     }
 
     /// Move this checkout's board to `tip`, which contains it.
@@ -645,7 +651,14 @@ impl BoardTxn {
                     // change wrote is put back as the board has it. The
                     // error being returned is the one to report.
                     let _ = self.follow_local();
-                    return Err(e);
+                    return Err(match e {
+                        // Said as what it is, where deciding again was
+                        // tried: not a ref that vanished.
+                        Error::Git(GitError::Rejected {
+                            on_remote: true, ..
+                        }) if rounds > 1 => self.lost_races(rounds),
+                        e => e,
+                    });
                 }
             }
         }

@@ -26,11 +26,12 @@ pub enum GitError {
     Locked { context: String, message: String },
     /// A ref was not where a compare-and-swap expected it: someone else
     /// changed it. Re-read and decide again.
-    #[error("{refname} moved: expected {}, found {}", show(expected), show(found))]
+    #[error("{refname} moved: expected {}, found {}", show(expected), show_found(*on_remote, found))]
     Rejected {
         refname: String,
         expected: Option<Oid>,
         found: Option<Oid>,
+        on_remote: bool,
     },
     #[error("{context}")]
     NotFound {
@@ -50,6 +51,15 @@ fn show(oid: &Option<Oid>) -> String {
     match oid {
         Some(o) => o.to_string()[..12].to_string(),
         None => "nothing".into(),
+    }
+}
+
+/// What a compare-and-swap found: a rejected push does not say, so the
+/// remote's tip is named as unknown rather than as a deleted ref.
+fn show_found(on_remote: bool, found: &Option<Oid>) -> String {
+    match found {
+        None if on_remote => "another host's commit".into(),
+        other => show(other),
     }
 }
 
@@ -861,6 +871,7 @@ impl MainRepo {
                     refname: name.to_string(),
                     expected: Some(expected),
                     found,
+                    on_remote: false,
                 }))
             }
             Err(e) => Err(Error::Git(GitError::classify(

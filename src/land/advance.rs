@@ -56,6 +56,11 @@ pub fn advance(
     match remote.push_one(new, &branch_ref(target), had) {
         Ok(()) => {}
         Err(Error::Git(GitError::Rejected { .. })) => return Ok(Advanced::Raced),
+        // A protected branch or a hook: the tickets wait, saying why,
+        // until a person lets orch push (or lands them by hand).
+        Err(e) if remote::is_refused(&e) => {
+            return Ok(Advanced::Waits(crate::error::render_chain(&e)));
+        }
         Err(e) => return Err(e),
     }
     crate::failpoint::hit("land-after-push");

@@ -867,3 +867,90 @@ fn two_hosts_landing_at_once_both_land_on_the_remotes_target_exactly_once() {
         assert!(files.contains(&format!("work-{id}.txt")), "{files}");
     }
 }
+
+#[test]
+fn a_remote_that_refuses_board_pushes_is_said_at_once_not_taken_for_a_lost_race() {
+    let s = Shared::new("", "", false);
+    s.use_agent(&recording_agent(&s.env), "");
+    s.write_ticket("p", &ticket("P", &[]));
+    s.publish();
+    let hook = s.bare.join("hooks/pre-receive");
+    std::fs::write(
+        &hook,
+        "#!/bin/sh\nif grep -q refs/heads/orch/plan; then echo 'orch/plan is protected here' >&2; exit 1; fi\n",
+    )
+    .expect("hook");
+    executable(&hook);
+    let before = s.remote_git(&["rev-parse", "orch/plan"]);
+    let h = s.host("h");
+    let out = s.run(&h, "h", &["tick"]);
+    let text = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("refused the push") && text.contains("orch/plan is protected here"),
+        "the remote's reason, in its words: {text}"
+    );
+    assert!(!text.contains("lost the race"), "{text}");
+    assert!(!text.contains("other hosts changed the board"), "{text}");
+    assert!(
+        runs(&s.env).is_empty(),
+        "nothing ran on a claim never published"
+    );
+    assert_eq!(s.remote_git(&["rev-parse", "orch/plan"]), before);
+    // The protection lifted, the next tick claims and runs it.
+    std::fs::remove_file(&hook).expect("hook removed");
+    let out = s.run(&h, "h", &["tick"]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert_eq!(s.remote_ids("done"), ["p"]);
+}
+
+fn executable(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+}
+
+#[test]
+fn a_protected_target_on_the_remote_keeps_the_ticket_waiting_with_the_remotes_reason() {
+    let s = Shared::new("", "", false);
+    s.use_agent(
+        &recording_agent(&s.env),
+        "land: merge
+",
+    );
+    s.write_ticket("m", &ticket("M", &[]));
+    s.publish();
+    let hook = s.bare.join("hooks/pre-receive");
+    std::fs::write(
+        &hook,
+        "#!/bin/sh\nif grep -q ' refs/heads/main$'; then echo 'main is protected: open a merge request' >&2; exit 1; fi\n",
+    )
+    .expect("hook");
+    executable(&hook);
+    let main_before = s.remote_git(&["rev-parse", "main"]);
+    let h = s.host("h");
+    let out = s.run(&h, "h", &["tick"]);
+    let text = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("main is protected: open a merge request"),
+        "the remote's reason: {text}"
+    );
+    assert!(
+        !text.contains("kept moving"),
+        "not taken for a race: {text}"
+    );
+    assert_eq!(s.remote_git(&["rev-parse", "main"]), main_before);
+    // The work itself is on the remote, waiting.
+    let files = s.remote_git(&["ls-tree", "--name-only", "orch/m"]);
+    assert!(files.contains("work-m.txt"), "{files}");
+    let status = s.run(&h, "h", &["status"]);
+    assert!(
+        stdout(&status).contains("main is protected"),
+        "status says why it waits: {}",
+        stdout(&status)
+    );
+    std::fs::remove_file(&hook).expect("hook removed");
+    let out = s.run(&h, "h", &["tick"]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert_eq!(remote_landings(&s).get("m"), Some(&1));
+}
