@@ -49,6 +49,8 @@ pub enum Command {
     Log(commands::log::Args),
     Abort(commands::abort::Args),
     Retry(commands::retry::Args),
+    Edit(commands::edit::Args),
+    Rm(commands::rm::Args),
     Doctor(commands::doctor::Args),
     Completions(commands::completions::CompletionsArgs),
     Man(commands::completions::ManArgs),
@@ -81,6 +83,8 @@ impl Command {
             Command::Tick(a) => a.lock.lock_timeout,
             Command::Abort(a) => a.lock.lock_timeout,
             Command::Retry(a) => a.lock.lock_timeout,
+            Command::Edit(a) => a.lock.lock_timeout,
+            Command::Rm(a) => a.lock.lock_timeout,
             Command::Status(_)
             | Command::Show(_)
             | Command::History(_)

@@ -332,6 +332,22 @@ impl BoardTxn {
         super::write_atomic(&self.layout.plan.join(rel), bytes)
     }
 
+    /// Remove a plan file (relative path) as part of the change being
+    /// prepared; gone already is fine.
+    pub fn remove(&mut self, rel: &str) -> Result<()> {
+        self.touch(rel);
+        let abs = self.layout.plan.join(rel);
+        match std::fs::remove_file(&abs) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(crate::error::Error::io("cannot remove", &abs, e)),
+        }
+        match abs.parent() {
+            Some(dir) => super::sync_dir(dir),
+            None => Ok(()),
+        }
+    }
+
     /// Write `text` as `tickets/<to>/<id>.md`, removing the file from `from`.
     /// The rename comes first, so a crash between the steps leaves one file,
     /// never two.

@@ -12,11 +12,15 @@ pub mod completions;
 pub mod demo;
 pub mod demo_agent;
 pub mod doctor;
+pub mod edit;
+pub mod editor;
 pub mod history;
+pub mod ids;
 pub mod init;
 pub mod log;
 pub mod new;
 pub mod retry;
+pub mod rm;
 pub mod sandbox_exec;
 pub mod show;
 pub mod status;
@@ -50,9 +54,13 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Tick(a) if !a.explain => refuse_inside_run(&ctx, "tick")?,
         Command::Abort(_) => refuse_inside_run(&ctx, "abort")?,
         Command::Retry(_) => refuse_inside_run(&ctx, "retry")?,
+        Command::Edit(_) => refuse_inside_run(&ctx, "edit")?,
+        Command::Rm(_) => refuse_inside_run(&ctx, "rm")?,
         _ => {}
     }
-    match cli.command {
+    let mut command = cli.command;
+    expand_ids(&ctx, &mut command)?;
+    match command {
         Command::Init(a) => init::run(&ctx, a),
         Command::New(a) => new::run(&ctx, a),
         Command::Status(a) => status::run(&ctx, a),
@@ -63,6 +71,8 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Log(a) => log::run(&ctx, a),
         Command::Abort(a) => abort::run(&ctx, a),
         Command::Retry(a) => retry::run(&ctx, a),
+        Command::Edit(a) => edit::run(&ctx, a),
+        Command::Rm(a) => rm::run(&ctx, a),
         Command::Completions(a) => completions::completions(a),
         Command::Man(a) => completions::man(a),
         Command::Doctor(a) => doctor::run(&ctx, a),
@@ -70,6 +80,30 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::DemoAgent(a) => demo_agent::run(&ctx, a),
         Command::SandboxExec(a) => sandbox_exec::run(&ctx, a),
     }
+}
+
+/// Wherever a command takes an id, its number or a start no other id
+/// shares stands for it.
+fn expand_ids(ctx: &Ctx, command: &mut Command) -> Result<()> {
+    let id = match command {
+        Command::Show(a) => &mut a.id,
+        Command::Log(a) => &mut a.id,
+        Command::Abort(a) => &mut a.id,
+        Command::Retry(a) => &mut a.id,
+        Command::Edit(a) => &mut a.id,
+        Command::Rm(a) => &mut a.id,
+        Command::History(a) => match &mut a.id {
+            Some(id) => id,
+            None => return Ok(()),
+        },
+        Command::Tick(a) => match &mut a.ticket {
+            Some(id) => id,
+            None => return Ok(()),
+        },
+        _ => return Ok(()),
+    };
+    *id = ids::expand(&ctx.cwd, id)?;
+    Ok(())
 }
 
 /// Board changes are the supervising orch's alone: an agent that runs

@@ -1,13 +1,12 @@
 //! `orch new`: add a ticket to todo.
 
-use std::path::Path;
-
 use crate::board::numbering::{self, NEXT_ID_REL};
 use crate::board::{BoardTxn, CommitMessage, Layout, Trailer};
 use crate::error::{Error, Result};
-use crate::ticket::{self, Severity, State};
+use crate::ticket::{self, State};
 
 use super::Ctx;
+use super::editor::{self, Edited};
 
 /// Add a ticket to tickets/todo as NNNN-slug.md and commit it.
 ///
@@ -100,66 +99,22 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
 /// what the person saved and its title once it is a changed, valid ticket.
 /// Otherwise nothing is added, and a draft with their text is kept.
 fn write_in_editor(layout: &Layout, template: &str) -> Result<(String, String)> {
-    let dir = layout.local.join("drafts");
-    std::fs::create_dir_all(&dir)
-        .map_err(|e| Error::io("cannot create the drafts directory", &dir, e))?;
-    let draft = dir.join(format!("new-{}.md", std::process::id()));
-    std::fs::write(&draft, template)
-        .map_err(|e| Error::io("cannot write the draft ticket", &draft, e))?;
-    let kept = || format!("your text is kept in {}", draft.display());
-    if let Err(e) = edit(&draft) {
-        return Err(e.hinted(kept()));
-    }
-    let text = std::fs::read_to_string(&draft)
-        .map_err(|e| Error::io("cannot read the draft ticket", &draft, e))?;
-    if text == template {
-        let _ = std::fs::remove_file(&draft);
-        return Err(
-            Error::usage("the ticket was not changed in the editor; nothing was added")
-                .hinted("write the task below the front matter and save"),
-        );
-    }
-    // Checked as the todo ticket it would become.
-    let (parsed, problems) = ticket::parse("draft", State::Todo, text.as_bytes());
-    let errors: Vec<String> = problems
-        .iter()
-        .filter(|p| p.severity == Severity::Error)
-        .map(|p| {
-            let mut p = p.clone();
-            p.path = draft.display().to_string();
-            p.to_string()
-        })
-        .collect();
-    match parsed {
-        Some(t) if errors.is_empty() => {
+    let name = format!("new-{}.md", std::process::id());
+    match editor::edit_ticket(
+        layout,
+        &name,
+        "draft",
+        template,
+        State::Todo,
+        "nothing was added",
+    )? {
+        Edited::Unchanged => Err(Error::usage(
+            "the ticket was not changed in the editor; nothing was added",
+        )
+        .hinted("write the task below the front matter and save")),
+        Edited::Changed { text, title, draft } => {
             let _ = std::fs::remove_file(&draft);
-            Ok((text, t.title().to_string()))
+            Ok((text, title))
         }
-        _ => Err(Error::usage(format!(
-            "the edited ticket is not valid; nothing was added:\n  {}",
-            errors.join("\n  ")
-        ))
-        .hinted(kept())),
     }
-}
-
-fn edit(path: &Path) -> Result<()> {
-    let editor = std::env::var("VISUAL")
-        .or_else(|_| std::env::var("EDITOR"))
-        .unwrap_or_else(|_| "vi".into());
-    // The editor setting may carry arguments ("code --wait"), so it goes
-    // through sh; the path is passed as "$1", never spliced into the script.
-    let status = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(format!("{editor} \"$1\""))
-        .arg("sh")
-        .arg(path)
-        .status()
-        .map_err(|e| Error::io("cannot start the editor", path, e))?;
-    if !status.success() {
-        return Err(Error::other(format!(
-            "the editor `{editor}` exited with {status}; nothing was added"
-        )));
-    }
-    Ok(())
 }

@@ -60,16 +60,17 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
             State::InProgress => format!("`orch abort {id}` stops its run first"),
             _ => "`orch status` shows where each ticket is".to_string(),
         })),
-        None => {
-            let ids: Vec<&str> = board.seen.keys().map(String::as_str).collect();
-            let similar = super::history::similar_ids(id, &ids);
-            Err(
-                Error::usage(format!("there is no ticket `{id}`")).hinted(if similar.is_empty() {
-                    "`orch status` lists the tickets".to_string()
-                } else {
-                    format!("did you mean {}?", similar.join(", "))
-                }),
-            )
-        }
+        None => Err(no_such_ticket(&board, id)),
     }
+}
+
+/// The error for an id no ticket has, with the ids it may have meant.
+pub fn no_such_ticket(board: &crate::board::Board, id: &str) -> Error {
+    let ids: Vec<&str> = board.seen.keys().map(String::as_str).collect();
+    let similar = super::history::similar_ids(id, &ids);
+    Error::usage(format!("there is no ticket `{id}`")).hinted(if similar.is_empty() {
+        "`orch status` lists the tickets".to_string()
+    } else {
+        format!("did you mean {}?", similar.join(", "))
+    })
 }

@@ -137,3 +137,199 @@ fn the_man_pages_cover_every_command() {
         assert!(String::from_utf8_lossy(&rendered.stdout).contains("Reconcile"));
     }
 }
+
+/// `orch edit`: what the editor saves goes on the board only when it is a
+/// valid ticket; a broken save or a ticket that moved meanwhile leaves the
+/// board as it was and keeps the person's text.
+#[test]
+fn edit_commits_a_valid_change_and_refuses_to_leave_a_broken_ticket() {
+    let env = TestEnv::new();
+    env.init();
+    env.write_ticket("todo", "0001-upload", "---\ntitle: Upload\n---\nDo it.\n");
+    env.orch().arg("status").assert().success();
+
+    let retitle = env.agent(
+        "retitle",
+        "sed -i 's/^title:.*$/title: Upload faster/' \"$1\"",
+    );
+    let out = env
+        .orch()
+        .args(["edit", "1"])
+        .env("EDITOR", &retitle)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "0001-upload: saved\n");
+    let text = std::fs::read_to_string(env.ticket_path("todo", "0001-upload")).unwrap();
+    assert!(text.contains("title: Upload faster"), "{text}");
+    let message = &env.plan_messages()[0];
+    assert!(message.starts_with("orch: edit 0001-upload"), "{message}");
+    assert!(message.contains("Test Author"), "{message}");
+    assert_eq!(env.plan_dirt(), "", "committed, not left in the worktree");
+
+    // A save that breaks the front matter: exit 2, the board unchanged.
+    let before = env.plan_log();
+    let breaks = env.agent("breaks", "sed -i 's/^title:.*$/titel: x/' \"$1\"");
+    let out = env
+        .orch()
+        .args(["edit", "0001-upload"])
+        .env("EDITOR", &breaks)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("not valid") && err.contains("kept in"),
+        "{err}"
+    );
+    assert_eq!(env.plan_log(), before);
+    let text = std::fs::read_to_string(env.ticket_path("todo", "0001-upload")).unwrap();
+    assert!(text.contains("title: Upload faster"), "{text}");
+
+    // Saved unchanged: nothing to commit.
+    let unchanged = env.agent("unchanged", "true");
+    let out = env
+        .orch()
+        .args(["edit", "0001"])
+        .env("EDITOR", &unchanged)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("unchanged"), "{}", stdout(&out));
+    assert_eq!(env.plan_log(), before);
+
+    // The ticket moves to blocked by hand while the editor is open: the
+    // board keeps its version, and the edit is kept aside.
+    let plan = env.plan();
+    let racing = env.agent(
+        "racing",
+        &format!(
+            "echo 'more detail' >> \"$1\"\nmkdir -p '{p}/tickets/blocked'\ngit -C '{p}' mv tickets/todo/0001-upload.md tickets/blocked/ && git -C '{p}' commit -qm 'by hand'",
+            p = plan.display()
+        ),
+    );
+    let out = env
+        .orch()
+        .args(["edit", "1"])
+        .env("EDITOR", &racing)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("changed on the board while you edited"),
+        "{err}"
+    );
+    let kept = err
+        .split("kept in ")
+        .nth(1)
+        .and_then(|rest| rest.split(';').next())
+        .expect("the message says where the text is kept");
+    assert!(
+        std::fs::read_to_string(kept.trim())
+            .unwrap()
+            .contains("more detail")
+    );
+    let text = std::fs::read_to_string(env.ticket_path("blocked", "0001-upload")).unwrap();
+    assert!(!text.contains("more detail"), "{text}");
+}
+
+/// `orch rm`: the ticket goes in one commit and its branch stays; a
+/// running ticket and one others wait on are refused.
+#[test]
+fn rm_removes_a_ticket_keeps_its_branch_and_refuses_what_is_running_or_needed() {
+    let env = TestEnv::new();
+    let flags = env.flags_dir();
+    env.ready(
+        &format!(
+            "echo w > w.txt && git add w.txt && git commit -qm w\n\
+             [ \"$ORCH_TICKET\" = slow ] || exit 1\n\
+             touch '{f}/started'; while [ ! -e '{f}/go' ]; do sleep 0.02; done",
+            f = flags.display()
+        ),
+        "max_attempts: 1\n",
+    );
+    env.write_ticket("todo", "base", "---\ntitle: Base\n---\nDo it.\n");
+    env.write_ticket(
+        "todo",
+        "top",
+        "---\ntitle: Top\ndepends_on: [base]\n---\nDo it.\n",
+    );
+    env.tick_ok();
+    assert_eq!(env.state_of("base"), "blocked");
+
+    let out = env.orch().args(["rm", "base"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("depend on base: top"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(env.state_of("base"), "blocked");
+
+    let out = env.orch().args(["rm", "--force", "base"]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        "base: removed from blocked; its branch orch/base is kept\n"
+    );
+    assert!(!env.ticket_path("blocked", "base").exists());
+    assert!(env.plan_messages()[0].starts_with("orch: rm base"));
+    assert_eq!(
+        env.git(&["log", "-1", "--format=%s", "orch/base"]).trim(),
+        "w"
+    );
+    assert_eq!(env.plan_dirt(), "");
+
+    // A running ticket is not removed.
+    env.write_ticket("todo", "slow", "---\ntitle: Slow\n---\nDo it.\n");
+    let tick = env.spawn_tick();
+    crate::env::wait_for(&flags.join("started"));
+    let out = env.orch().args(["rm", "slow"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("orch abort slow"), "{}", stderr(&out));
+    std::fs::write(flags.join("go"), "").unwrap();
+    let out = tick.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(env.state_of("slow"), "done");
+
+    let out = env.orch().args(["rm", "nothing-here"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("no ticket `nothing-here`"));
+}
+
+/// An id's number, or a start of it no other id shares, stands for it
+/// wherever an id is taken; a start several share is refused, naming them.
+#[test]
+fn ids_are_accepted_by_number_or_unique_start_and_ambiguity_names_the_candidates() {
+    let env = TestEnv::new();
+    env.init();
+    env.write_ticket(
+        "todo",
+        "0007-login-form",
+        "---\ntitle: Login\n---\nDo it.\n",
+    );
+    env.write_ticket("todo", "0070-logout", "---\ntitle: Logout\n---\nDo it.\n");
+    env.write_ticket("done", "0071-logs", "---\ntitle: Logs\n---\nDone.\n");
+    env.orch().arg("status").assert().success();
+    for (given, id) in [
+        ("7", "0007-login-form"),
+        ("0070", "0070-logout"),
+        ("0071-l", "0071-logs"),
+    ] {
+        let out = env.orch().args(["show", given, "--json"]).output().unwrap();
+        assert!(out.status.success(), "{given}: {}", stderr(&out));
+        let shown: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(shown["id"], id, "{given}");
+    }
+    let out = env.orch().args(["history", "71"]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = env.orch().args(["show", "007"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.contains("`007` matches 3 tickets: 0007-login-form, 0070-logout, 0071-logs"),
+        "{err}"
+    );
+    assert!(err.contains("give more of the id"), "{err}");
+}
