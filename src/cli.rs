@@ -32,8 +32,27 @@ pub struct Cli {
     #[arg(long, hide = true, value_name = "DURATION", value_parser = parse_duration)]
     pub lock_timeout: Option<Duration>,
 
+    /// When to colour the output: auto (on a terminal, unless NO_COLOR is
+    /// set), always (even through a pipe, and despite NO_COLOR), never.
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
+    pub color: ColorChoice,
+
+    /// More detail: `tick` also prints what it decided not to do (no room
+    /// under max_in_progress, a paused agent) and a closing line, even
+    /// through a pipe.
+    #[arg(short = 'v', long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// `--color`'s values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
 }
 
 #[derive(Debug, Subcommand)]

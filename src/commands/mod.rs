@@ -35,6 +35,7 @@ pub struct Ctx {
 }
 
 pub fn run(cli: Cli) -> Result<i32> {
+    crate::ui::configure(cli.color, cli.verbose);
     let cwd = match cli.directory {
         Some(d) => d,
         None => std::env::current_dir()

@@ -91,12 +91,24 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
     } else {
         Box::new(Plain)
     };
+    let began = std::time::Instant::now();
     let result = tick::tick(&main.root, &opts, interrupt.clone(), reporter.as_ref());
     drop(reporter);
     let result = result?;
-    if std::io::stdout().is_terminal() && result.claimed.is_empty() && result.reconciled.is_empty()
+    let verbose = crate::ui::verbose() > 0;
+    if (verbose || std::io::stdout().is_terminal())
+        && result.claimed.is_empty()
+        && result.reconciled.is_empty()
     {
         crate::emitln!("nothing to do (see `orch tick --explain` for why)");
+    }
+    if verbose {
+        crate::emitln!(
+            "tick over in {} ms: {} claimed, {} settled",
+            began.elapsed().as_millis(),
+            result.claimed.len(),
+            result.settled.len()
+        );
     }
     if interrupt.load(Ordering::SeqCst) {
         let _ = writeln!(

@@ -2,18 +2,47 @@
 //! errors printed once with their whole chain and a hint.
 
 use std::io::{IsTerminal, Write};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU8, Ordering};
+
+use crate::cli::ColorChoice;
 
 use crate::error::{Error, render_chain};
 
 pub mod report;
 
+/// The command line's `--color` and `-v`, set once before the command runs.
+static COLOR: OnceLock<ColorChoice> = OnceLock::new();
+static VERBOSE: AtomicU8 = AtomicU8::new(0);
+
+/// Take the command line's choices of colour and detail.
+pub fn configure(color: ColorChoice, verbose: u8) {
+    let _ = COLOR.set(color);
+    VERBOSE.store(verbose, Ordering::Relaxed);
+}
+
+/// How many `-v` were given.
+pub fn verbose() -> u8 {
+    VERBOSE.load(Ordering::Relaxed)
+}
+
+/// `--color always` wins over NO_COLOR, as a per-command choice should
+/// (no-color.org); `auto` colours a terminal unless NO_COLOR is set.
+fn color_for(terminal: bool) -> bool {
+    match COLOR.get().copied().unwrap_or(ColorChoice::Auto) {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && terminal,
+    }
+}
+
 /// Whether to emit ANSI styling on stdout.
 pub fn color_stdout() -> bool {
-    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stdout().is_terminal()
+    color_for(std::io::stdout().is_terminal())
 }
 
 fn color_stderr() -> bool {
-    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stderr().is_terminal()
+    color_for(std::io::stderr().is_terminal())
 }
 
 #[derive(Debug, Clone, Copy)]

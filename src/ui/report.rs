@@ -193,15 +193,17 @@ fn stamp() -> String {
     crate::ticket::now_rfc3339()
 }
 
-/// Timestamped lines, for cron mail and CI logs. Info lines are left out,
-/// so a tick with nothing wrong and nothing to do prints nothing.
+/// Timestamped lines, for cron mail and CI logs. Info lines are left out
+/// unless `-v` asks for them, so a tick with nothing wrong and nothing to
+/// do prints nothing.
 pub struct Plain;
 
 impl Reporter for Plain {
     fn report(&self, event: &Event) {
         let l = line(event);
         let label = match l.kind {
-            Kind::Info => return,
+            Kind::Info if super::verbose() == 0 => return,
+            Kind::Info => "",
             Kind::Done => "",
             Kind::Skipped => "skipped: ",
             Kind::Error => "error: ",

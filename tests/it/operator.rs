@@ -333,3 +333,61 @@ fn ids_are_accepted_by_number_or_unique_start_and_ambiguity_names_the_candidates
     );
     assert!(err.contains("give more of the id"), "{err}");
 }
+
+/// `--color always` colours through a pipe and despite NO_COLOR (a choice
+/// made for this command wins over the environment's); `never` and the
+/// default through a pipe do not.
+#[test]
+fn color_is_chosen_by_the_flag_and_defaults_to_none_through_a_pipe() {
+    let env = TestEnv::new();
+    env.init();
+    env.write_ticket("todo", "a", "---\ntitle: A\n---\nDo it.\n");
+    let status = |flags: &[&str]| {
+        let out = env.orch().args(flags).arg("status").output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        stdout(&out)
+    };
+    assert!(status(&["--color", "always"]).contains("\x1b["));
+    assert!(!status(&["--color", "never"]).contains("\x1b["));
+    assert!(!status(&[]).contains("\x1b["));
+    let out = env
+        .orch()
+        .args(["status", "--color", "sometimes"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+/// A cron tick that claims nothing prints nothing; with -v it says why
+/// (no room under the cap) and closes with a line that it ran.
+#[test]
+fn verbose_tick_says_what_it_left_and_that_it_ran() {
+    let env = TestEnv::new();
+    let flags = env.flags_dir();
+    env.ready(
+        &format!(
+            "touch '{f}/started'; while [ ! -e '{f}/go' ]; do sleep 0.02; done",
+            f = flags.display()
+        ),
+        "max_in_progress: 1\n",
+    );
+    env.write_ticket("todo", "a", "---\ntitle: A\n---\nDo it.\n");
+    env.write_ticket("todo", "b", "---\ntitle: B\n---\nDo it.\n");
+    let running = env.spawn_tick();
+    crate::env::wait_for(&flags.join("started"));
+    let quiet = env.orch().arg("tick").output().unwrap();
+    assert!(quiet.status.success(), "{}", stderr(&quiet));
+    assert_eq!(stdout(&quiet), "", "a quiet cron tick");
+    let loud = env.orch().args(["tick", "-v"]).output().unwrap();
+    assert!(loud.status.success(), "{}", stderr(&loud));
+    let text = stdout(&loud);
+    assert!(
+        text.contains("1 ticket(s) ready, none claimed: 1 in progress, max_in_progress is 1"),
+        "{text}"
+    );
+    assert!(text.contains("nothing to do"), "{text}");
+    assert!(text.contains("tick over in"), "{text}");
+    std::fs::write(flags.join("go"), "").unwrap();
+    let out = running.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+}
