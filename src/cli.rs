@@ -103,13 +103,13 @@ impl Command {
             Command::Abort(a) => a.lock.lock_timeout,
             Command::Retry(a) => a.lock.lock_timeout,
             Command::Edit(a) => a.lock.lock_timeout,
+            Command::Doctor(a) => a.lock.lock_timeout,
             Command::Rm(a) => a.lock.lock_timeout,
             Command::Status(_)
             | Command::Show(_)
             | Command::History(_)
             | Command::Submit(_)
             | Command::Log(_)
-            | Command::Doctor(_)
             | Command::Completions(_)
             | Command::Man(_)
             | Command::DemoAgent(_)

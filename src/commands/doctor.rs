@@ -1,6 +1,7 @@
 //! `orch doctor`: what is wrong with the board and its surroundings, why
 //! it matters, and the fix. It only reads: it never takes the board lock
-//! or changes a ref.
+//! or changes a ref, except with `--fix`, which makes the repairs a tick's
+//! reconcile would, under the lock, before looking.
 
 use serde::Serialize;
 
@@ -14,8 +15,10 @@ use crate::ui::Style;
 use super::{Ctx, print_json};
 
 /// Check the board and its surroundings: the plan branch and worktree,
-/// versions of the board or of a ticket's work that orch kept aside, and
-/// whether the agent sandbox works on this machine.
+/// versions of the board or of a ticket's work that orch kept aside,
+/// whether the agent sandbox works on this machine, git's identity, the
+/// agent on PATH and on cron's, the base and target branches, the remote,
+/// and claims no run holds.
 ///
 /// Exits 0 when nothing needs a person, 1 when something does, 2 when
 /// orch.yaml is missing or invalid (no tick can run).
@@ -24,6 +27,12 @@ pub struct Args {
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
+    /// First make the repairs a tick's reconcile would (settle runs that
+    /// are gone, release claims nobody holds), saying each; nothing else.
+    #[arg(long)]
+    pub fix: bool,
+    #[command(flatten)]
+    pub lock: crate::cli::LockArgs,
 }
 
 /// How much a finding asks of a person.
@@ -52,12 +61,16 @@ struct Output<'a> {
 }
 
 pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
+    if args.fix {
+        fix(ctx)?;
+    }
     let (main, layout) = board::discover(&ctx.cwd)?;
     let mut findings = Vec::new();
     let config_error = configuration(&layout, &mut findings);
     plan_branch(&main, &layout, &mut findings);
     kept_refs(&main, &mut findings);
     sandbox(&layout, &mut findings);
+    super::checkup::surroundings(&main, &layout, &mut findings);
     let healthy = !findings.iter().any(|f| f.severity == Severity::Problem);
     if args.json {
         print_json(&Output {
@@ -74,6 +87,20 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
     } else {
         1
     })
+}
+
+/// The reconcile step of a tick, alone: each repair is printed as a tick
+/// prints it, and nothing is claimed.
+fn fix(ctx: &Ctx) -> Result<()> {
+    let mut txn = board::BoardTxn::open(&ctx.cwd, ctx.lock_timeout)?;
+    let board = txn.load_active();
+    let config = board.config()?.clone();
+    let done =
+        crate::tick::reconcile::reconcile(&mut txn, &board, &config, &crate::ui::report::Plain)?;
+    if done.is_empty() {
+        crate::outln!("nothing to repair");
+    }
+    Ok(())
 }
 
 /// orch.yaml missing or invalid: no tick can run, as the exit code 2 of

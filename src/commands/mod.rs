@@ -8,6 +8,7 @@ use crate::cli::{Cli, Command};
 use crate::error::{Error, Result};
 
 pub mod abort;
+pub mod checkup;
 pub mod completions;
 pub mod demo;
 pub mod demo_agent;

@@ -21,7 +21,7 @@ fn orch_without_landlock(env: &TestEnv) -> Command {
 #[test]
 fn a_healthy_board_needs_nobody() {
     let env = TestEnv::new();
-    env.init();
+    env.ready("exit 0", "");
     env.orch()
         .arg("doctor")
         .assert()
@@ -91,7 +91,7 @@ fn a_kernel_without_landlock_is_named_by_doctor_and_the_first_tick() {
 #[test]
 fn a_moved_plan_branch_and_kept_versions_are_named() {
     let env = TestEnv::new();
-    env.init();
+    env.ready("exit 0", "");
     env.orch().args(["new", "One"]).assert().success();
     env.orch().args(["new", "Two"]).assert().success();
     let tip = env.git(&["rev-parse", "orch/plan"]);
@@ -132,4 +132,131 @@ fn a_plan_worktree_off_its_branch_is_a_problem() {
         .code(1)
         .stdout(contains("not on orch/plan"))
         .stdout(contains("git -C .orch/plan checkout orch/plan"));
+}
+
+/// An agent program no PATH has: no ticket would run. One this PATH has
+/// but cron's does not: a note with the crontab line.
+#[test]
+fn an_agent_program_nowhere_on_path_is_a_problem_and_one_cron_misses_a_note() {
+    let env = TestEnv::new();
+    env.init();
+    let name = "orch-test-agent-nowhere";
+    env.configure(std::path::Path::new(name), "");
+    let out = env.orch().arg("doctor").output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains(&format!(
+            "[agent] the agent program `{name}` is not found on PATH"
+        )),
+        "{}",
+        stdout(&out)
+    );
+    let bin = env.dir.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let program = bin.join(name);
+    std::fs::write(&program, "#!/bin/sh\nexit 0\n").unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = env
+        .orch()
+        .arg("doctor")
+        .env("PATH", &path)
+        .output()
+        .unwrap();
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "a note only: {text}");
+    assert!(
+        text.contains("which cron's PATH (/usr/bin:/bin) does not reach"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("PATH={}:/usr/bin:/bin", bin.display())),
+        "{text}"
+    );
+}
+
+/// The case: orch.yaml's base branch renamed away, so every tick
+/// exits 2 while the queue looks healthy.
+#[test]
+fn a_missing_base_branch_and_an_unreachable_remote_are_problems() {
+    let env = TestEnv::new();
+    env.ready("exit 0", "");
+    env.git(&["branch", "-m", "main", "trunk"]);
+    let out = env.orch().arg("doctor").output().unwrap();
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("[branches] the base branch `main` that orch.yaml names does not exist"),
+        "{text}"
+    );
+    env.git(&["branch", "-m", "trunk", "main"]);
+    env.git(&[
+        "remote",
+        "add",
+        "origin",
+        &format!("file://{}/nowhere.git", env.dir.path().display()),
+    ]);
+    let config = std::fs::read_to_string(env.plan().join("orch.yaml")).unwrap();
+    std::fs::write(
+        env.plan().join("orch.yaml"),
+        format!("{config}remote: origin\nremote_timeout: 5s\n"),
+    )
+    .unwrap();
+    let out = env.orch().arg("doctor").output().unwrap();
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("[remote] the board's remote `origin` does not answer"),
+        "{text}"
+    );
+    assert!(!text.contains("[branches]"), "{text}");
+}
+
+/// A run killed with its orch leaves a claim nobody holds: doctor names
+/// it, and --fix settles it as the next tick would, saying so.
+#[test]
+fn a_claim_no_run_holds_is_named_and_fix_settles_it_as_a_tick_would() {
+    let env = TestEnv::new();
+    let flags = env.flags_dir();
+    env.ready(
+        &format!("touch '{f}/started'; sleep 60", f = flags.display()),
+        "kill_grace: 100ms\n",
+    );
+    env.write_ticket("todo", "k", "---\ntitle: K\n---\nDo it.\n");
+    let mut tick = env.spawn_tick();
+    crate::env::wait_for(&flags.join("started"));
+    // orch and its agent die at once, as in a power cut.
+    for pid in env.agent_processes() {
+        let _ = StdCommand::new("kill")
+            .args(["-9", &pid.to_string()])
+            .status();
+    }
+    let _ = tick.kill();
+    let _ = tick.wait();
+    assert_eq!(env.state_of("k"), "in-progress");
+    let out = env.orch().arg("doctor").output().unwrap();
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("[claims] k is in progress (attempt 1"),
+        "{text}"
+    );
+    let out = env.orch().args(["doctor", "--fix"]).output().unwrap();
+    let text = stdout(&out);
+    assert!(text.contains("k:"), "the repair is said: {text}");
+    assert!(!text.contains("[claims]"), "{text}");
+    assert_ne!(env.state_of("k"), "in-progress");
+    let out = env.orch().args(["doctor", "--fix"]).output().unwrap();
+    assert!(
+        stdout(&out).contains("nothing to repair"),
+        "{}",
+        stdout(&out)
+    );
 }
