@@ -50,6 +50,7 @@ pub enum Command {
     Abort(commands::abort::Args),
     Retry(commands::retry::Args),
     Doctor(commands::doctor::Args),
+    Gc(commands::gc::Args),
     Completions(commands::completions::CompletionsArgs),
     Man(commands::completions::ManArgs),
     #[command(hide = true)]
@@ -81,6 +82,7 @@ impl Command {
             Command::Tick(a) => a.lock.lock_timeout,
             Command::Abort(a) => a.lock.lock_timeout,
             Command::Retry(a) => a.lock.lock_timeout,
+            Command::Gc(a) => a.lock.lock_timeout,
             Command::Status(_)
             | Command::Show(_)
             | Command::History(_)

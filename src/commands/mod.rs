@@ -12,6 +12,7 @@ pub mod completions;
 pub mod demo;
 pub mod demo_agent;
 pub mod doctor;
+pub mod gc;
 pub mod history;
 pub mod init;
 pub mod log;
@@ -50,6 +51,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Tick(a) if !a.explain => refuse_inside_run(&ctx, "tick")?,
         Command::Abort(_) => refuse_inside_run(&ctx, "abort")?,
         Command::Retry(_) => refuse_inside_run(&ctx, "retry")?,
+        Command::Gc(a) if !a.dry_run => refuse_inside_run(&ctx, "gc")?,
         _ => {}
     }
     match cli.command {
@@ -66,6 +68,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Completions(a) => completions::completions(a),
         Command::Man(a) => completions::man(a),
         Command::Doctor(a) => doctor::run(&ctx, a),
+        Command::Gc(a) => gc::run(&ctx, a),
         Command::Demo(a) => demo::run(&ctx, a),
         Command::DemoAgent(a) => demo_agent::run(&ctx, a),
         Command::SandboxExec(a) => sandbox_exec::run(&ctx, a),
