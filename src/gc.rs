@@ -62,6 +62,8 @@ pub struct Item {
 pub struct Plan {
     pub items: Vec<Item>,
     pub retention: Duration,
+    /// What gc leaves although it would go, and why.
+    pub left: Vec<String>,
 }
 
 impl Plan {
@@ -100,6 +102,7 @@ pub fn plan(main: &MainRepo, layout: &Layout, board: &Board, config: &Config) ->
     let mut plan = Plan {
         items: Vec::new(),
         retention,
+        left: Vec::new(),
     };
     let old = |age: Duration| age >= retention;
     let ids = ids_with_litter(main, layout);
@@ -122,7 +125,17 @@ pub fn plan(main: &MainRepo, layout: &Layout, board: &Board, config: &Config) ->
         };
         let worktree = layout.worktree(id);
         let has_worktree = std::fs::symlink_metadata(&worktree).is_ok();
-        if has_worktree {
+        let link_problem = has_worktree
+            .then(|| main.worktree_link_problem(&Layout::worktree_name(id), &worktree))
+            .flatten();
+        if let Some(problem) = link_problem {
+            // Not a worktree orch can read: what is in it cannot be kept
+            // on a ref, so it is not orch's to delete.
+            plan.left.push(format!(
+                "{}: {problem}; look at it and remove it by hand",
+                layout.display_local(&worktree)
+            ));
+        } else if has_worktree {
             plan.items.push(Item {
                 kind: Kind::Worktree,
                 id: id.clone(),

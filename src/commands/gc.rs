@@ -42,6 +42,9 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
                 );
             }
         }
+        for left in &plan.left {
+            crate::outln!("would leave {left}");
+        }
         summary(plan.bytes(), plan.retention, true);
         return Ok(0);
     }
@@ -54,12 +57,16 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
     let board = txn.load();
     let plan = gc::plan(&txn.main, &txn.layout, &board, board.config()?)?;
     let retention = plan.retention;
+    let left = plan.left.clone();
     let freed = gc::collect(&txn.main, &txn.layout, plan, |removed| {
         crate::outln!("{}", line(&txn.layout, &removed.item, false));
         for note in &removed.notes {
             crate::outln!("  {note}");
         }
     })?;
+    for left in &left {
+        crate::outln!("left {left}");
+    }
     summary(freed, retention, false);
     Ok(0)
 }

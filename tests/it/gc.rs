@@ -341,3 +341,52 @@ fn a_running_tickets_worktree_and_branch_are_untouched() {
     assert!(status.success());
     assert_eq!(env.state_of("busy"), "done");
 }
+
+#[test]
+fn doctor_names_what_gc_would_collect_as_a_note_and_forgets_it_after_gc() {
+    let (env, _) = board_with_litter();
+    let doctor = |env: &TestEnv| -> serde_json::Value {
+        let out = env.orch().args(["doctor", "--json"]).output().unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(out.status.code(), Some(0), "{v}");
+        v
+    };
+    let find = |v: &serde_json::Value, check: &str| -> Option<serde_json::Value> {
+        v["findings"]
+            .as_array()?
+            .iter()
+            .find(|f| f["check"] == check)
+            .cloned()
+    };
+    let v = doctor(&env);
+    let gc_note = find(&v, "gc").unwrap_or_else(|| panic!("no gc finding: {v}"));
+    assert_eq!(gc_note["severity"], "info", "{v}");
+    let what = gc_note["what"].as_str().unwrap_or_default();
+    assert!(
+        what.contains("1 worktree") && what.contains("2 branches"),
+        "{v}"
+    );
+    assert!(
+        gc_note["fix"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("orch gc"),
+        "{v}"
+    );
+    let disk = find(&v, "disk").unwrap_or_else(|| panic!("no disk finding: {v}"));
+    assert!(
+        disk["what"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("ticket worktrees"),
+        "{v}"
+    );
+
+    gc(&env, &[]);
+    let v = doctor(&env);
+    assert!(find(&v, "gc").is_none(), "{v}");
+    assert!(
+        find(&v, "disk").is_some(),
+        "the blocked ticket's worktree stays: {v}"
+    );
+}
