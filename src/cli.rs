@@ -71,6 +71,7 @@ pub enum Command {
     Edit(commands::edit::Args),
     Rm(commands::rm::Args),
     Doctor(commands::doctor::Args),
+    Gc(commands::gc::Args),
     Completions(commands::completions::CompletionsArgs),
     Man(commands::completions::ManArgs),
     #[command(hide = true)]
@@ -105,6 +106,7 @@ impl Command {
             Command::Edit(a) => a.lock.lock_timeout,
             Command::Doctor(a) => a.lock.lock_timeout,
             Command::Rm(a) => a.lock.lock_timeout,
+            Command::Gc(a) => a.lock.lock_timeout,
             Command::Status(_)
             | Command::Show(_)
             | Command::History(_)

@@ -201,6 +201,9 @@ pub struct Config {
     /// Landing hand-backs (conflicts, checks failed once merged) before
     /// the ticket goes to blocked.
     pub land_retries: u32,
+    /// How long `orch gc` leaves what a finished ticket left behind
+    /// (unlanded branches, logs, run state).
+    pub retention: Duration,
 }
 
 /// What is said of a board without orch.yaml, and how to put one back.
@@ -268,6 +271,7 @@ struct RawConfig {
     land_verify: Option<Vec<String>>,
     land_batch: Option<u32>,
     land_retries: Option<u32>,
+    retention: Option<Dur>,
 }
 
 const KNOWN_KEYS: &[&str] = &[
@@ -294,6 +298,7 @@ const KNOWN_KEYS: &[&str] = &[
     "land_verify",
     "land_batch",
     "land_retries",
+    "retention",
 ];
 
 /// Keys of the tables orch reads inside a key: `agent: {...}`,
@@ -438,6 +443,7 @@ impl Config {
             land_verify: None,
             land_batch: 1,
             land_retries: 3,
+            retention: Duration::ZERO,
         };
         if let Err(message) = config.apply(raw) {
             panic!("templates/orch.yaml is invalid: {message}");
@@ -621,6 +627,9 @@ impl Config {
         if let Some(n) = raw.land_retries {
             self.land_retries = n;
         }
+        if let Some(Dur(d)) = raw.retention {
+            self.retention = d;
+        }
         Ok(())
     }
 }
@@ -768,6 +777,7 @@ mod tests {
         assert_eq!(c.max_in_progress, 2);
         assert_eq!(c.max_log_size, 64 << 20);
         assert_eq!(c.agent_cooldown, Duration::from_secs(600));
+        assert_eq!(c.retention, Duration::from_secs(30 * 86400));
     }
 
     #[test]

@@ -16,6 +16,7 @@ pub mod config;
 pub mod duration;
 pub mod error;
 pub mod failpoint;
+pub mod gc;
 pub mod git;
 pub mod gitcli;
 pub mod land;

@@ -280,11 +280,53 @@ pub fn publish_branch(
 /// `refs/orch/kept/<id>/removed-<time>` first, and where it cannot be, the
 /// worktree stays. Returns what was kept, for the output.
 pub fn remove(main: &MainRepo, layout: &Layout, id: &str) -> Result<Vec<String>> {
+    remove_as(main, layout, id, "removed")
+}
+
+/// [`remove`], with the kept ref named `refs/orch/kept/<id>/<label>-<time>`
+/// so that who removed the worktree (a tick, `orch gc`) shows in the name.
+pub fn remove_as(main: &MainRepo, layout: &Layout, id: &str, label: &str) -> Result<Vec<String>> {
     let name = Layout::worktree_name(id);
     let path = layout.worktree(id);
-    let notes = keep_before_removal(main, &name, &path, id)?;
+    let notes = keep_before_removal(main, &name, &path, id, label)?;
     main.remove_worktree(&name, &path)?;
     Ok(notes)
+}
+
+/// What in the ticket's worktree its branch does not hold, without
+/// changing anything: what [`remove`] would keep on a ref first.
+pub fn unkept_work(main: &MainRepo, layout: &Layout, id: &str) -> Result<Option<String>> {
+    let name = Layout::worktree_name(id);
+    let path = layout.worktree(id);
+    Ok(match work_beyond_branch(main, &name, &path, id)? {
+        None => None,
+        Some(true) => Some("uncommitted changes".into()),
+        Some(false) => Some(format!("commits {} does not have", git::ticket_branch(id))),
+    })
+}
+
+/// Whether the worktree holds changes or a HEAD its branch lacks:
+/// `Some(dirty)`. None when it holds nothing more, or when it is no
+/// worktree orch will read.
+fn work_beyond_branch(
+    main: &MainRepo,
+    name: &str,
+    path: &std::path::Path,
+    id: &str,
+) -> Result<Option<bool>> {
+    if !path.join(".git").exists() || main.worktree_link_problem(name, path).is_some() {
+        // Nothing registered to read, or a link orch will not follow: the
+        // removal only unregisters and deletes orch's own directory.
+        return Ok(None);
+    }
+    let wt = main.open_worktree(name, path)?;
+    let tip = main.branch_tip(&git::ticket_branch(id));
+    let holds_more = |at: Oid| tip.is_none_or(|t| !main.contains(t, at));
+    let dirty = !gitcli::changed_paths(path)?.is_empty();
+    if !dirty && !wt.head().is_ok_and(holds_more) {
+        return Ok(None);
+    }
+    Ok(Some(dirty))
 }
 
 fn keep_before_removal(
@@ -292,20 +334,15 @@ fn keep_before_removal(
     name: &str,
     path: &std::path::Path,
     id: &str,
+    label: &str,
 ) -> Result<Vec<String>> {
-    if !path.join(".git").exists() || main.worktree_link_problem(name, path).is_some() {
-        // Nothing registered to read, or a link orch will not follow: the
-        // removal below only unregisters and deletes orch's own directory.
+    if work_beyond_branch(main, name, path, id)?.is_none() {
         return Ok(Vec::new());
     }
     let wt = main.open_worktree(name, path)?;
     let branch = git::ticket_branch(id);
     let tip = main.branch_tip(&branch);
     let holds_more = |at: Oid| tip.is_none_or(|t| !main.contains(t, at));
-    let dirty = !gitcli::changed_paths(path)?.is_empty();
-    if !dirty && !wt.head().is_ok_and(holds_more) {
-        return Ok(Vec::new());
-    }
     wt.clear_stale_index_lock();
     // Kept aside, not published: the repository's hooks need not pass.
     if gitcli::stage_all(path)? {
@@ -320,7 +357,7 @@ fn keep_before_removal(
         return Ok(Vec::new());
     }
     let kept = format!(
-        "refs/orch/kept/{id}/removed-{}",
+        "refs/orch/kept/{id}/{label}-{}",
         jiff::Timestamp::now().as_second()
     );
     let kept = main.keep(&kept, at, "orch: work in a worktree about to be removed")?;

@@ -8,7 +8,9 @@ use serde::Serialize;
 use crate::board::{self, Layout, journal};
 use crate::config::Config;
 use crate::error::Result;
+use crate::gc::Kind;
 use crate::git::{self, MainRepo, Worktree};
+use crate::safe_read::size;
 use crate::text::{short_oid, visible_line};
 use crate::ui::Style;
 
@@ -71,6 +73,8 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
     kept_refs(&main, &mut findings);
     sandbox(&layout, &mut findings);
     super::checkup::surroundings(&main, &layout, &mut findings);
+    litter(&main, &layout, &mut findings);
+    disk(&layout, &mut findings);
     let healthy = !findings.iter().any(|f| f.severity == Severity::Problem);
     if args.json {
         print_json(&Output {
@@ -283,4 +287,81 @@ fn sandbox(layout: &Layout, out: &mut Vec<Finding>) {
             fix: "run orch on a kernel with Landlock (5.13 or later, `lsm=landlock` among the LSMs), or set `sandbox: off` in orch.yaml to say you know".into(),
         });
     }
+}
+
+/// What `orch gc` would remove now: worth knowing, never a failure (the
+/// board runs as well with it), so a note.
+fn litter(main: &MainRepo, layout: &Layout, out: &mut Vec<Finding>) {
+    if !layout.plan.join(".git").exists() {
+        return;
+    }
+    let board = board::Board::load(layout);
+    let config = board.config.clone().unwrap_or_else(|_| Config::defaults());
+    let Ok(plan) = crate::gc::plan(main, layout, &board, &config) else {
+        return;
+    };
+    if plan.items.is_empty() {
+        return;
+    }
+    let count = |kind: Kind, one: &str, many: &str| match plan.count(kind) {
+        0 => None,
+        1 => Some(format!("1 {one}")),
+        n => Some(format!("{n} {many}")),
+    };
+    let parts: Vec<String> = [
+        count(Kind::Worktree, "worktree", "worktrees"),
+        count(Kind::Branch, "branch", "branches"),
+        count(Kind::Logs, "log directory", "log directories"),
+        count(
+            Kind::RunState,
+            "run state directory",
+            "run state directories",
+        ),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let kept = plan.items.iter().filter(|i| i.unique.is_some()).count();
+    out.push(Finding {
+        check: "gc",
+        severity: Severity::Info,
+        what: format!(
+            "`orch gc` would remove {} ({}), of tickets that are done or no longer on the board",
+            parts.join(", "),
+            size(plan.bytes())
+        ),
+        why: if kept == 0 {
+            format!(
+                "they only take space: the branches are landed or untouched for {}, the rest is held elsewhere",
+                crate::duration::display(plan.retention)
+            )
+        } else {
+            format!(
+                "they only take space; {kept} of them hold work no other ref has, which gc keeps on refs/orch/kept/ first"
+            )
+        },
+        fix: "run `orch gc` (`orch gc --dry-run` lists each)".into(),
+    });
+}
+
+/// How much of this disk orch's own things take: ticket worktrees, logs
+/// and run state.
+fn disk(layout: &Layout, out: &mut Vec<Finding>) {
+    let used = crate::gc::Usage::measure(layout);
+    if used.total() == 0 {
+        return;
+    }
+    out.push(Finding {
+        check: "disk",
+        severity: Severity::Info,
+        what: format!(
+            "orch uses {} here: ticket worktrees {}, logs {}, run state {}",
+            size(used.total()),
+            size(used.worktrees),
+            size(used.logs),
+            size(used.state)
+        ),
+        why: "worktrees of running and blocked tickets, and logs and run state for `retention:`, stay on purpose".into(),
+        fix: "`orch gc` removes what is no longer needed; a shorter `retention:` in orch.yaml keeps less".into(),
+    });
 }

@@ -15,6 +15,7 @@ pub mod demo_agent;
 pub mod doctor;
 pub mod edit;
 pub mod editor;
+pub mod gc;
 pub mod history;
 pub mod ids;
 pub mod init;
@@ -58,6 +59,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Retry(_) => refuse_inside_run(&ctx, "retry")?,
         Command::Edit(_) => refuse_inside_run(&ctx, "edit")?,
         Command::Rm(_) => refuse_inside_run(&ctx, "rm")?,
+        Command::Gc(a) if !a.dry_run => refuse_inside_run(&ctx, "gc")?,
         _ => {}
     }
     let mut command = cli.command;
@@ -78,6 +80,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Completions(a) => completions::completions(a),
         Command::Man(a) => completions::man(a),
         Command::Doctor(a) => doctor::run(&ctx, a),
+        Command::Gc(a) => gc::run(&ctx, a),
         Command::Demo(a) => demo::run(&ctx, a),
         Command::DemoAgent(a) => demo_agent::run(&ctx, a),
         Command::SandboxExec(a) => sandbox_exec::run(&ctx, a),

@@ -14,6 +14,7 @@ mod doctor;
 mod durable;
 mod env;
 mod format;
+mod gc;
 mod hostile;
 mod identity;
 mod land;
