@@ -345,6 +345,31 @@ const NESTED_KEYS: &[(&str, &[&str])] = &[
     ("land", &["command"]),
 ];
 
+/// A key of a table inside a list. The YAML reader takes a bare `on` for
+/// the boolean true (YAML 1.1), which `notify:`'s `on:` is: as a key, a
+/// boolean is that `on`.
+#[derive(PartialEq, Eq, PartialOrd, Ord)]
+struct TableKey(String);
+
+impl<'de> Deserialize<'de> for TableKey {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = TableKey;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a key")
+            }
+            fn visit_str<E>(self, v: &str) -> std::result::Result<TableKey, E> {
+                Ok(TableKey(v.to_string()))
+            }
+            fn visit_bool<E>(self, _: bool) -> std::result::Result<TableKey, E> {
+                Ok(TableKey("on".into()))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
 /// Keys of each table in the list `notify: [...]`.
 const NOTIFY_KEYS: &[&str] = &["on", "command", "timeout"];
 
@@ -353,7 +378,7 @@ const NOTIFY_KEYS: &[&str] = &["on", "command", "timeout"];
 #[serde(untagged)]
 enum Shape {
     Table(BTreeMap<String, serde::de::IgnoredAny>),
-    Tables(Vec<BTreeMap<String, serde::de::IgnoredAny>>),
+    Tables(Vec<BTreeMap<TableKey, serde::de::IgnoredAny>>),
     Other(serde::de::IgnoredAny),
 }
 
@@ -411,7 +436,7 @@ fn unknown_keys(text: &str) -> std::result::Result<Vec<Warning>, Warning> {
             }
         }
         if let ("notify", Shape::Tables(entries)) = (key.as_str(), value) {
-            for inner in entries.iter().flat_map(|t| t.keys()) {
+            for TableKey(inner) in entries.iter().flat_map(|t| t.keys()) {
                 let line = nested_key_line(text, key, inner);
                 check(inner, NOTIFY_KEYS, format!("notify.{inner}"), line)?;
             }
