@@ -253,3 +253,23 @@ fn an_unknown_event_or_key_in_notify_is_named_with_a_suggestion() {
     );
     env.status();
 }
+
+#[test]
+fn every_notify_example_is_a_valid_orch_yaml() {
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/notify");
+    for name in ["slack.yaml", "ntfy.yaml", "mail.yaml"] {
+        let env = TestEnv::new();
+        env.ready("true", "");
+        let lines = std::fs::read_to_string(examples.join(name)).expect("example");
+        let yaml = env.plan().join("orch.yaml");
+        let mut config = std::fs::read_to_string(&yaml).expect("orch.yaml");
+        config.push_str(&lines);
+        std::fs::write(&yaml, config).expect("write orch.yaml");
+        let status = env.status();
+        assert!(status["config_error"].is_null(), "{name}: {status}");
+        assert!(
+            status["warnings"].as_array().is_some_and(Vec::is_empty),
+            "{name}: {status}"
+        );
+    }
+}
