@@ -204,6 +204,31 @@ pub struct Config {
     /// How long `orch gc` leaves what a finished ticket left behind
     /// (unlanded branches, logs, run state).
     pub retention: Duration,
+    /// Commands run after board events (`notify:`).
+    pub notify: Vec<Notifier>,
+    /// How long a notifier may run before its process group is killed.
+    pub notify_timeout: Duration,
+    /// How often a tick is expected: `status` warns when the last one is older.
+    pub expect_tick_every: Option<Duration>,
+}
+
+/// One `notify:` entry: a command for some events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notifier {
+    /// Event names ([`crate::notify::EVENTS`]); `all` is every event.
+    pub on: Vec<String>,
+    pub command: Vec<String>,
+    /// This entry's limit; `notify_timeout` unless set.
+    pub timeout: Option<Duration>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RawNotifier {
+    #[serde(default)]
+    on: Vec<String>,
+    #[serde(default)]
+    command: Vec<String>,
+    timeout: Option<Dur>,
 }
 
 /// What is said of a board without orch.yaml, and how to put one back.
@@ -272,6 +297,9 @@ struct RawConfig {
     land_batch: Option<u32>,
     land_retries: Option<u32>,
     retention: Option<Dur>,
+    notify: Option<Vec<RawNotifier>>,
+    notify_timeout: Option<Dur>,
+    expect_tick_every: Option<Dur>,
 }
 
 const KNOWN_KEYS: &[&str] = &[
@@ -299,6 +327,9 @@ const KNOWN_KEYS: &[&str] = &[
     "land_batch",
     "land_retries",
     "retention",
+    "notify",
+    "notify_timeout",
+    "expect_tick_every",
 ];
 
 /// Keys of the tables orch reads inside a key: `agent: {...}`,
@@ -319,11 +350,40 @@ const NESTED_KEYS: &[(&str, &[&str])] = &[
     ("land", &["command"]),
 ];
 
+/// A key of a table inside a list. The YAML reader takes a bare `on` for
+/// the boolean true (YAML 1.1), which `notify:`'s `on:` is: as a key, a
+/// boolean is that `on`.
+#[derive(PartialEq, Eq, PartialOrd, Ord)]
+struct TableKey(String);
+
+impl<'de> Deserialize<'de> for TableKey {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = TableKey;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a key")
+            }
+            fn visit_str<E>(self, v: &str) -> std::result::Result<TableKey, E> {
+                Ok(TableKey(v.to_string()))
+            }
+            fn visit_bool<E>(self, _: bool) -> std::result::Result<TableKey, E> {
+                Ok(TableKey("on".into()))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// Keys of each table in the list `notify: [...]`.
+const NOTIFY_KEYS: &[&str] = &["on", "command", "timeout"];
+
 /// A value as far as the key check needs it: a table's keys, or anything.
 #[derive(Deserialize)]
 #[serde(untagged)]
 enum Shape {
     Table(BTreeMap<String, serde::de::IgnoredAny>),
+    Tables(Vec<BTreeMap<TableKey, serde::de::IgnoredAny>>),
     Other(serde::de::IgnoredAny),
 }
 
@@ -378,6 +438,12 @@ fn unknown_keys(text: &str) -> std::result::Result<Vec<Warning>, Warning> {
             for inner in table.keys() {
                 let line = nested_key_line(text, key, inner);
                 check(inner, known, format!("{key}.{inner}"), line)?;
+            }
+        }
+        if let ("notify", Shape::Tables(entries)) = (key.as_str(), value) {
+            for TableKey(inner) in entries.iter().flat_map(|t| t.keys()) {
+                let line = nested_key_line(text, key, inner);
+                check(inner, NOTIFY_KEYS, format!("notify.{inner}"), line)?;
             }
         }
     }
@@ -444,6 +510,9 @@ impl Config {
             land_batch: 1,
             land_retries: 3,
             retention: Duration::ZERO,
+            notify: Vec::new(),
+            notify_timeout: Duration::from_secs(10),
+            expect_tick_every: None,
         };
         if let Err(message) = config.apply(raw) {
             panic!("templates/orch.yaml is invalid: {message}");
@@ -630,6 +699,18 @@ impl Config {
         if let Some(Dur(d)) = raw.retention {
             self.retention = d;
         }
+        if let Some(list) = raw.notify {
+            self.notify = list
+                .into_iter()
+                .map(notifier_from)
+                .collect::<std::result::Result<_, _>>()?;
+        }
+        if let Some(Dur(d)) = raw.notify_timeout {
+            self.notify_timeout = positive("notify_timeout", d)?;
+        }
+        if let Some(Dur(d)) = raw.expect_tick_every {
+            self.expect_tick_every = Some(positive("expect_tick_every", d)?);
+        }
         Ok(())
     }
 }
@@ -655,6 +736,45 @@ fn sandbox_from(raw: RawSandbox) -> std::result::Result<Sandbox, String> {
         }
     }
     Ok(Sandbox { enabled, writable })
+}
+
+fn notifier_from(raw: RawNotifier) -> std::result::Result<Notifier, String> {
+    if raw.command.first().is_none_or(|c| c.trim().is_empty()) {
+        return Err(
+            "notify: an entry's command is empty; give an argv list, e.g. `command: [curl, -d, hi, https://ntfy.sh/topic]`"
+                .into(),
+        );
+    }
+    if raw.on.is_empty() {
+        return Err(format!(
+            "notify: the entry for `{}` has no `on:`; list events ({}) or `all`",
+            raw.command[0],
+            crate::notify::EVENTS.join(", ")
+        ));
+    }
+    for event in &raw.on {
+        if event == crate::notify::ALL || crate::notify::EVENTS.contains(&event.as_str()) {
+            continue;
+        }
+        let mut known: Vec<&str> = crate::notify::EVENTS.to_vec();
+        known.push(crate::notify::ALL);
+        return Err(match crate::text::meant(event, &known) {
+            Some(k) => format!("notify: unknown event `{event}`: did you mean `{k}`?"),
+            None => format!(
+                "notify: unknown event `{event}` (events: {}, or all)",
+                crate::notify::EVENTS.join(", ")
+            ),
+        });
+    }
+    let timeout = raw
+        .timeout
+        .map(|Dur(d)| positive("notify.timeout", d))
+        .transpose()?;
+    Ok(Notifier {
+        on: raw.on,
+        command: raw.command,
+        timeout,
+    })
 }
 
 /// A limit of zero would stop every agent the moment it starts.

@@ -721,7 +721,7 @@ pub fn backoff(round: u32) {
 /// The remote orch.yaml names (`remote:`), read leniently: a board whose
 /// orch.yaml is broken elsewhere still knows where it is shared (its
 /// top-level `remote:` line is enough).
-fn shared_through(main: &MainRepo, layout: &Layout) -> Option<Remote> {
+pub fn shared_through(main: &MainRepo, layout: &Layout) -> Option<Remote> {
     let d = crate::config::Config::defaults();
     let (name, timeout, signed) = match crate::config::Config::load(&layout.config_path()) {
         Ok((c, _)) => (c.remote, c.remote_timeout, c.require_signed),

@@ -45,6 +45,8 @@ pub struct StatusJson {
     pub config_error: Option<String>,
     /// Agents whose claims are paused after they could not reach their model.
     pub paused_agents: Vec<crate::agent::unavailable::Cooldown>,
+    /// The last ticks (the heartbeat) and what is wrong with them.
+    pub ticks: crate::heartbeat::Health,
 }
 
 #[derive(Debug, Serialize)]
@@ -228,8 +230,19 @@ pub fn collect(layout: &Layout, board: &Board) -> StatusJson {
         message: w.message.clone(),
         hint: None,
     }));
+    let config = board.config.as_ref().ok();
+    let ticks = crate::heartbeat::health(
+        crate::heartbeat::load(layout),
+        config
+            .and_then(|c| c.remote.as_deref())
+            .map(|r| crate::heartbeat::fetched(layout, r))
+            .unwrap_or_default(),
+        config.and_then(|c| c.expect_tick_every),
+        jiff::Timestamp::now(),
+    );
     StatusJson {
         version: 1,
+        ticks,
         plan: layout.plan.display().to_string(),
         counts: Counts {
             todo: board.count(State::Todo),
@@ -330,6 +343,31 @@ fn print_text(s: &StatusJson) {
         c.blocked,
         c.invalid
     );
+    match &s.ticks.last {
+        Some(b) => {
+            let ago = s
+                .ticks
+                .last_age_secs
+                .map(|a| format!(" ({} ago)", human_secs(a)))
+                .unwrap_or_default();
+            let result = if b.failed() {
+                st.red(&format!("{} (exit {})", b.result, b.code))
+            } else {
+                b.result.clone()
+            };
+            crate::outln!(
+                "{}  {}{ago} on {}: {result}: {}",
+                st.bold("last tick"),
+                visible_line(&b.at),
+                visible_line(&b.host),
+                visible_line(&b.summary)
+            );
+        }
+        None => crate::outln!("{}  none recorded", st.bold("last tick")),
+    }
+    for w in &s.ticks.warnings {
+        crate::outln!("{} {}", st.yellow("warning:"), visible_line(w));
+    }
     if let Some(e) = &s.config_error {
         crate::outln!("\n{} {}", st.red("config error:"), visible_line(e));
     }

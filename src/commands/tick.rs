@@ -6,6 +6,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::board;
 use crate::error::{Error, Result};
+use crate::heartbeat::Beat;
+use crate::notify::{Notice, Notifying};
 use crate::tick::{self, Options, Reporter};
 use crate::ui::Style;
 use crate::ui::report::{Live, Plain};
@@ -85,15 +87,48 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
         signal_hook::flag::register(sig, interrupt.clone())
             .map_err(|e| Error::io("cannot install a signal handler", "", e))?;
     }
-    let (main, _layout) = board::discover(&ctx.cwd)?;
-    let reporter: Box<dyn Reporter> = if std::io::stdout().is_terminal() {
-        Box::new(Live::start())
+    let (main, layout) = board::discover(&ctx.cwd)?;
+    let inner: Arc<dyn Reporter> = if std::io::stdout().is_terminal() {
+        Arc::new(Live::start())
     } else {
-        Box::new(Plain)
+        Arc::new(Plain)
     };
     let began = std::time::Instant::now();
-    let result = tick::tick(&main.root, &opts, interrupt.clone(), reporter.as_ref());
-    drop(reporter);
+    let notifying = Notifying::new(inner);
+    let result = tick::tick(&main.root, &opts, interrupt.clone(), &notifying);
+    let result = result.and_then(|r| {
+        let unsettled: Vec<&str> = r
+            .settled
+            .iter()
+            .filter(|(_, end)| matches!(end, tick::RunEnd::Error(_)))
+            .map(|(id, _)| id.as_str())
+            .chain(r.reconciled.failed.iter().map(String::as_str))
+            .collect();
+        if unsettled.is_empty() {
+            return Ok(r);
+        }
+        // Each error was reported as it happened; the exit code tells cron.
+        Err(Error::other(format!(
+            "could not record the result of {}",
+            unsettled.join(", ")
+        ))
+        .hinted("the next tick settles them; the work is on their ticket branches"))
+    });
+    let beat = match &result {
+        Ok(r) => Beat::now(0, &summary(r, interrupt.load(Ordering::SeqCst))),
+        Err(e) => Beat::now(e.exit_code(), &crate::error::render_chain(e)),
+    };
+    if beat.failed() {
+        if !notifying.is_started()
+            && let Ok((config, _)) = crate::config::Config::load(&layout.config_path())
+        {
+            notifying.start(&layout, &config);
+        }
+        notifying.send(Notice::tick_failed(&layout, &beat.summary));
+    }
+    notifying.finish();
+    heartbeat(&main, &layout, &beat, &result, &notifying);
+    drop(notifying);
     let result = result?;
     let verbose = crate::ui::verbose() > 0;
     if (verbose || std::io::stdout().is_terminal())
@@ -116,20 +151,75 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
             "orch: interrupted; running tickets were settled as interrupted"
         );
     }
-    let unsettled: Vec<&str> = result
+    Ok(0)
+}
+
+/// Record the tick locally and, with a remote board, on the remote. A
+/// heartbeat that cannot be written is said, never a failed tick.
+fn heartbeat(
+    main: &crate::git::MainRepo,
+    layout: &board::Layout,
+    beat: &Beat,
+    result: &Result<tick::TickResult>,
+    reporter: &dyn Reporter,
+) {
+    let warn = |text: String| {
+        reporter.report(&tick::Event::ConfigWarning(text));
+    };
+    if let Err(e) = crate::heartbeat::record(layout, beat) {
+        warn(crate::error::render_chain(&e));
+    }
+    let Some(remote) = board::txn::shared_through(main, layout) else {
+        return;
+    };
+    // A tick that could not reach the remote would only wait for it again.
+    if let Err(e) = result
+        && crate::remote::is_unreachable(e)
+    {
+        return;
+    }
+    if !crate::heartbeat::worth_publishing(layout, beat) {
+        return;
+    }
+    if let Err(e) = crate::heartbeat::publish(layout, &remote.name, beat, remote.timeout) {
+        warn(format!(
+            "could not publish this tick's heartbeat to `{}`: {}",
+            remote.name,
+            crate::error::render_chain(&e)
+        ));
+    }
+}
+
+/// The heartbeat's line for a tick that ended well.
+fn summary(r: &tick::TickResult, interrupted: bool) -> String {
+    let mut parts = Vec::new();
+    if !r.claimed.is_empty() {
+        parts.push(format!("claimed {}", r.claimed.join(", ")));
+    }
+    let results: Vec<String> = r
         .settled
         .iter()
-        .filter(|(_, end)| matches!(end, tick::RunEnd::Error(_)))
-        .map(|(id, _)| id.as_str())
-        .chain(result.reconciled.failed.iter().map(String::as_str))
+        .map(|(id, end)| match end {
+            tick::RunEnd::Settled(o) => format!("{id} {o}"),
+            tick::RunEnd::Stale => format!("{id} stale"),
+            tick::RunEnd::Error(_) => format!("{id} not recorded"),
+        })
         .collect();
-    if !unsettled.is_empty() {
-        // Each error was reported as it happened; the exit code tells cron.
-        return Err(Error::other(format!(
-            "could not record the result of {}",
-            unsettled.join(", ")
-        ))
-        .hinted("the next tick settles them; the work is on their ticket branches"));
+    if !results.is_empty() {
+        parts.push(format!("results: {}", results.join(", ")));
     }
-    Ok(0)
+    if !r.reconciled.is_empty() {
+        parts.push("settled what earlier ticks left".into());
+    }
+    if !r.landed.landed.is_empty() {
+        parts.push(format!("landed {}", r.landed.landed.join(", ")));
+    }
+    if interrupted {
+        parts.push("interrupted".into());
+    }
+    if parts.is_empty() {
+        "nothing to do".into()
+    } else {
+        parts.join("; ")
+    }
 }

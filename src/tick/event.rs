@@ -136,6 +136,12 @@ pub enum Event {
         id: Option<String>,
         text: String,
     },
+    /// A `notify:` command failed or was stopped at its limit; the tick
+    /// goes on.
+    NotifyFailed {
+        id: Option<String>,
+        text: String,
+    },
     /// Something failed; about one ticket, or about the tick.
     Error {
         id: Option<String>,
@@ -158,4 +164,6 @@ pub trait Reporter: Send + Sync {
     /// A ticket's agent started; `control.last_line` shows its output.
     fn started(&self, ticket: &str, control: &Control);
     fn stopped(&self, ticket: &str);
+    /// The tick has read orch.yaml (a reporter that runs notifiers starts them).
+    fn configured(&self, _layout: &crate::board::Layout, _config: &crate::config::Config) {}
 }

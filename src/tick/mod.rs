@@ -79,6 +79,7 @@ pub fn tick(
         }
         let mut board = txn.load_active();
         let config = board.config()?.clone();
+        reporter.configured(&txn.layout, &config);
         told::say_once(&txn.layout, reporter, told::notices(&board));
         if config.sandbox.enabled
             && let Some(why) = crate::agent::sandbox::unsupported_reason()

@@ -178,6 +178,11 @@ fn text_of(event: &Event) -> Line {
             Some(id) => about(Kind::Skipped, id, format!("waits to land: {text}")),
             None => board(Kind::Skipped, format!("landing waits: {text}")),
         },
+        Event::NotifyFailed { id, text } => Line {
+            kind: Kind::Done,
+            id: id.clone(),
+            text: format!("warning: {text}"),
+        },
         Event::Error { id, text } => Line {
             kind: Kind::Error,
             id: None,

@@ -228,7 +228,10 @@ fn every_yaml_recipe_parses_and_the_readme_names_every_recipe() {
         parsed,
         [
             "github-actions/orch-tick.yml",
-            "gitlab-ci/orch-tick.gitlab-ci.yml"
+            "gitlab-ci/orch-tick.gitlab-ci.yml",
+            "notify/mail.yaml",
+            "notify/ntfy.yaml",
+            "notify/slack.yaml",
         ]
     );
     let readme = read("README.md");
@@ -237,6 +240,10 @@ fn every_yaml_recipe_parses_and_the_readme_names_every_recipe() {
         "gitlab-ci/orch-tick.gitlab-ci.yml",
         "systemd/orch-tick.service",
         "systemd/orch-tick.timer",
+        "notify/slack.yaml",
+        "notify/ntfy.yaml",
+        "notify/mail.yaml",
+        "cron/crontab",
         "require_signed: true",
         "git config orch.requireSigned true",
     ] {
