@@ -93,7 +93,7 @@ pub fn load(layout: &Layout) -> Vec<Beat> {
         .unwrap_or_default()
 }
 
-/// Add `beat` to this host's records (written whole, then renamed).
+/// Add `beat` to this host's records (written whole and synced, then renamed).
 pub fn record(layout: &Layout, beat: &Beat) -> Result<()> {
     let path = path(layout);
     let mut ticks = load(layout);
@@ -101,12 +101,12 @@ pub fn record(layout: &Layout, beat: &Beat) -> Result<()> {
     ticks.truncate(KEEP);
     let text = serde_json::to_vec_pretty(&File { version: 1, ticks })
         .map_err(|e| Error::other(format!("cannot encode the heartbeat: {e}")))?;
-    let tmp = path.with_extension("json.tmp");
     let shown = layout.display_local(&path);
     std::fs::create_dir_all(&layout.local)
-        .and_then(|_| std::fs::write(&tmp, text))
-        .and_then(|_| std::fs::rename(&tmp, &path))
-        .map_err(|e| Error::io("cannot record the tick's heartbeat in", shown, e))
+        .map_err(|e| Error::io("cannot record the tick's heartbeat in", shown, e))?;
+    // Synced like every record under the git dir: a heartbeat that
+    // survives a power cut truncated would say no tick ever ran.
+    crate::board::write_atomic(&path, &text)
 }
 
 /// A host name as one ref component: what git refuses becomes `-`.

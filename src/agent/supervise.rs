@@ -160,8 +160,11 @@ const TAIL_LINE_BYTES: usize = 400;
 const TAIL_WINDOW: usize = TAIL_LINES * TAIL_LINE_BYTES;
 const POLL: Duration = Duration::from_millis(25);
 /// After the group is gone, how long to wait for pipes held by escaped
-/// processes before giving up on them.
-const LEAK_WAIT: Duration = Duration::from_millis(500);
+/// processes before giving up on them. Without an escapee the end of
+/// output comes at once; this only bounds the wait for one, and is long
+/// enough that a reader thread starved on a loaded machine is not taken
+/// for one (its output says why the agent stopped).
+const LEAK_WAIT: Duration = Duration::from_secs(2);
 
 enum Chunk {
     /// Output, and whether it came from stdout.
@@ -358,6 +361,21 @@ pub fn run(spec: &Spec, control: &Control) -> Report {
         // Once the run is over (by itself or by a limit), stop the group.
         if w.ended.is_some() && w.stop_group(spec, pgid, now, &mut report) {
             break;
+        }
+    }
+    // What the readers took from the pipes but this loop had not yet
+    // handled: on a loaded machine the last lines (the ones that say why
+    // the agent stopped) can still be in the channel when the wait ends.
+    while let Ok(chunk) = rx.try_recv() {
+        if let Chunk::Data(is_stdout, data) = chunk {
+            w.output(
+                spec,
+                control,
+                &mut log,
+                &mut report.activity,
+                is_stdout,
+                &data,
+            );
         }
     }
     process::forget_spawned(pgid);
