@@ -201,6 +201,8 @@ pub struct Config {
     /// Landing hand-backs (conflicts, checks failed once merged) before
     /// the ticket goes to blocked.
     pub land_retries: u32,
+    /// Token budgets per attempt, ticket and day; none by default.
+    pub budget: crate::budget::Budget,
 }
 
 /// What is said of a board without orch.yaml, and how to put one back.
@@ -268,6 +270,14 @@ struct RawConfig {
     land_verify: Option<Vec<String>>,
     land_batch: Option<u32>,
     land_retries: Option<u32>,
+    budget: Option<RawBudget>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RawBudget {
+    tokens_per_attempt: Option<u64>,
+    tokens_per_ticket: Option<u64>,
+    tokens_per_day: Option<u64>,
 }
 
 const KNOWN_KEYS: &[&str] = &[
@@ -294,6 +304,7 @@ const KNOWN_KEYS: &[&str] = &[
     "land_verify",
     "land_batch",
     "land_retries",
+    "budget",
 ];
 
 /// Keys of the tables orch reads inside a key: `agent: {...}`,
@@ -312,6 +323,10 @@ const NESTED_KEYS: &[(&str, &[&str])] = &[
     ),
     ("sandbox", &["enabled", "writable"]),
     ("land", &["command"]),
+    (
+        "budget",
+        &["tokens_per_attempt", "tokens_per_ticket", "tokens_per_day"],
+    ),
 ];
 
 /// A value as far as the key check needs it: a table's keys, or anything.
@@ -438,6 +453,7 @@ impl Config {
             land_verify: None,
             land_batch: 1,
             land_retries: 3,
+            budget: crate::budget::Budget::default(),
         };
         if let Err(message) = config.apply(raw) {
             panic!("templates/orch.yaml is invalid: {message}");
@@ -620,6 +636,19 @@ impl Config {
         }
         if let Some(n) = raw.land_retries {
             self.land_retries = n;
+        }
+        if let Some(b) = raw.budget {
+            let at_least_one = |key: &str, v: Option<u64>| match v {
+                Some(0) => Err(format!(
+                    "budget.{key} must be at least 1 (leave it out for no limit)"
+                )),
+                v => Ok(v),
+            };
+            self.budget = crate::budget::Budget {
+                tokens_per_attempt: at_least_one("tokens_per_attempt", b.tokens_per_attempt)?,
+                tokens_per_ticket: at_least_one("tokens_per_ticket", b.tokens_per_ticket)?,
+                tokens_per_day: at_least_one("tokens_per_day", b.tokens_per_day)?,
+            };
         }
         Ok(())
     }
