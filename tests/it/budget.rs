@@ -89,7 +89,11 @@ fn a_ticket_that_spends_its_budget_goes_to_blocked_until_retried() {
     // First attempt: stopped by tokens_per_attempt at 300, 300 of 500.
     let text = env.tick_ok();
     assert!(text.contains("a: over-budget (attempt 1)"), "{text}");
-    assert_eq!(env.state_of("a"), "todo", "300 of 500 spent: it may try again");
+    assert_eq!(
+        env.state_of("a"),
+        "todo",
+        "300 of 500 spent: it may try again"
+    );
     // Second attempt: 200 left, 300 spent: the ticket's budget is spent.
     let text = env.tick_ok();
     assert!(
@@ -101,7 +105,11 @@ fn a_ticket_that_spends_its_budget_goes_to_blocked_until_retried() {
         "{text}"
     );
     assert!(text.contains("moved to blocked"), "{text}");
-    assert_eq!(env.state_of("a"), "blocked", "max_attempts 3 is not used up");
+    assert_eq!(
+        env.state_of("a"),
+        "blocked",
+        "max_attempts 3 is not used up"
+    );
     let status = env.status();
     let blocked = &status["blocked"][0];
     assert_eq!(blocked["attempts_used"], 2);
@@ -160,7 +168,11 @@ fn a_spent_daily_budget_pauses_claims_and_status_says_until_when() {
     // A person who deletes the day's record resumes claims at once.
     std::fs::remove_file(env.plan().join("budget/spent")).unwrap();
     let explain = env.orch().args(["tick", "--explain"]).output().unwrap();
-    assert!(stdout(&explain).contains("would claim"), "{}", stdout(&explain));
+    assert!(
+        stdout(&explain).contains("would claim"),
+        "{}",
+        stdout(&explain)
+    );
 }
 
 #[test]
