@@ -322,6 +322,8 @@ fn record_deleted(
     summary
         .notes
         .push("a person deleted the ticket while it ran".into());
+    // Spent all the same: the day counts it.
+    add_day_spend(txn, settlement.tokens)?;
     txn.write(
         &summary_rel(run.id, run.attempt),
         summary.render().as_bytes(),
