@@ -210,6 +210,8 @@ pub struct Config {
     pub notify_timeout: Duration,
     /// How often a tick is expected: `status` warns when the last one is older.
     pub expect_tick_every: Option<Duration>,
+    /// Token budgets per attempt, ticket and day; none by default.
+    pub budget: crate::budget::Budget,
 }
 
 /// One `notify:` entry: a command for some events.
@@ -300,6 +302,14 @@ struct RawConfig {
     notify: Option<Vec<RawNotifier>>,
     notify_timeout: Option<Dur>,
     expect_tick_every: Option<Dur>,
+    budget: Option<RawBudget>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RawBudget {
+    tokens_per_attempt: Option<u64>,
+    tokens_per_ticket: Option<u64>,
+    tokens_per_day: Option<u64>,
 }
 
 const KNOWN_KEYS: &[&str] = &[
@@ -330,6 +340,7 @@ const KNOWN_KEYS: &[&str] = &[
     "notify",
     "notify_timeout",
     "expect_tick_every",
+    "budget",
 ];
 
 /// Keys of the tables orch reads inside a key: `agent: {...}`,
@@ -348,6 +359,10 @@ const NESTED_KEYS: &[(&str, &[&str])] = &[
     ),
     ("sandbox", &["enabled", "writable"]),
     ("land", &["command"]),
+    (
+        "budget",
+        &["tokens_per_attempt", "tokens_per_ticket", "tokens_per_day"],
+    ),
 ];
 
 /// A key of a table inside a list. The YAML reader takes a bare `on` for
@@ -513,6 +528,7 @@ impl Config {
             notify: Vec::new(),
             notify_timeout: Duration::from_secs(10),
             expect_tick_every: None,
+            budget: crate::budget::Budget::default(),
         };
         if let Err(message) = config.apply(raw) {
             panic!("templates/orch.yaml is invalid: {message}");
@@ -710,6 +726,19 @@ impl Config {
         }
         if let Some(Dur(d)) = raw.expect_tick_every {
             self.expect_tick_every = Some(positive("expect_tick_every", d)?);
+        }
+        if let Some(b) = raw.budget {
+            let at_least_one = |key: &str, v: Option<u64>| match v {
+                Some(0) => Err(format!(
+                    "budget.{key} must be at least 1 (leave it out for no limit)"
+                )),
+                v => Ok(v),
+            };
+            self.budget = crate::budget::Budget {
+                tokens_per_attempt: at_least_one("tokens_per_attempt", b.tokens_per_attempt)?,
+                tokens_per_ticket: at_least_one("tokens_per_ticket", b.tokens_per_ticket)?,
+                tokens_per_day: at_least_one("tokens_per_day", b.tokens_per_day)?,
+            };
         }
         Ok(())
     }

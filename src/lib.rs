@@ -10,6 +10,7 @@
 
 pub mod agent;
 pub mod board;
+pub mod budget;
 pub mod cli;
 pub mod commands;
 pub mod config;

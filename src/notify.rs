@@ -30,8 +30,7 @@ use crate::tick::{Event, Reporter};
 use crate::ticket::State;
 
 /// Every event a notifier can ask for: each outcome by its name, and the
-/// moves and failures people watch for. `budget-spent` is accepted but not
-/// sent yet: there are no budgets.
+/// moves and failures people watch for.
 pub const EVENTS: &[&str] = &[
     "claimed",
     "done",
@@ -49,6 +48,7 @@ pub const EVENTS: &[&str] = &[
     "interrupted",
     "abandoned",
     "agent-unavailable",
+    "over-budget",
     "stale",
     "released",
     "budget-spent",
@@ -199,6 +199,9 @@ pub fn notice_of(layout: &Layout, event: &Event) -> Option<Notice> {
             let mut n = Notice::new(moved(*outcome, *to), Some(id), text, layout);
             n.outcome = Some(outcome.as_str().to_string());
             n
+        }
+        Event::BudgetSpent { id, .. } => {
+            Notice::new(vec!["budget-spent"], id.as_deref(), text, layout)
         }
         _ => return None,
     })

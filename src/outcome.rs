@@ -62,6 +62,8 @@ outcomes! {
     Stale => "stale",
     /// In progress without a claim by orch; returned to todo.
     Released => "released",
+    /// Stopped when its tokens passed a budget (`budget:` in orch.yaml).
+    OverBudget => "over-budget",
     /// The ticket's branch reached the target branch (or its `land`
     /// command succeeded).
     Landed => "landed",
@@ -91,7 +93,8 @@ impl Outcome {
             | Outcome::VerifyFailed
             | Outcome::Blocked
             | Outcome::Aborted
-            | Outcome::Abandoned => true,
+            | Outcome::Abandoned
+            | Outcome::OverBudget => true,
         }
     }
 
@@ -123,7 +126,8 @@ impl Outcome {
             | Outcome::VerifyFailed
             | Outcome::Abandoned
             | Outcome::AgentUnavailable
-            | Outcome::Stale => Next::Retry,
+            | Outcome::Stale
+            | Outcome::OverBudget => Next::Retry,
         }
     }
 }
@@ -185,6 +189,11 @@ pub struct Settlement {
     pub counts: bool,
     /// Further plan files written in the same commit.
     pub extra_files: Vec<PlanFile>,
+    /// Tokens the attempt spent, as its agent's events report them.
+    pub tokens: u64,
+    /// Set when the ticket's attempts together spent its token budget:
+    /// why. Instead of another try, the ticket goes to blocked.
+    pub budget_spent: Option<String>,
 }
 
 /// A file on the plan branch that a settlement writes beside the ticket.
@@ -209,6 +218,8 @@ impl Settlement {
             reason: reason.into(),
             counts: outcome.counts_as_attempt(),
             extra_files: Vec::new(),
+            tokens: 0,
+            budget_spent: None,
         }
     }
 
@@ -238,6 +249,11 @@ impl Settlement {
             Next::Done => keep(State::Done),
             Next::Todo => keep(State::Todo),
             Next::Block => keep(State::Blocked),
+            // Another try would spend more than the ticket may.
+            Next::Retry if let Some(why) = &self.budget_spent => Destination {
+                state: State::Blocked,
+                reason: format!("{why}; last: {}: {}", self.outcome, self.reason),
+            },
             Next::Retry if used < max => keep(State::Todo),
             Next::Retry => Destination {
                 state: State::Blocked,
@@ -273,6 +289,7 @@ mod tests {
                 "agent-unavailable",
                 "stale",
                 "released",
+                "over-budget",
                 "landed",
                 "conflict",
                 "land-failed"
@@ -330,5 +347,12 @@ mod tests {
             State::Blocked
         );
         assert!(!failed.clone().counting(false).counts);
+        let spent = Settlement {
+            budget_spent: Some("token budget spent (10 of tokens_per_ticket 10)".into()),
+            ..Settlement::new(Outcome::OverBudget, "past tokens_per_attempt 5")
+        };
+        let d = spent.destination(1, 3);
+        assert_eq!(d.state, State::Blocked);
+        assert!(d.reason.starts_with("token budget spent"), "{}", d.reason);
     }
 }

@@ -107,6 +107,8 @@ pub fn agent_spec(a: &Attempt<'_>) -> Result<Spec> {
         run_id: a.run_id.to_string(),
         events,
         no_progress_timeout: a.settings.no_progress_timeout,
+        // Set by the tick, which knows what the ticket and the day spent.
+        token_limit: None,
         sandbox,
     })
 }
@@ -182,6 +184,7 @@ pub fn verify_spec(agent: &Spec, cmd: &str) -> Spec {
         log_append: true,
         stdin: None,
         events: None,
+        token_limit: None,
         ..agent.clone()
     }
 }
@@ -197,6 +200,7 @@ pub fn hook_spec(agent: &Spec, argv: &[String], who: &crate::gitcli::Identity) -
         stdin: None,
         events: None,
         no_progress_timeout: None,
+        token_limit: None,
         ..agent.clone()
     };
     spec.env.extend(env);

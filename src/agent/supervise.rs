@@ -47,6 +47,8 @@ pub struct Spec {
     pub events: Option<Format>,
     /// Stop the agent when its events show no real progress for this long.
     pub no_progress_timeout: Option<Duration>,
+    /// Stop the agent once its events report more tokens than this.
+    pub token_limit: Option<u64>,
 }
 
 /// Shared between the supervisor and whoever wants to stop it.
@@ -77,6 +79,8 @@ pub enum Ended {
     Stalled,
     /// Output went on, but no progress event came within no_progress_timeout.
     NoProgress,
+    /// Its events reported more tokens than `token_limit`.
+    OverBudget,
     Interrupted,
     Aborted,
     /// A person moved the ticket out of in-progress (or deleted it).
@@ -507,6 +511,8 @@ struct Watch {
     term_started: Option<Instant>,
     group_gone_at: Option<Instant>,
     event_line: Vec<u8>,
+    /// Tokens the events reported so far, input and output.
+    tokens: u64,
     /// Since when the ticket's file has been missing from in-progress.
     ticket_gone_since: Option<Instant>,
     worktree_gone_since: Option<Instant>,
@@ -531,6 +537,7 @@ impl Watch {
             term_started: None,
             group_gone_at: None,
             event_line: Vec::new(),
+            tokens: 0,
             ticket_gone_since: None,
             worktree_gone_since: None,
         }
@@ -567,6 +574,7 @@ impl Watch {
                 }
                 shown = human.or(shown);
             }
+            self.tokens = activity.input_tokens.saturating_add(activity.output_tokens);
         }
         if let Ok(mut l) = control.last_line.lock() {
             match shown {
@@ -627,6 +635,8 @@ fn limit_reached(spec: &Spec, control: &Control, w: &mut Watch, now: Instant) ->
         p.exists() && std::fs::read_to_string(p).is_ok_and(|c| c.trim() == spec.run_id)
     }) {
         Some(Ended::Aborted)
+    } else if spec.token_limit.is_some_and(|limit| w.tokens > limit) {
+        Some(Ended::OverBudget)
     } else if now.duration_since(w.start) >= spec.timeout {
         Some(Ended::Timeout)
     } else if now.duration_since(w.last_output) >= spec.no_output_timeout {
@@ -707,6 +717,7 @@ fn stop_note(why: Ended) -> &'static str {
         Ended::Aborted => "abort requested: stopping the agent",
         Ended::Timeout => "hard timeout reached: stopping the agent",
         Ended::NoProgress => "no progress within no_progress_timeout: stopping the agent",
+        Ended::OverBudget => "token budget passed: stopping the agent",
         Ended::Stalled | Ended::Exited | Ended::SpawnFailed => {
             "no output within no_output_timeout: stopping the agent"
         }
@@ -750,6 +761,7 @@ mod tests {
             run_id: format!("unit-{}-{}", std::process::id(), script.len()),
             events: None,
             no_progress_timeout: None,
+            token_limit: None,
         }
     }
 
@@ -804,6 +816,22 @@ mod tests {
         let r = run(&s, &Control::default());
         assert_eq!(r.ended, Ended::NoProgress);
         assert!(r.duration < Duration::from_secs(5));
+    }
+
+    #[test]
+    fn an_agent_past_its_token_limit_is_stopped() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = spec(
+            dir.path(),
+            "for i in 1 2 3 4 5; do echo '{\"type\":\"turn.completed\",\"usage\":{\"input_tokens\":60,\"output_tokens\":40}}'; done; sleep 30",
+        );
+        s.events = Some(Format::CodexJson);
+        s.token_limit = Some(250);
+        let r = run(&s, &Control::default());
+        assert_eq!(r.ended, Ended::OverBudget);
+        assert!(r.duration < Duration::from_secs(5), "{:?}", r.duration);
+        assert_eq!(r.activity.input_tokens + r.activity.output_tokens, 500);
+        assert!(process::group_members(r.pgid.unwrap()).is_empty());
     }
 
     #[test]

@@ -22,6 +22,8 @@ pub enum Trailer {
     Adopted,
     Base,
     Host,
+    /// Tokens an attempt spent, as its agent's events reported them.
+    Tokens,
 }
 
 impl Trailer {
@@ -38,6 +40,7 @@ impl Trailer {
             Trailer::Adopted => "Orch-Adopted",
             Trailer::Base => "Orch-Base",
             Trailer::Host => "Orch-Host",
+            Trailer::Tokens => "Orch-Tokens",
         }
     }
 }

@@ -204,7 +204,9 @@ fn record(
         reason.clone(),
         settlement.counts,
         dest.state,
-    );
+    )
+    .with_tokens(settlement.tokens);
+    add_day_spend(txn, settlement.tokens)?;
     // The summary first: a crash after it leaves the ticket in progress,
     // which the next tick settles, rather than a moved ticket without one.
     let tip = summary.and_then(|s| s.tip.clone());
@@ -272,7 +274,21 @@ fn result_message(
     if let Some(tip) = tip {
         message = message.trailer(Trailer::Commit, tip);
     }
+    if settlement.tokens > 0 {
+        message = message.trailer(Trailer::Tokens, settlement.tokens);
+    }
     message
+}
+
+/// Add an attempt's tokens to the day's spend on the board, in the same
+/// commit as its result; read inside the change, so a race re-adds to
+/// the new board's count.
+fn add_day_spend(txn: &mut BoardTxn, tokens: u64) -> Result<()> {
+    if tokens == 0 {
+        return Ok(());
+    }
+    let content = crate::budget::add_to_day(&txn.layout.plan, tokens);
+    txn.write(crate::budget::DAY_FILE, content.as_bytes())
 }
 
 /// The ticket, if a person moved it out of in-progress while this run
@@ -306,6 +322,8 @@ fn record_deleted(
     summary
         .notes
         .push("a person deleted the ticket while it ran".into());
+    // Spent all the same: the day counts it.
+    add_day_spend(txn, settlement.tokens)?;
     txn.write(
         &summary_rel(run.id, run.attempt),
         summary.render().as_bytes(),
@@ -338,7 +356,9 @@ fn record_in_place(
         reason.clone(),
         settlement.counts,
         t.state,
-    );
+    )
+    .with_tokens(settlement.tokens);
+    add_day_spend(txn, settlement.tokens)?;
     let tip = summary.and_then(|s| s.tip.clone());
     if let Some(summary) = summary {
         let mut summary = summary.clone();

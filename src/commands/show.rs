@@ -42,6 +42,8 @@ pub struct ShowJson {
     /// In blocked/: the command, from the repository's top, that sends it
     /// back to todo for a fresh set of attempts.
     pub retry: Option<String>,
+    /// Tokens spent, in all and toward the ticket's budget.
+    pub usage: crate::commands::status::Usage,
 }
 
 #[derive(Debug, Serialize)]
@@ -57,6 +59,9 @@ pub struct Attempt {
     pub summary: Option<String>,
     /// Path of the full log on this machine, when it exists.
     pub log: Option<String>,
+    /// Tokens the attempt spent (input + output), once recorded; 0 when
+    /// its agent reported none.
+    pub tokens: Option<u64>,
 }
 
 impl Attempt {
@@ -71,6 +76,7 @@ impl Attempt {
             reason: None,
             summary: None,
             log: None,
+            tokens: None,
         }
     }
 }
@@ -119,6 +125,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
                     slot.settled_at = Some(r.at.clone());
                     slot.outcome = Some(r.outcome.as_str().to_string());
                     slot.reason = r.reason.clone();
+                    slot.tokens = Some(r.tokens.unwrap_or(0));
                 }
                 Event::Release { .. }
                 | Event::Abort { .. }
@@ -157,6 +164,9 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
             .map(|w| w.display().to_string()),
         branch: Some(crate::git::ticket_branch(&args.id)).filter(|b| main.branch_exists(b)),
         retry: (state == State::Blocked).then(|| board::retry_command(&args.id)),
+        usage: t
+            .map(crate::commands::status::Usage::of)
+            .unwrap_or_default(),
     };
     if args.json {
         print_json(&out)?;
@@ -193,6 +203,9 @@ fn print_text(s: &ShowJson) {
     if let Some(r) = &s.retry {
         crate::outln!("retry     {r}");
     }
+    if s.usage.tokens > 0 {
+        crate::outln!("tokens    {}", s.usage);
+    }
     if s.state == State::Landing {
         let why = s.land_waits.as_deref().unwrap_or("the next tick lands it");
         crate::outln!("landing   {}", st.yellow(&visible_line(why)));
@@ -226,8 +239,12 @@ fn print_text(s: &ShowJson) {
                 .as_deref()
                 .map(|r| format!("  {}", visible_line(r)))
                 .unwrap_or_default();
+            let tokens = match a.tokens {
+                Some(n) if n > 0 => format!("  {n} tokens"),
+                _ => String::new(),
+            };
             crate::outln!(
-                "  #{}  {}  {}  host {}{reason}",
+                "  #{}  {}  {}  host {}{tokens}{reason}",
                 a.attempt,
                 visible_line(a.claimed_at.as_deref().unwrap_or("?")),
                 outcome,

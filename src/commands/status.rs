@@ -47,6 +47,55 @@ pub struct StatusJson {
     pub paused_agents: Vec<crate::agent::unavailable::Cooldown>,
     /// The last ticks (the heartbeat) and what is wrong with them.
     pub ticks: crate::heartbeat::Health,
+    /// Tokens spent today (UTC) against `budget.tokens_per_day`.
+    pub budget: DayBudget,
+}
+
+/// The day's spend, and whether it pauses claims.
+#[derive(Debug, Serialize)]
+pub struct DayBudget {
+    /// The UTC day, `2026-11-22`.
+    pub day: String,
+    pub tokens_today: u64,
+    /// null: no daily budget.
+    pub tokens_per_day: Option<u64>,
+    /// When the daily budget is spent: when claims resume (the next UTC
+    /// day); else null.
+    pub claims_resume_at: Option<String>,
+}
+
+/// Tokens a ticket's attempts spent (input + output, as their agents'
+/// events report them).
+#[derive(Debug, Default, Serialize, Clone, Copy)]
+pub struct Usage {
+    /// Every attempt's.
+    pub tokens: u64,
+    /// Those of the attempts `tokens_per_ticket` counts: since the ticket
+    /// last went to blocked or done.
+    pub tokens_toward_budget: u64,
+}
+
+impl Usage {
+    pub fn of(t: &Ticket) -> Usage {
+        Usage {
+            tokens: t.tokens_total(),
+            tokens_toward_budget: t.tokens_spent(),
+        }
+    }
+}
+
+impl std::fmt::Display for Usage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} in all", self.tokens)?;
+        if self.tokens_toward_budget != self.tokens {
+            write!(
+                f,
+                ", {} since its last fresh set of attempts",
+                self.tokens_toward_budget
+            )?;
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -65,6 +114,7 @@ pub struct ReadyEntry {
     pub title: String,
     pub priority: i64,
     pub attempts_used: u32,
+    pub usage: Usage,
 }
 
 #[derive(Debug, Serialize)]
@@ -72,6 +122,7 @@ pub struct WaitingEntry {
     pub id: String,
     pub title: String,
     pub waiting_on: Vec<String>,
+    pub usage: Usage,
 }
 
 #[derive(Debug, Serialize)]
@@ -105,6 +156,7 @@ pub struct RunningEntry {
     /// Another host's claim past its lease: the next tick settles it.
     #[serde(skip)]
     pub lease_expired: bool,
+    pub usage: Usage,
 }
 
 #[derive(Debug, Serialize)]
@@ -114,6 +166,7 @@ pub struct BlockedEntry {
     pub outcome: Option<String>,
     pub reason: String,
     pub attempts_used: u32,
+    pub usage: Usage,
 }
 
 #[derive(Debug, Serialize)]
@@ -123,6 +176,7 @@ pub struct DoneEntry {
     pub attempts_used: u32,
     /// The last outcome: `landed`, or `success` where nothing lands.
     pub outcome: Option<String>,
+    pub usage: Usage,
 }
 
 #[derive(Debug, Serialize)]
@@ -134,6 +188,7 @@ pub struct LandingEntry {
     /// Why it has not landed yet, as the last landing run on this host
     /// saw it; null when no run has looked at it yet.
     pub waits: Option<String>,
+    pub usage: Usage,
 }
 
 pub fn collect(layout: &Layout, board: &Board) -> StatusJson {
@@ -146,6 +201,7 @@ pub fn collect(layout: &Layout, board: &Board) -> StatusJson {
             title: t.title().to_string(),
             priority: t.front.priority,
             attempts_used: t.attempts_used(),
+            usage: Usage::of(t),
         })
         .collect();
     let waiting = board
@@ -155,6 +211,7 @@ pub fn collect(layout: &Layout, board: &Board) -> StatusJson {
                 id: t.id.clone(),
                 title: t.title().to_string(),
                 waiting_on: on,
+                usage: Usage::of(t),
             }),
             _ => None,
         })
@@ -190,6 +247,7 @@ pub fn collect(layout: &Layout, board: &Board) -> StatusJson {
                 outcome,
                 reason,
                 attempts_used: t.attempts_used(),
+                usage: Usage::of(t),
             }
         })
         .collect();
@@ -200,6 +258,7 @@ pub fn collect(layout: &Layout, board: &Board) -> StatusJson {
             title: t.title().to_string(),
             attempts_used: t.attempts_used(),
             outcome: t.last_result().map(|r| r.outcome.to_string()),
+            usage: Usage::of(t),
         })
         .collect();
     let mut landing: Vec<&Ticket> = board.in_state(State::Landing).collect();
@@ -212,6 +271,7 @@ pub fn collect(layout: &Layout, board: &Board) -> StatusJson {
             attempt: t.last_result().map(|r| r.attempt),
             succeeded_at: t.succeeded_at().map(str::to_string),
             waits: crate::land::why_waiting(layout, &t.id),
+            usage: Usage::of(t),
         })
         .collect();
     // A finished ticket's warnings are history: listed, they would stay
@@ -262,6 +322,7 @@ pub fn collect(layout: &Layout, board: &Board) -> StatusJson {
         invalid: board.errors().cloned().collect(),
         warnings,
         paused_agents: crate::agent::unavailable::all_active(&layout.plan),
+        budget: day_budget(layout, board),
         config_error: board
             .config
             .as_ref()
@@ -270,6 +331,17 @@ pub fn collect(layout: &Layout, board: &Board) -> StatusJson {
                 Some(l) => format!("orch.yaml:{l}: {message}"),
                 None => format!("orch.yaml: {message}"),
             }),
+    }
+}
+
+fn day_budget(layout: &Layout, board: &Board) -> DayBudget {
+    let day = crate::budget::read_day(&layout.plan);
+    let budget = board.config().map(|c| c.budget).unwrap_or_default();
+    DayBudget {
+        claims_resume_at: budget.day_spent(&day).map(|o| o.resume),
+        day: day.day,
+        tokens_today: day.tokens,
+        tokens_per_day: budget.tokens_per_day,
     }
 }
 
@@ -294,6 +366,7 @@ pub fn running_entry(layout: &Layout, t: &Ticket, host: &str, shared: bool) -> R
         elapsed_secs: claim.and_then(|c| seconds_since(&c.at)),
         supervised,
         lease_expired: matches!(owner, Some(Ownership::Expired { .. })),
+        usage: Usage::of(t),
     }
 }
 
@@ -370,6 +443,14 @@ fn print_text(s: &StatusJson) {
     }
     if let Some(e) = &s.config_error {
         crate::outln!("\n{} {}", st.red("config error:"), visible_line(e));
+    }
+    if let (Some(limit), Some(resume)) = (s.budget.tokens_per_day, &s.budget.claims_resume_at) {
+        let over = crate::budget::DayOver {
+            spent: s.budget.tokens_today,
+            limit,
+            resume: resume.clone(),
+        };
+        crate::outln!("\n{} {over}", st.yellow("paused:"));
     }
     for p in &s.paused_agents {
         crate::outln!(
@@ -454,9 +535,10 @@ fn print_text(s: &StatusJson) {
                 String::new()
             };
             crate::outln!(
-                "  {}  {attempt}  host {host}  pid {pid}  {elapsed}  {}{orphan}",
+                "  {}  {attempt}  host {host}  pid {pid}  {elapsed}  {}{orphan}{}",
                 st.cyan(&t.id),
-                visible_line(&t.title)
+                visible_line(&t.title),
+                tokens_note(&st, t.usage)
             );
         }
     }
@@ -476,10 +558,11 @@ fn print_text(s: &StatusJson) {
         crate::outln!("\n{}", st.bold("blocked (needs a person)"));
         for t in &s.blocked {
             crate::outln!(
-                "  {}  {}  {}",
+                "  {}  {}  {}{}",
                 st.cyan(&t.id),
                 visible_line(&t.title),
-                st.yellow(&visible_line(&t.reason))
+                st.yellow(&visible_line(&t.reason)),
+                tokens_note(&st, t.usage)
             );
         }
     }
@@ -507,4 +590,12 @@ fn print_text(s: &StatusJson) {
     {
         crate::outln!("\nno tickets yet: `orch new \"What to do\"` adds one");
     }
+}
+
+/// `  (1234 tokens)` after a ticket's line, when its attempts spent any.
+fn tokens_note(st: &Style, usage: Usage) -> String {
+    if usage.tokens == 0 {
+        return String::new();
+    }
+    format!("  {}", st.dim(&format!("({} tokens)", usage.tokens)))
 }

@@ -101,6 +101,7 @@ pub fn run(
             run_id: run_id.clone(),
             events: None,
             no_progress_timeout: None,
+            token_limit: None,
         };
         let report = supervise::run(&spec, control);
         checked.runs += 1;

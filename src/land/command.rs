@@ -66,6 +66,7 @@ pub fn run(
         run_id: crate::tick::settings::run_id(attempt),
         events: None,
         no_progress_timeout: None,
+        token_limit: None,
     };
     let report = supervise::run(&spec, control);
     if report.success() {

@@ -54,6 +54,7 @@ pub fn run(
         unavailable_since: t.unavailable_since().map(str::to_string),
         last_cooldown: crate::agent::unavailable::last(&layout.plan, &won.settings.agent.label()),
         orch_failures_in_a_row: t.orch_failures_in_a_row(),
+        ticket_tokens_before: t.tokens_spent(),
         ..RunFacts::default()
     };
     if interrupt.load(Ordering::SeqCst) {
@@ -105,10 +106,22 @@ pub fn run(
         ),
         last_head: Default::default(),
     };
-    let spec = match launch_agent(layout, main, won, &prepared, &mut facts) {
+    let mut spec = match launch_agent(layout, main, won, &prepared, &mut facts) {
         Some(spec) => spec,
         None => return facts,
     };
+    let budget = &won.settings.budget;
+    if spec.events.is_some() && budget.is_set() {
+        // The day as the board has it now: attempts running beside this
+        // one are not counted until they are recorded.
+        let day = if budget.tokens_per_day.is_some() {
+            crate::budget::read_day(&layout.plan).tokens
+        } else {
+            0
+        };
+        facts.budget_limit = budget.attempt_limit(t.tokens_spent(), day);
+        spec.token_limit = facts.budget_limit.as_ref().map(|l| l.tokens);
+    }
     // What is already changed outside the worktree, to tell afterwards what
     // the agent touched there. Inside the sandbox the kernel refuses the
     // agent any write to the checkout, the plan and the refs: nothing to
@@ -451,6 +464,7 @@ fn how_it_ended(report: &Report) -> String {
     match report.ended {
         Ended::Exited | Ended::SpawnFailed => report.exit_text(),
         Ended::Timeout => "timed out".into(),
+        Ended::OverBudget => "stopped: token budget passed".into(),
         Ended::Stalled | Ended::NoProgress => "stalled (no output)".into(),
         Ended::Interrupted => "interrupted".into(),
         Ended::Aborted => "aborted".into(),
@@ -516,6 +530,7 @@ pub fn unsupervised_hooks<'a>(
             run_id: super::settings::run_id(0),
             events: None,
             no_progress_timeout: None,
+            token_limit: None,
         };
         verdict(&supervise::run(&spec, &Control::default()))
     }
@@ -591,7 +606,7 @@ fn plan_look(layout: &Layout, main: &MainRepo) -> PlanLook {
 
 /// Whether a change to `path` on the board is a transition a run must not
 /// make: a ticket file appearing in in-progress/, done/ or blocked/ or
-/// disappearing (`gone`), or orch's own runs/ and cooldown/ records. The
+/// disappearing (`gone`), or orch's own runs/, cooldown/ and budget/ records. The
 /// running ticket's own file is left out when `own_too` is false: its
 /// settle writes it anyway.
 fn is_transition(path: &str, gone: bool, own: &str, own_too: bool) -> bool {
@@ -603,7 +618,10 @@ fn is_transition(path: &str, gone: bool, own: &str, own_too: bool) -> bool {
                 .iter()
                 .any(|d| path.starts_with(d)))
         && !(is_own && !gone && path.starts_with("tickets/in-progress/"));
-    ticket || path.starts_with("runs/") || path.starts_with("cooldown/")
+    ticket
+        || path.starts_with("runs/")
+        || path.starts_with("cooldown/")
+        || path.starts_with(crate::budget::DIR)
 }
 
 /// Whether `path` is the running ticket's own file (in any state).

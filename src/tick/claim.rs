@@ -135,6 +135,19 @@ pub fn claim(
     if plan.queue.is_empty() {
         return Ok(Vec::new());
     }
+    // Checked only with work ready: a tick with nothing to do reads no
+    // more than it did. Runs already going are not stopped here; each is
+    // bounded by what the day had left when it started.
+    if let Some(over) = config
+        .budget
+        .day_spent(&crate::budget::read_day(&txn.layout.plan))
+    {
+        reporter.report(&Event::BudgetSpent {
+            id: None,
+            text: over.to_string(),
+        });
+        return Ok(Vec::new());
+    }
     if plan.room == 0 {
         reporter.report(&Event::NoRoom {
             ready: plan.queue.len(),

@@ -46,6 +46,10 @@ pub struct RunFacts {
     pub last_cooldown: Option<unavailable::Cooldown>,
     /// Uncounted failures of orch's own that end the ticket's log, in a row.
     pub orch_failures_in_a_row: usize,
+    /// What the attempt could spend under `budget:`, and which budget said so.
+    pub budget_limit: Option<crate::budget::Limit>,
+    /// Tokens the ticket's earlier attempts spent, in the set the budget counts.
+    pub ticket_tokens_before: u64,
 }
 
 /// orch's own failures before the agent runs (a worktree it could not
@@ -56,6 +60,23 @@ pub const ORCH_FAILURES_COUNTED_AFTER: usize = 3;
 /// The run's outcome, unless its output says the agent could not use its
 /// model at all: then the attempt says nothing about the ticket.
 pub fn classify(f: &RunFacts, settings: &RunSettings) -> Settlement {
+    let mut settlement = classify_outage(f, settings);
+    settlement.tokens = f
+        .report
+        .as_ref()
+        .map(|r| {
+            r.activity
+                .input_tokens
+                .saturating_add(r.activity.output_tokens)
+        })
+        .unwrap_or(0);
+    settlement.budget_spent = settings
+        .budget
+        .ticket_spent(f.ticket_tokens_before.saturating_add(settlement.tokens));
+    settlement
+}
+
+fn classify_outage(f: &RunFacts, settings: &RunSettings) -> Settlement {
     let settlement = classify_run(f, settings);
     if settlement.outcome == Outcome::Success
         && let Some(c) = f.last_cooldown.as_ref().filter(|c| c.awaits_recovery())
@@ -137,6 +158,9 @@ fn classify_run(f: &RunFacts, settings: &RunSettings) -> Settlement {
         ) => v,
         (e, _) => e,
     };
+    if ended == Ended::OverBudget {
+        return over_budget(f, r);
+    }
     if let Some(s) = classify_ending(ended, r, settings) {
         return match s.outcome {
             Outcome::Failed if !s.counts => s.counting(orch_failure_counts),
@@ -205,10 +229,27 @@ fn classify_run(f: &RunFacts, settings: &RunSettings) -> Settlement {
     )
 }
 
+/// An attempt stopped by a budget. Stopped by the day's budget, it used
+/// no attempt: the agent was cut short by other tickets' spending.
+fn over_budget(f: &RunFacts, r: &Report) -> Settlement {
+    let spent = r
+        .activity
+        .input_tokens
+        .saturating_add(r.activity.output_tokens);
+    let Some(limit) = &f.budget_limit else {
+        return Settlement::new(Outcome::OverBudget, format!("{spent} tokens spent"));
+    };
+    let reason = format!(
+        "{spent} tokens spent, past the {} this attempt could spend ({})",
+        limit.tokens, limit.text
+    );
+    Settlement::new(Outcome::OverBudget, reason).counting(limit.kind != crate::budget::Kind::Day)
+}
+
 /// The settlement for a run that did not end by exiting on its own.
 fn classify_ending(ended: Ended, r: &Report, settings: &RunSettings) -> Option<Settlement> {
     Some(match ended {
-        Ended::Exited => return None,
+        Ended::Exited | Ended::OverBudget => return None,
         Ended::Interrupted => Settlement::new(Outcome::Interrupted, "orch was stopped by a signal"),
         Ended::Aborted => Settlement::new(Outcome::Aborted, "stopped by `orch abort`"),
         // A person's hand, not the agent's doing: no attempt used.

@@ -142,6 +142,13 @@ pub enum Event {
         id: Option<String>,
         text: String,
     },
+    /// A token budget is spent: the day's (`id` None; claims pause until
+    /// the next UTC day) or a ticket's (it went to blocked). Said so that
+    /// a notifier can hook it.
+    BudgetSpent {
+        id: Option<String>,
+        text: String,
+    },
     /// Something failed; about one ticket, or about the tick.
     Error {
         id: Option<String>,

@@ -78,6 +78,9 @@ fn ready_rows(
         },
     );
     let mut taken = 0usize;
+    let day_over = config
+        .budget
+        .day_spent(&crate::budget::read_day(&layout.plan));
     for (t, verdict) in &plan.queue {
         let skipped = match verdict {
             Verdict::Skip(why) => Some(why),
@@ -89,6 +92,8 @@ fn ready_rows(
             format!("ready, not claimed: agent `{agent}` is paused until {until}")
         } else if let Some(why) = skipped {
             format!("ready, not claimed: {why}")
+        } else if let Some(over) = &day_over {
+            format!("ready, not claimed: {over}")
         } else if taken < plan.room {
             taken += 1;
             format!(

@@ -26,6 +26,12 @@ struct Record {
     outcome: String,
     reason: String,
     counts: bool,
+    /// The attempt's tokens and the ticket's spent budget, so that a
+    /// result recorded by a later tick still counts them.
+    #[serde(default)]
+    tokens: u64,
+    #[serde(default)]
+    budget_spent: Option<String>,
 }
 
 pub fn path(layout: &Layout, id: &str, attempt: u32) -> PathBuf {
@@ -58,6 +64,8 @@ pub fn write(path: &Path, run: &str, settlement: &Settlement) -> Result<()> {
             outcome: settlement.outcome.as_str().to_string(),
             reason: reason.clone(),
             counts: settlement.counts,
+            tokens: settlement.tokens,
+            budget_spent: settlement.budget_spent.clone(),
         })
         .map_err(|e| Error::other(format!("cannot encode the pending result: {e}")))?;
         if bytes.len() <= RESERVED || reason.is_empty() {
@@ -89,7 +97,11 @@ pub fn read(path: &Path, run: &str) -> Option<Settlement> {
         return None;
     }
     let outcome: Outcome = record.outcome.parse().ok()?;
-    Some(Settlement::new(outcome, record.reason).counting(record.counts))
+    Some(Settlement {
+        tokens: record.tokens,
+        budget_spent: record.budget_spent,
+        ..Settlement::new(outcome, record.reason).counting(record.counts)
+    })
 }
 
 pub fn forget(layout: &Layout, id: &str, attempt: u32) {

@@ -22,6 +22,7 @@ pub struct RunSettings {
     pub sandbox: crate::config::Sandbox,
     pub commit_hooks: crate::config::CommitHooks,
     pub lease_margin: Duration,
+    pub budget: crate::budget::Budget,
 }
 
 impl RunSettings {
@@ -51,6 +52,7 @@ impl RunSettings {
             sandbox: config.sandbox.clone(),
             commit_hooks: config.commit_hooks,
             lease_margin: config.lease_margin,
+            budget: config.budget,
         }
     }
 

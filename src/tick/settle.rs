@@ -149,6 +149,14 @@ pub fn record(
                 reason: reason.clone(),
                 to: *to,
             });
+            if *to == State::Blocked
+                && let Some(why) = &settlement.budget_spent
+            {
+                reporter.report(&Event::BudgetSpent {
+                    id: Some(id.clone()),
+                    text: why.clone(),
+                });
+            }
             if *to == State::Done {
                 match workspace::remove(main, layout, id) {
                     Ok(kept) => {

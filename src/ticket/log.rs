@@ -62,6 +62,9 @@ pub struct AttemptResult {
     /// what the outcome says.
     pub counted: Option<bool>,
     pub to: Option<State>,
+    /// Tokens the attempt spent, written only when its events reported any.
+    #[serde(default)]
+    pub tokens: Option<u64>,
 }
 
 impl AttemptResult {
@@ -162,7 +165,16 @@ impl Event {
             reason: Some(reason),
             counted: (counts != outcome.counts_as_attempt()).then_some(counts),
             to: Some(to),
+            tokens: None,
         })
+    }
+
+    /// The same result, with the tokens its attempt spent (none written for 0).
+    pub fn with_tokens(mut self, tokens: u64) -> Event {
+        if let Event::Result(r) = &mut self {
+            r.tokens = (tokens > 0).then_some(tokens);
+        }
+        self
     }
 
     /// Parse one line of the section; None for a line that is not an
@@ -218,7 +230,8 @@ impl Event {
                     "counted",
                     r.counted.map(|c| if c { "yes" } else { "no" }.to_string()),
                 )
-                .with("to", r.to.map(|s| s.dir().to_string())),
+                .with("to", r.to.map(|s| s.dir().to_string()))
+                .with("tokens", r.tokens.map(|n| n.to_string())),
             Event::Release { at, reason } => {
                 RawLine::new(at, "release").with("reason", Some(reason.clone()))
             }
@@ -336,7 +349,7 @@ impl RawLine {
     }
 
     fn result(&self) -> Option<AttemptResult> {
-        if !self.only(&["attempt", "outcome", "reason", "counted", "to"]) {
+        if !self.only(&["attempt", "outcome", "reason", "counted", "to", "tokens"]) {
             return None;
         }
         let counted = match self.get("counted") {
@@ -356,6 +369,7 @@ impl RawLine {
             reason: self.get("reason").map(str::to_string),
             counted,
             to,
+            tokens: self.number("tokens")?,
         })
     }
 
@@ -471,6 +485,17 @@ mod tests {
         );
         let line = e.render();
         assert_eq!(Event::parse(&line), Some(e));
+    }
+
+    #[test]
+    fn tokens_are_written_when_spent_and_read_back() {
+        let e =
+            Event::result(2, Outcome::OverBudget, "x".into(), true, State::Todo).with_tokens(1234);
+        let line = e.render();
+        assert!(line.ends_with(" tokens=1234"), "{line}");
+        assert_eq!(Event::parse(&line), Some(e));
+        let none = Event::result(1, Outcome::Failed, "x".into(), true, State::Todo).with_tokens(0);
+        assert!(!none.render().contains("tokens"));
     }
 
     #[test]

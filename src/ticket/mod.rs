@@ -240,21 +240,7 @@ impl Ticket {
     /// gives it a fresh set (orch itself never moves a ticket out of
     /// either). While it is in blocked or done, those that sent it there.
     pub fn attempts_used(&self) -> u32 {
-        let ends: Vec<usize> = self
-            .log
-            .iter()
-            .enumerate()
-            .filter(|(_, e)| e.ends_a_set())
-            .map(|(i, _)| i)
-            .collect();
-        let (from, to) = if matches!(self.state, State::Blocked | State::Done) {
-            let end = ends.last().map(|i| i + 1).unwrap_or(self.log.len());
-            let start = ends.iter().rev().nth(1).map(|i| i + 1).unwrap_or(0);
-            (start, end)
-        } else {
-            (ends.last().map(|i| i + 1).unwrap_or(0), self.log.len())
-        };
-        let window = &self.log[from..to];
+        let window = self.current_set();
         // An attempt whose work was handed back by landing (a conflict, or
         // checks that failed only once merged) gives its attempt back:
         // landing hand-backs are bounded by `land_retries` instead.
@@ -270,6 +256,37 @@ impl Ticket {
             .filter(|e| e.counts_as_attempt())
             .filter(|e| !matches!(e, Event::Result(r) if handed_back.contains(&r.attempt)))
             .count() as u32
+    }
+
+    /// Tokens spent by the attempts `tokens_per_ticket` counts: the same
+    /// set as [`Ticket::attempts_used`], so `orch retry` gives a fresh budget.
+    pub fn tokens_spent(&self) -> u64 {
+        sum_tokens(self.current_set())
+    }
+
+    /// Tokens spent by every attempt the log records.
+    pub fn tokens_total(&self) -> u64 {
+        sum_tokens(&self.log)
+    }
+
+    /// The log since the ticket last went to blocked or done; while it is
+    /// in either, the part that sent it there.
+    fn current_set(&self) -> &[Event] {
+        let ends: Vec<usize> = self
+            .log
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.ends_a_set())
+            .map(|(i, _)| i)
+            .collect();
+        let (from, to) = if matches!(self.state, State::Blocked | State::Done) {
+            let end = ends.last().map(|i| i + 1).unwrap_or(self.log.len());
+            let start = ends.iter().rev().nth(1).map(|i| i + 1).unwrap_or(0);
+            (start, end)
+        } else {
+            (ends.last().map(|i| i + 1).unwrap_or(0), self.log.len())
+        };
+        &self.log[from..to]
     }
 
     /// Landing hand-backs (`conflict`, `land-failed`) since the ticket last
@@ -362,6 +379,16 @@ impl Ticket {
             None => body.trim_end(),
         }
     }
+}
+
+fn sum_tokens(events: &[Event]) -> u64 {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Result(r) => r.tokens,
+            _ => None,
+        })
+        .fold(0, u64::saturating_add)
 }
 
 pub fn rel_path(state: State, id: &str) -> String {

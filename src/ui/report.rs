@@ -174,6 +174,10 @@ fn text_of(event: &Event) -> Line {
             id,
             format!("{outcome}: {}; moved to {to}", visible_line(reason)),
         ),
+        Event::BudgetSpent { id, text } => match id {
+            Some(id) => about(Kind::Info, id, text.clone()),
+            None => board(Kind::Info, text.clone()),
+        },
         Event::LandWaits { id, text } => match id {
             Some(id) => about(Kind::Skipped, id, format!("waits to land: {text}")),
             None => board(Kind::Skipped, format!("landing waits: {text}")),

@@ -3,6 +3,7 @@
 
 mod board;
 mod bounds;
+mod budget;
 mod by_hand;
 mod cache;
 mod cli_flags;

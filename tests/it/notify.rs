@@ -246,7 +246,7 @@ fn an_unknown_event_or_key_in_notify_is_named_with_a_suggestion() {
         e.contains("unknown key `notify.comand`: did you mean `command`?"),
         "{e}"
     );
-    // `budget-spent` is accepted though nothing sends it yet.
+    // `budget-spent` is an event name like the others.
     env.configure(
         &env.agent("agent", "true"),
         "notify: [{on: [budget-spent], command: [\"true\"]}]",
