@@ -18,7 +18,7 @@ use std::process::Stdio;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::Serialize;
 
@@ -370,7 +370,6 @@ fn run(layout: &Layout, entry: &Notifier, notice: &Notice, limit: Duration) -> R
     }
     let mut child = crate::process::spawn_registered(&mut cmd, "orch-notify")
         .map_err(|e| format!("{shown} could not start: {e}"))?;
-    let pid = child.id() as i32;
     if let Some(mut stdin) = child.stdin.take() {
         // A notifier that never reads its stdin must not block orch: the
         // object is far smaller than a pipe's buffer, and a closed pipe
@@ -378,20 +377,7 @@ fn run(layout: &Layout, entry: &Notifier, notice: &Notice, limit: Duration) -> R
         let _ = stdin.write_all(json.as_bytes());
         let _ = stdin.write_all(b"\n");
     }
-    let deadline = Instant::now() + limit;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break Some(status),
-            Ok(None) if Instant::now() >= deadline => {
-                crate::process::signal_group(pid, rustix::process::Signal::KILL);
-                let _ = child.wait();
-                break None;
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(10)),
-            Err(_) => break None,
-        }
-    };
-    crate::process::forget_spawned(pid);
+    let status = crate::process::wait_or_kill_group(&mut child, limit);
     let see = format!("(its output is in {})", layout.display_local(&log_path));
     let mut log = log;
     match status {

@@ -63,6 +63,28 @@ pub fn spawn_registered(cmd: &mut Command, run_id: &str) -> std::io::Result<Chil
     Ok(child)
 }
 
+/// Wait for `child`, the leader of its own process group, for at most
+/// `limit`; past it the whole group is killed. None when it was killed
+/// (or could not be waited for). The child is forgotten either way.
+pub fn wait_or_kill_group(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
+    let pid = child.id() as i32;
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break Some(status),
+            Ok(None) if Instant::now() >= deadline => {
+                signal_group(pid, Signal::KILL);
+                let _ = child.wait();
+                break None;
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(5)),
+            Err(_) => break None,
+        }
+    };
+    forget_spawned(pid);
+    status
+}
+
 /// Forget a child orch has reaped.
 pub fn forget_spawned(pid: i32) {
     spawned().remove(&pid);

@@ -7,7 +7,7 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::git::{self, GitError, MainRepo, Oid};
@@ -304,7 +304,6 @@ pub fn run_timed(dir: &Path, args: &[&str], limit: Duration) -> Result<Output> {
         Error::other(format!("cannot run `git {shown}`: {e}"))
             .hinted("orch needs git on PATH to reach the board's remote")
     })?;
-    let pid = child.id() as i32;
     let drain = |pipe: Option<Box<dyn Read + Send>>| {
         std::thread::spawn(move || {
             let mut buf = Vec::new();
@@ -326,20 +325,7 @@ pub fn run_timed(dir: &Path, args: &[&str], limit: Duration) -> Result<Output> {
             .take()
             .map(|p| Box::new(p) as Box<dyn Read + Send>),
     );
-    let deadline = Instant::now() + limit;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break Some(status),
-            Ok(None) if Instant::now() >= deadline => {
-                crate::process::signal_group(pid, rustix::process::Signal::KILL);
-                let _ = child.wait();
-                break None;
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(5)),
-            Err(_) => break None,
-        }
-    };
-    crate::process::forget_spawned(pid);
+    let status = crate::process::wait_or_kill_group(&mut child, limit);
     let stdout = out.join().unwrap_or_default();
     let stderr = err.join().unwrap_or_default();
     match status {
