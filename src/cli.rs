@@ -72,6 +72,7 @@ pub enum Command {
     Rm(commands::rm::Args),
     Doctor(commands::doctor::Args),
     Gc(commands::gc::Args),
+    Watch(commands::watch::Args),
     Completions(commands::completions::CompletionsArgs),
     Man(commands::completions::ManArgs),
     #[command(hide = true)]
@@ -109,6 +110,7 @@ impl Command {
             Command::Gc(a) => a.lock.lock_timeout,
             Command::Status(_)
             | Command::Show(_)
+            | Command::Watch(_)
             | Command::History(_)
             | Command::Submit(_)
             | Command::Log(_)

@@ -28,6 +28,7 @@ pub mod show;
 pub mod status;
 pub mod submit;
 pub mod tick;
+pub mod watch;
 
 /// What every command gets from the global flags.
 #[derive(Debug, Clone)]
@@ -81,6 +82,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Man(a) => completions::man(a),
         Command::Doctor(a) => doctor::run(&ctx, a),
         Command::Gc(a) => gc::run(&ctx, a),
+        Command::Watch(a) => watch::run(&ctx, a),
         Command::Demo(a) => demo::run(&ctx, a),
         Command::DemoAgent(a) => demo_agent::run(&ctx, a),
         Command::SandboxExec(a) => sandbox_exec::run(&ctx, a),

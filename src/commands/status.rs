@@ -403,7 +403,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
 /// Ticket text, agent output and the contents of orch.yaml are printed
 /// through [`visible_line`]: a control character in them is shown, never
 /// sent to the terminal.
-fn print_text(s: &StatusJson) {
+pub(crate) fn print_text(s: &StatusJson) {
     let st = Style::stdout();
     let c = &s.counts;
     crate::outln!(

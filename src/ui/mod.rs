@@ -113,12 +113,36 @@ pub fn warn(text: &str) {
 /// ends the command quietly with success, as ripgrep does; other write
 /// errors are ignored, since there is nowhere left to report them.
 pub fn write_out(args: std::fmt::Arguments<'_>) {
+    let captured = CAPTURE.with_borrow_mut(|c| match c {
+        Some(buf) => {
+            let _ = std::fmt::Write::write_fmt(buf, args);
+            buf.push('\n');
+            true
+        }
+        None => false,
+    });
+    if captured {
+        return;
+    }
     let mut out = std::io::stdout().lock();
     if let Err(e) = out.write_fmt(args).and_then(|_| out.write_all(b"\n"))
         && e.kind() == std::io::ErrorKind::BrokenPipe
     {
         std::process::exit(0);
     }
+}
+
+thread_local! {
+    static CAPTURE: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// What `f` prints with [`outln!`], as a string instead of on stdout: a
+/// screen that redraws (`orch watch`) writes each frame in one go, so the
+/// terminal never shows half of one.
+pub fn capture(f: impl FnOnce()) -> String {
+    CAPTURE.with_borrow_mut(|c| *c = Some(String::new()));
+    f();
+    CAPTURE.with_borrow_mut(|c| c.take()).unwrap_or_default()
 }
 
 /// Print a line on stdout and never fail: for `orch tick`, which must

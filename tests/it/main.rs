@@ -36,3 +36,4 @@ mod terminal;
 mod tick;
 mod typos_and_stuck;
 mod unavailable;
+mod watch;
