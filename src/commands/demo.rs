@@ -128,6 +128,11 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
     for round in 1..=8 {
         crate::outln!("{}", st.dim(&format!("-- tick {round}")));
         let result = tick::tick(&dir, &opts, Arc::new(AtomicBool::new(false)), &reporter)?;
+        // As `orch tick` does, so that the status below has a last tick.
+        let beat = crate::heartbeat::Beat::now(0, &super::tick::summary(&result, false));
+        if let Err(e) = crate::heartbeat::record(&layout, &beat) {
+            crate::ui::warn(&crate::error::render_chain(&e));
+        }
         if result.claimed.is_empty()
             && result.reconciled.is_empty()
             && result.landed.landed.is_empty()

@@ -191,7 +191,7 @@ fn heartbeat(
 }
 
 /// The heartbeat's line for a tick that ended well.
-fn summary(r: &tick::TickResult, interrupted: bool) -> String {
+pub(crate) fn summary(r: &tick::TickResult, interrupted: bool) -> String {
     let mut parts = Vec::new();
     if !r.claimed.is_empty() {
         parts.push(format!("claimed {}", r.claimed.join(", ")));

@@ -25,6 +25,12 @@ fn demo_settles_the_example_board() {
         text.contains("board  todo 0  in-progress 0  landing 0  done 4  blocked 1  invalid 0"),
         "{text}"
     );
+    // The demo's ticks leave a heartbeat like cron's: status has a last
+    // tick, the one that found nothing left.
+    assert!(
+        text.contains("last tick  ") && !text.contains("last tick  none recorded"),
+        "{text}"
+    );
     // Landing: the work ends as commits on the sandbox's main, one of them
     // after a conflict handed back and resolved by the agent.
     assert!(
