@@ -15,6 +15,7 @@ pub const CRON_PATH: &str = "/usr/bin:/bin";
 
 pub fn surroundings(main: &MainRepo, layout: &Layout, out: &mut Vec<Finding>) {
     identity(main, out);
+    stale_git_locks(main, layout, out);
     let Ok((config, _)) = Config::load(&layout.config_path()) else {
         // The config check says what is wrong with it.
         return;
@@ -158,6 +159,65 @@ fn ghost_claims(layout: &Layout, out: &mut Vec<Finding>) {
             ),
             why: "its run ended without settling (a crash, a reboot); it stays in progress until a tick settles it".into(),
             fix: "the next tick settles it; `orch doctor --fix` does now".into(),
+        });
+    }
+}
+
+/// A git lock file older than this, that no process has open, was left by
+/// a git (or orch) that died: a live one is held open by its writer for the
+/// few milliseconds it takes.
+const STALE_LOCK_AGE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Git's own lock files left by a killed process. orch's locks are flocks
+/// and die with their owner; git's are files that outlive it, and every
+/// later git command in the repository (the agent's commit, the plan's)
+/// fails with "Unable to create '...lock': File exists".
+fn stale_git_locks(main: &MainRepo, layout: &Layout, out: &mut Vec<Finding>) {
+    let git_dir = &main.git_dir;
+    let mut candidates: Vec<std::path::PathBuf> =
+        ["index.lock", "HEAD.lock", "packed-refs.lock", "config.lock"]
+            .iter()
+            .map(|f| git_dir.join(f))
+            .collect();
+    // Each worktree's own index and HEAD (the plan's, the tickets').
+    if let Ok(dirs) = std::fs::read_dir(git_dir.join("worktrees")) {
+        for d in dirs.flatten() {
+            candidates.push(d.path().join("index.lock"));
+            candidates.push(d.path().join("HEAD.lock"));
+        }
+    }
+    // Ref locks, under refs/ only: a repository's refs are few directories.
+    for entry in walkdir::WalkDir::new(git_dir.join("refs"))
+        .into_iter()
+        .flatten()
+    {
+        if entry.file_type().is_file() && entry.file_name().to_string_lossy().ends_with(".lock") {
+            candidates.push(entry.into_path());
+        }
+    }
+    let now = std::time::SystemTime::now();
+    for lock in candidates {
+        let Ok(meta) = std::fs::symlink_metadata(&lock) else {
+            continue;
+        };
+        let age = meta
+            .modified()
+            .ok()
+            .and_then(|m| now.duration_since(m).ok())
+            .unwrap_or_default();
+        if age < STALE_LOCK_AGE || !crate::process::holders_of(&lock).is_empty() {
+            continue;
+        }
+        let shown = layout.display_local(&lock);
+        out.push(Finding {
+            check: "git-lock",
+            severity: Severity::Problem,
+            what: format!(
+                "{shown} is a git lock that no process holds, {} old",
+                super::human_secs(age.as_secs() as i64)
+            ),
+            why: "a git or orch process died holding it: git commands that need it (commits, ref updates) fail with \"File exists\" until it goes".into(),
+            fix: format!("make sure no git command is running here, then: rm '{}'", lock.display()),
         });
     }
 }

@@ -260,3 +260,52 @@ fn a_claim_no_run_holds_is_named_and_fix_settles_it_as_a_tick_would() {
         stdout(&out)
     );
 }
+
+/// Git's lock files outlive a killed git: doctor names one that is old
+/// and that no process holds, and leaves alone one just made or one a
+/// live process has open.
+#[test]
+fn a_git_lock_left_by_a_killed_process_is_named_and_a_live_one_is_not() {
+    let env = TestEnv::new();
+    env.ready("exit 0", "");
+    let git = env.repo.join(".git");
+    let stale = [
+        git.join("index.lock"),
+        git.join("refs/heads/orch/gone.lock"),
+    ];
+    let held = git.join("packed-refs.lock");
+    let fresh = git.join("HEAD.lock");
+    for lock in stale.iter().chain([&held, &fresh]) {
+        std::fs::create_dir_all(lock.parent().unwrap()).unwrap();
+        std::fs::write(lock, "").unwrap();
+    }
+    for lock in stale.iter().chain([&held]) {
+        let ok = StdCommand::new("touch")
+            .args(["-d", "2 hours ago"])
+            .arg(lock)
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+    let holder = std::fs::File::open(&held).unwrap();
+    let out = env.orch().arg("doctor").output().unwrap();
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("[git-lock] .git/index.lock is a git lock that no process holds, 2h"),
+        "{text}"
+    );
+    assert!(
+        text.contains(".git/refs/heads/orch/gone.lock is a git lock"),
+        "{text}"
+    );
+    assert!(!text.contains("packed-refs.lock"), "{text}");
+    assert!(!text.contains("HEAD.lock"), "{text}");
+    for lock in &stale {
+        std::fs::remove_file(lock).unwrap();
+    }
+    std::fs::remove_file(&fresh).unwrap();
+    drop(holder);
+    std::fs::remove_file(&held).unwrap();
+    env.orch().arg("doctor").assert().success();
+}
