@@ -23,7 +23,36 @@ pub fn surroundings(main: &MainRepo, layout: &Layout, out: &mut Vec<Finding>) {
     agent_program(&config, out);
     branches(main, &config, out);
     remote(main, &config, out);
-    ghost_claims(layout, out);
+    let board = Board::load(layout);
+    invalid_tickets(&board, out);
+    ghost_claims(layout, &board, out);
+}
+
+/// Tickets no tick will run until a person fixes them, each with its file,
+/// line and the fix, as `status` lists them.
+fn invalid_tickets(board: &Board, out: &mut Vec<Finding>) {
+    for p in board
+        .problems
+        .iter()
+        .filter(|p| p.severity == crate::ticket::Severity::Error)
+    {
+        let at = match p.line {
+            Some(line) => format!("{}:{line}", p.path),
+            None => p.path.clone(),
+        };
+        out.push(Finding {
+            check: "tickets",
+            severity: Severity::Problem,
+            what: format!("{at}: {}", p.message),
+            why: "every tick skips an invalid ticket, and tickets that depend on it wait".into(),
+            fix: p.hint.clone().unwrap_or_else(|| {
+                format!(
+                    "fix the file (`orch edit` checks it before it is saved): .orch/plan/{}",
+                    p.path
+                )
+            }),
+        });
+    }
 }
 
 fn identity(main: &MainRepo, out: &mut Vec<Finding>) {
@@ -137,8 +166,7 @@ fn remote(main: &MainRepo, config: &Config, out: &mut Vec<Finding>) {
 
 /// Tickets in progress, claimed on this host, that no run of this host
 /// holds: the next tick's reconcile settles them.
-fn ghost_claims(layout: &Layout, out: &mut Vec<Finding>) {
-    let board = Board::load(layout);
+fn ghost_claims(layout: &Layout, board: &Board, out: &mut Vec<Finding>) {
     let host = crate::board::host_name();
     for t in board.in_state(State::InProgress) {
         let Some(claim) = t.open_claim() else {

@@ -92,8 +92,14 @@ fn a_kernel_without_landlock_is_named_by_doctor_and_the_first_tick() {
 fn a_moved_plan_branch_and_kept_versions_are_named() {
     let env = TestEnv::new();
     env.ready("exit 0", "");
-    env.orch().args(["new", "One"]).assert().success();
-    env.orch().args(["new", "Two"]).assert().success();
+    env.orch()
+        .args(["new", "One", "--body", "Do it."])
+        .assert()
+        .success();
+    env.orch()
+        .args(["new", "Two", "--body", "Do it."])
+        .assert()
+        .success();
     let tip = env.git(&["rev-parse", "orch/plan"]);
     env.git(&["update-ref", "-d", "refs/heads/orch/plan"]);
     env.orch()
@@ -111,7 +117,10 @@ fn a_moved_plan_branch_and_kept_versions_are_named() {
         .stdout(contains("whose history lacks"));
     // The next board change restores it and keeps the rewound version.
     env.orch().arg("status").assert().success();
-    env.orch().args(["new", "Three"]).assert().success();
+    env.orch()
+        .args(["new", "Three", "--body", "Do it."])
+        .assert()
+        .success();
     let out = env.orch().arg("doctor").output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let text = stdout(&out);
@@ -308,4 +317,29 @@ fn a_git_lock_left_by_a_killed_process_is_named_and_a_live_one_is_not() {
     drop(holder);
     std::fs::remove_file(&held).unwrap();
     env.orch().arg("doctor").assert().success();
+}
+
+/// An invalid ticket is skipped by every tick: doctor names its file, its
+/// line and the fix, and a warning alone (an unknown key) is not a problem.
+#[test]
+fn an_invalid_ticket_is_a_problem_with_its_line_and_a_warning_is_not() {
+    let env = TestEnv::new();
+    env.ready("exit 0", "");
+    env.write_ticket(
+        "todo",
+        "odd",
+        "---\ntitle: Odd\nflavour: sweet\n---\nDo it.\n",
+    );
+    env.orch().arg("doctor").assert().success();
+    env.write_ticket(
+        "todo",
+        "bad",
+        "---\ntitle: Bad\ndepends-on: [odd]\n---\nDo it.\n",
+    );
+    let out = env.orch().arg("doctor").output().unwrap();
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("[tickets] tickets/todo/bad.md:3:"), "{text}");
+    assert!(text.contains("depends_on"), "{text}");
+    assert!(!text.contains("odd.md"), "{text}");
 }
