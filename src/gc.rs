@@ -192,7 +192,7 @@ pub fn plan(main: &MainRepo, layout: &Layout, board: &Board, config: &Config) ->
                     bytes: size_of(&dir),
                     path: Some(dir),
                     why: format!("{state_word}, untouched for {}", days(age)),
-                    unique: None,
+                    unique: (kind == Kind::Logs).then(|| "the full attempt logs".to_string()),
                 });
             }
         }
@@ -211,7 +211,7 @@ pub fn plan(main: &MainRepo, layout: &Layout, board: &Board, config: &Config) ->
             bytes: size_of(&landing_log),
             path: Some(landing_log),
             why: format!("the landing log, untouched for {}", days(age)),
-            unique: None,
+            unique: Some("the landing log".into()),
         });
     }
     plan.items
@@ -243,7 +243,13 @@ pub fn collect(
         let notes = match item.kind {
             Kind::Worktree => crate::workspace::remove_as(main, layout, &item.id, "gc")?,
             Kind::Branch => remove_branch(main, &item.id)?,
-            Kind::Logs | Kind::RunState => {
+            Kind::Logs => {
+                let Some(path) = &item.path else { continue };
+                let notes = keep_logs(main, &item.id, path)?;
+                remove_path(path)?;
+                notes
+            }
+            Kind::RunState => {
                 let Some(path) = &item.path else { continue };
                 remove_path(path)?;
                 Vec::new()
@@ -271,6 +277,36 @@ fn remove_branch(main: &MainRepo, id: &str) -> Result<Vec<String>> {
     }
     main.delete_branch(&branch)?;
     Ok(notes)
+}
+
+/// An attempt's full log exists nowhere else (the plan has its summary
+/// and tail): it is kept, compressed, on a ref before its file goes.
+/// The landing log (a file shared by all tickets, `id` empty) is kept the
+/// same way, under `refs/orch/kept/landing-log/`.
+fn keep_logs(main: &MainRepo, id: &str, path: &Path) -> Result<Vec<String>> {
+    if !path.exists() {
+        return Ok(Vec::new());
+    }
+    let (name, what) = if id.is_empty() {
+        (
+            "refs/orch/kept/landing-log/gc".to_string(),
+            "the landing log".to_string(),
+        )
+    } else {
+        (
+            format!("refs/orch/kept/{id}/gc-logs"),
+            format!("the attempt logs of {id}"),
+        )
+    };
+    let kept = main.keep_files(&name, path, &format!("orch gc: {what}"))?;
+    let example = if id.is_empty() {
+        "landing.log"
+    } else {
+        "1.log"
+    };
+    Ok(vec![format!(
+        "kept compressed as {kept} (`git show {kept}:{example}`)"
+    )])
 }
 
 fn remove_path(path: &Path) -> Result<()> {

@@ -36,10 +36,12 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
         for item in &plan.items {
             crate::outln!("{}", line(&layout, item, true));
             if let Some(unique) = &item.unique {
-                crate::outln!(
-                    "  {unique} would be kept on refs/orch/kept/{}/ first",
-                    item.id
-                );
+                let under = if item.id.is_empty() {
+                    "landing-log"
+                } else {
+                    &item.id
+                };
+                crate::outln!("  {unique} would be kept on refs/orch/kept/{under}/ first");
             }
         }
         for left in &plan.left {

@@ -805,6 +805,74 @@ impl MainRepo {
         Err(Error::other(format!("too many refs named {name}-<n>")))
     }
 
+    /// Keep the files under `dir` (regular files, at any depth), or the
+    /// file `dir`, as a root
+    /// commit on the ref `name` (or `name-<n>`, as [`MainRepo::keep`]):
+    /// compressed in the object store, readable with `git show REF:PATH`.
+    pub fn keep_files(&self, name: &str, dir: &Path, message: &str) -> Result<String> {
+        let tree = if dir.is_file() {
+            // One file: a tree of it alone, under its own name.
+            let mut builder = self
+                .repo
+                .treebuilder(None)
+                .git_context("cannot build a tree")?;
+            let blob = self
+                .repo
+                .blob_path(dir)
+                .git_context(format!("cannot store {}", dir.display()))?;
+            let file = dir.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+            builder
+                .insert(file, blob, 0o100644)
+                .git_context(format!("cannot add {file} to a tree"))?;
+            builder.write().git_context("cannot write a tree")?
+        } else {
+            self.tree_of_dir(dir)?
+        };
+        let tree = self
+            .repo
+            .find_tree(tree)
+            .git_context("cannot read the tree just written")?;
+        let sig = signature(&self.repo);
+        let commit = self
+            .repo
+            .commit(None, &sig, &sig, message, &tree, &[])
+            .git_context(format!("cannot keep {}", dir.display()))?;
+        self.keep(name, commit, message)
+    }
+
+    fn tree_of_dir(&self, dir: &Path) -> Result<Oid> {
+        let mut builder = self
+            .repo
+            .treebuilder(None)
+            .git_context("cannot build a tree")?;
+        let entries = std::fs::read_dir(dir).map_err(|e| Error::io("cannot read", dir, e))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| Error::io("cannot read", dir, e))?;
+            let path = entry.path();
+            let Some(name) = entry.file_name().to_str().map(str::to_string) else {
+                continue;
+            };
+            let kind = entry
+                .file_type()
+                .map_err(|e| Error::io("cannot read", &path, e))?;
+            let (oid, mode) = if kind.is_dir() {
+                (self.tree_of_dir(&path)?, 0o040000)
+            } else if kind.is_file() {
+                let oid = self
+                    .repo
+                    .blob_path(&path)
+                    .git_context(format!("cannot store {}", path.display()))?;
+                (oid, 0o100644)
+            } else {
+                continue;
+            };
+            builder
+                .insert(&name, oid, mode)
+                .git_context(format!("cannot add {name} to a tree"))?;
+        }
+        builder.write().git_context("cannot write a tree")
+    }
+
     /// Remove the lock file of one of orch's refs (`refs/heads/orch/...`)
     /// that a killed orch or git left behind, if no live process holds it
     /// open. Worktrees are detached, so no worktree's own lock files cover

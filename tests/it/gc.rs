@@ -177,6 +177,7 @@ fn gc_removes_what_finished_tickets_left_and_never_the_only_copy_of_a_commit() {
     let stuck_tip = tip(&env, "orch/stuck");
     let before = reachable(&env);
     let unreachable_before = unreachable_commits(&env);
+    let landed_log = std::fs::read_to_string(env.repo.join(".git/orch/logs/landed/1.log")).unwrap();
 
     let out = gc(&env, &[]);
 
@@ -198,6 +199,15 @@ fn gc_removes_what_finished_tickets_left_and_never_the_only_copy_of_a_commit() {
     assert!(!branch_exists(&env, "orch/gone"), "{out}");
     assert!(out.contains("removed logs .git/orch/logs/landed"), "{out}");
     assert!(!env.repo.join(".git/orch/logs/landed").exists(), "{out}");
+    // The full log existed nowhere else: it is kept on a ref, and said.
+    assert!(
+        out.contains("kept compressed as refs/orch/kept/landed/gc-logs"),
+        "{out}"
+    );
+    assert_eq!(
+        env.git(&["show", "refs/orch/kept/landed/gc-logs:1.log"]),
+        landed_log
+    );
     assert!(
         out.contains("removed run state .git/orch/state/landed"),
         "{out}"
