@@ -896,6 +896,18 @@ impl MainRepo {
         Ok(())
     }
 
+    /// Whether git ignores `rel` (relative to the checkout) there: a
+    /// directory is asked about as one, so `target/` patterns match it.
+    pub fn ignored_in_checkout(&self, rel: &Path, dir: bool) -> bool {
+        let checkout = self.checkout_repo();
+        let repo = checkout.as_ref().unwrap_or(&self.repo);
+        let mut text = rel.to_string_lossy().into_owned();
+        if dir {
+            text.push('/');
+        }
+        repo.is_path_ignored(Path::new(&text)).unwrap_or(false)
+    }
+
     /// Paths that differ from HEAD in the main checkout (for noticing an
     /// agent that writes outside its worktree).
     pub fn checkout_changes(&self) -> Vec<String> {

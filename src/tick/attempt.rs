@@ -22,6 +22,7 @@ use crate::gitcli;
 use crate::runlog;
 use crate::summary;
 use crate::text::short_oid;
+use crate::tick::checkout_watch::CheckoutWatch;
 use crate::ticket::Ticket;
 use crate::workspace::{self, Prepared};
 
@@ -132,7 +133,7 @@ pub fn run(
     } else {
         (
             plan_look(layout, main),
-            main.checkout_changes(),
+            CheckoutLook::start(main),
             main.user_branches(),
         )
     };
@@ -169,11 +170,8 @@ pub fn run(
     let mut outside = Vec::new();
     if !sandboxed {
         outside.extend(set_aside_plan_changes(layout, main, &plan_before, won));
-        outside.extend(outside_writes(
-            "your checkout",
-            &checkout_before,
-            &main.checkout_changes(),
-        ));
+        let (before, after) = checkout_before.finish(main);
+        outside.extend(outside_writes("your checkout", &before, &after));
         outside.extend(moved_branches(&branches_before, &main.user_branches()));
     }
     for text in outside {
@@ -563,6 +561,34 @@ fn moved_branches(before: &[(String, Oid)], after: &[(String, Oid)]) -> Option<S
         "while the agent ran, your branches changed: {}; orch did not make these changes and left them as they are",
         moved.join(", ")
     ))
+}
+
+/// How writes to the user's checkout during a run are seen: by inotify,
+/// or where the kernel will not watch, by a status scan before and after.
+#[derive(Default)]
+enum CheckoutLook {
+    #[default]
+    None,
+    Watch(CheckoutWatch),
+    Scan(Vec<String>),
+}
+
+impl CheckoutLook {
+    fn start(main: &MainRepo) -> CheckoutLook {
+        match CheckoutWatch::start(main) {
+            Some(w) => CheckoutLook::Watch(w),
+            None => CheckoutLook::Scan(main.checkout_changes()),
+        }
+    }
+
+    /// (paths changed before, paths changed after) for [`outside_writes`].
+    fn finish(self, main: &MainRepo) -> (Vec<String>, Vec<String>) {
+        match self {
+            CheckoutLook::None => (Vec::new(), Vec::new()),
+            CheckoutLook::Watch(w) => (Vec::new(), w.finish(main)),
+            CheckoutLook::Scan(before) => (before, main.checkout_changes()),
+        }
+    }
 }
 
 /// The note for paths that changed in `place` while the agent ran.

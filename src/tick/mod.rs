@@ -21,6 +21,7 @@ use crate::git;
 use crate::outcome::Outcome;
 
 pub mod attempt;
+pub mod checkout_watch;
 pub mod claim;
 pub mod classify;
 pub mod event;

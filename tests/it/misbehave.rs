@@ -119,3 +119,39 @@ fn writes_outside_the_worktree_are_reported_not_taken_as_work() {
     // orch never commits into the user's checkout.
     assert_eq!(env.git(&["status", "--porcelain"]), "?? meddled.txt\n");
 }
+
+/// Without the sandbox, writes to the checkout are seen by inotify for the
+/// length of the run: a file the person had already changed and the agent
+/// wrote again is named too (two status scans, before and after, could
+/// not tell), so is a new directory; what git ignores is not.
+#[test]
+fn writes_to_the_checkout_are_seen_as_they_happen_even_to_a_file_already_changed() {
+    let env = TestEnv::new();
+    env.init();
+    std::fs::create_dir_all(env.repo.join("src")).unwrap();
+    std::fs::write(env.repo.join("src/lib.txt"), "lib\n").unwrap();
+    std::fs::write(env.repo.join(".gitignore"), "target/\n").unwrap();
+    env.git(&["add", "src/lib.txt", ".gitignore"]);
+    env.git(&["commit", "-qm", "lib"]);
+    // The person's own change, before the tick.
+    std::fs::write(env.repo.join("src/lib.txt"), "lib, edited by a person\n").unwrap();
+    std::fs::create_dir_all(env.repo.join("target")).unwrap();
+    let root = env.repo.display().to_string();
+    let agent = env.agent(
+        "agent",
+        &format!(
+            "echo agent >> '{root}/src/lib.txt'\n\
+             mkdir -p '{root}/newdir/deep' && echo x > '{root}/newdir/deep/x'\n\
+             echo build > '{root}/target/out'\n\
+             echo real > real.txt"
+        ),
+    );
+    env.configure(&agent, "sandbox: off");
+    env.write_ticket("todo", "meddle", "---\ntitle: Meddle\n---\n");
+    let out = env.tick_ok();
+    assert!(
+        out.contains("2 path(s) changed in your checkout, outside its worktree: newdir, src/lib.txt;"),
+        "{out}"
+    );
+    assert!(!out.contains("target"), "{out}");
+}
