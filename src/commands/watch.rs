@@ -70,6 +70,10 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
         let deadline = Instant::now() + args.interval;
         let mut changed = false;
         while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+            if reader_gone() {
+                // `orch watch | head`: the reader has what it wanted.
+                return Ok(0);
+            }
             match rx.recv_timeout(Duration::from_millis(100)) {
                 Ok(()) => {
                     changed = true;
@@ -92,6 +96,20 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
     }
     drop(view);
     Ok(0)
+}
+
+/// Whether stdout is a pipe whose reader went away. A watch with nothing
+/// to say writes nothing, so it would learn of it only at the next change.
+fn reader_gone() -> bool {
+    use rustix::event::{PollFd, PollFlags, poll};
+    let stdout = std::io::stdout();
+    let mut fds = [PollFd::new(&stdout, PollFlags::empty())];
+    let zero = rustix::event::Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    matches!(poll(&mut fds, Some(&zero)), Ok(n) if n > 0)
+        && fds[0].revents().intersects(PollFlags::ERR | PollFlags::HUP)
 }
 
 /// Watch the plan and this host's state, logs and heartbeat. The board

@@ -150,7 +150,9 @@ fn writes_to_the_checkout_are_seen_as_they_happen_even_to_a_file_already_changed
     env.write_ticket("todo", "meddle", "---\ntitle: Meddle\n---\n");
     let out = env.tick_ok();
     assert!(
-        out.contains("2 path(s) changed in your checkout, outside its worktree: newdir, src/lib.txt;"),
+        out.contains(
+            "2 path(s) changed in your checkout, outside its worktree: newdir, src/lib.txt;"
+        ),
         "{out}"
     );
     assert!(!out.contains("target"), "{out}");

@@ -191,3 +191,30 @@ fn on_a_terminal_the_board_is_redrawn_with_the_agents_output_and_the_screen_give
     );
     wait_exit(&mut script);
 }
+
+/// `orch watch | head -1`: the watch ends when its reader does, although
+/// nothing changes on the board to make it write again.
+#[test]
+fn a_watch_ends_with_exit_0_when_its_reader_goes_away() {
+    let env = TestEnv::new();
+    env.ready("exit 0", "");
+    let code = env.flag("watch.code");
+    let orch = assert_cmd::cargo::cargo_bin!("orch");
+    let mut cmd = Command::new("sh");
+    env.apply_env(&mut cmd);
+    let mut sh = cmd
+        .current_dir(&env.repo)
+        .arg("-c")
+        .arg(format!(
+            "{{ '{}' watch --interval 1h; echo $? > '{}'; }} | head -1",
+            orch.display(),
+            code.display()
+        ))
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("sh runs");
+    let mut out = Output::of(&mut sh);
+    out.wait_for(" board: todo 0");
+    wait_exit(&mut sh);
+    assert_eq!(std::fs::read_to_string(&code).unwrap().trim(), "0");
+}
