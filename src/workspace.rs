@@ -656,6 +656,41 @@ mod tests {
     use super::*;
     use crate::testing::git;
 
+    /// Not a check: `scripts/bench-tick.sh` times [`prepare`] on its own
+    /// repository (`ORCH_BENCH_REPO`), as orch.yaml there sets the pool,
+    /// and prints the mean of the prepares after the first (which fills
+    /// an empty pool).
+    #[test]
+    #[ignore = "run by scripts/bench-tick.sh"]
+    fn bench_prepare() {
+        let Some(repo) = std::env::var_os("ORCH_BENCH_REPO") else {
+            return;
+        };
+        let rounds: u32 = std::env::var("ORCH_BENCH_ROUNDS")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(6);
+        let main = git::open_main(std::path::Path::new(&repo)).expect("open");
+        let layout = Layout::new(&main.root, &main.git_dir);
+        let base = main.resolve_commit("main").expect("base");
+        let mut times = Vec::new();
+        for round in 0..rounds {
+            let id = format!("bench-prepare-{}-{round}", std::process::id());
+            let start = std::time::Instant::now();
+            let p = prepare(&main, &layout, &id, base, true, &Hooks::Skip).expect("prepare");
+            times.push(start.elapsed());
+            // Build output, as an agent leaves it (target/ is ignored there).
+            std::fs::create_dir_all(p.path.join("target")).expect("mkdir");
+            std::fs::write(p.path.join("target/out"), "x").expect("write");
+            remove(&main, &layout, &id).expect("remove");
+            main.delete_branch(&git::ticket_branch(&id))
+                .expect("branch");
+        }
+        let later = &times[1..];
+        let mean = later.iter().sum::<std::time::Duration>() / later.len().max(1) as u32;
+        println!("bench-prepare-ms {:.1}", mean.as_secs_f64() * 1000.0);
+    }
+
     /// libgit2 misreads a worktree that is being created or removed while
     /// it walks the worktrees ("reference ... is already checked out"), so
     /// worktrees made and removed at once, in threads, must not fail.

@@ -308,3 +308,40 @@ fn a_crash_while_resetting_a_slot_is_repaired() {
 fn a_crash_while_returning_a_slot_is_repaired() {
     survives_a_crash_at("pool-return", &[], "a", &["b", "c"]);
 }
+
+/// A recycled worktree is the ticket's own under the sandbox: the agent
+/// writes and commits there, and nowhere else (not in the pool beside it).
+#[test]
+fn a_recycled_worktree_works_under_the_sandbox() {
+    if !orch::agent::sandbox::supported() {
+        eprintln!("no Landlock on this kernel: nothing to check here");
+        return;
+    }
+    let env = TestEnv::new();
+    env.init();
+    let flags = env.flags_dir().display().to_string();
+    let body = format!(
+        "{}\nif echo x > \"$ORCH_WORKTREE/../../pool/escape.txt\" 2>/dev/null; then touch \"{flags}/escaped-$ORCH_TICKET\"; fi\ngit add -A && git commit -q -m \"work of $ORCH_TICKET\"",
+        AGENT.replace("$FLAGS", &flags).replace("echo done", "")
+    );
+    let agent = env.agent("agent", &body);
+    env.configure(&agent, "max_in_progress: 1\npool: {size: 2}");
+    ticket(&env, "a");
+    tick(&env);
+    // b runs in a slot, with the pool directory beside its worktree.
+    ticket(&env, "b");
+    let out = tick(&env);
+    assert!(out.contains("b: success"), "{out}");
+    assert_eq!(
+        flag(&env, "seen-b").as_deref(),
+        Some("a\n"),
+        "b ran in a's slot"
+    );
+    assert_eq!(env.git(&["show", "orch/b:note-b.txt"]), "b\n");
+    assert!(
+        !env.flag("escaped-b").exists(),
+        "the sandbox let b write in the pool"
+    );
+    assert!(!env.repo.join(".orch/pool/escape.txt").exists());
+    assert_no_leak(&env);
+}
