@@ -212,6 +212,47 @@ pub struct Config {
     pub expect_tick_every: Option<Duration>,
     /// Token budgets per attempt, ticket and day; none by default.
     pub budget: crate::budget::Budget,
+    /// Recycled worktrees (`pool:`).
+    pub pool: Pool,
+}
+
+/// The worktree pool: how many finished worktrees are kept for later
+/// tickets, what is removed from one before it is reused, and how much
+/// disk the kept ones may take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pool {
+    /// Free worktrees kept; 0 turns the pool off.
+    pub size: u32,
+    pub clean: PoolClean,
+    /// Bytes the free worktrees may take together; no cap when unset.
+    pub max_disk: Option<u64>,
+}
+
+impl Default for Pool {
+    fn default() -> Pool {
+        Pool {
+            size: 2,
+            clean: PoolClean::Ignored,
+            max_disk: None,
+        }
+    }
+}
+
+/// What goes from a recycled worktree before a ticket gets it, beside
+/// the tracked files, which always match the ticket's start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PoolClean {
+    /// Untracked files go; ignored ones (build output) stay warm.
+    Ignored,
+    /// Ignored files go too: each ticket starts as from a fresh checkout.
+    All,
+}
+
+#[derive(Debug, Deserialize)]
+struct RawPool {
+    size: Option<u32>,
+    clean: Option<String>,
+    max_disk: Option<String>,
 }
 
 /// One `notify:` entry: a command for some events.
@@ -303,6 +344,7 @@ struct RawConfig {
     notify_timeout: Option<Dur>,
     expect_tick_every: Option<Dur>,
     budget: Option<RawBudget>,
+    pool: Option<RawPool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -341,6 +383,7 @@ const KNOWN_KEYS: &[&str] = &[
     "notify_timeout",
     "expect_tick_every",
     "budget",
+    "pool",
 ];
 
 /// Keys of the tables orch reads inside a key: `agent: {...}`,
@@ -363,6 +406,7 @@ const NESTED_KEYS: &[(&str, &[&str])] = &[
         "budget",
         &["tokens_per_attempt", "tokens_per_ticket", "tokens_per_day"],
     ),
+    ("pool", &["size", "clean", "max_disk"]),
 ];
 
 /// A key of a table inside a list. The YAML reader takes a bare `on` for
@@ -529,6 +573,7 @@ impl Config {
             notify_timeout: Duration::from_secs(10),
             expect_tick_every: None,
             budget: crate::budget::Budget::default(),
+            pool: Pool::default(),
         };
         if let Err(message) = config.apply(raw) {
             panic!("templates/orch.yaml is invalid: {message}");
@@ -740,8 +785,33 @@ impl Config {
                 tokens_per_day: at_least_one("tokens_per_day", b.tokens_per_day)?,
             };
         }
+        if let Some(p) = raw.pool {
+            self.pool = pool_from(p)?;
+        }
         Ok(())
     }
+}
+
+fn pool_from(raw: RawPool) -> std::result::Result<Pool, String> {
+    let mut pool = Pool::default();
+    if let Some(n) = raw.size {
+        pool.size = n;
+    }
+    if let Some(word) = raw.clean {
+        pool.clean = match word.trim() {
+            "ignored" => PoolClean::Ignored,
+            "all" => PoolClean::All,
+            other => {
+                return Err(format!(
+                    "pool.clean: `{other}` is not ignored (build output stays) or all"
+                ));
+            }
+        };
+    }
+    if let Some(size) = raw.max_disk {
+        pool.max_disk = Some(parse_size(&size).map_err(|e| format!("pool.max_disk: {e}"))?);
+    }
+    Ok(pool)
 }
 
 fn sandbox_from(raw: RawSandbox) -> std::result::Result<Sandbox, String> {

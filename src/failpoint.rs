@@ -12,10 +12,13 @@ pub const POINTS: &[&str] = &[
     "reconcile-after-kill",
     "claim-after-move",
     "claim-after-commit",
+    "pool-take",
+    "pool-reset",
     "run-after-spawn",
     "settle-after-work-commit",
     "settle-after-summary",
     "settle-after-move",
+    "pool-return",
 ];
 
 fn armed() -> &'static [String] {

@@ -1,8 +1,11 @@
 //! Ticket worktrees: `.orch/worktrees/<id>` on the branch `orch/<id>`.
 //!
-//! All creation goes through [`prepare`], so a future pool of reusable
-//! worktrees replaces one function. A first attempt branches from `base`; a
+//! All creation goes through [`prepare`] and all removal through
+//! [`remove`], which take a worktree from the pool of recycled ones and
+//! return it there (see [`pool`]). A first attempt branches from `base`; a
 //! retry continues from the branch tip, so no attempt's work is lost.
+
+mod pool;
 
 use std::path::PathBuf;
 
@@ -60,6 +63,7 @@ pub fn prepare(
         true
     };
     let result = (|| -> Result<()> {
+        pool::recover(main, layout)?;
         // An agent of an earlier attempt may have replaced the worktree with
         // a link or rewritten its `.git`: put the link back first, so that
         // nothing below follows it into the user's checkout or the plan.
@@ -91,15 +95,26 @@ pub fn prepare(
             let tip = main.branch_tip(&branch).ok_or_else(|| {
                 crate::error::Error::other(format!("the branch {branch} has no commit"))
             })?;
-            main.add_ticket_worktree(&name, &path, tip)?;
+            // A marker without its worktree is from a take that never
+            // moved the slot.
+            pool::forget_reset(layout, id);
+            if !pool::take(main, layout, id, &name, &path)? {
+                main.add_ticket_worktree(&name, &path, tip)?;
+            }
+        }
+        let tip = main.branch_tip(&branch).ok_or_else(|| {
+            crate::error::Error::other(format!("the branch {branch} has no commit"))
+        })?;
+        if pool::reset_pending(layout, id) {
+            // A recycled worktree: its HEAD and files are another
+            // ticket's, nothing of this one's to keep.
+            notes.extend(pool::reset(main, layout, id, &name, &path, tip)?);
+            return Ok(());
         }
         let wt = main.open_worktree(&name, &path)?;
         // No process of an earlier run is alive here (its run lock is
         // ours), so a leftover index.lock is stale.
         wt.clear_stale_index_lock();
-        let tip = main.branch_tip(&branch).ok_or_else(|| {
-            crate::error::Error::other(format!("the branch {branch} has no commit"))
-        })?;
         let head_ref = wt.head_ref();
         if head_ref.is_some()
             || wt.head().ok() != Some(tip)
@@ -142,6 +157,7 @@ pub fn prepare(
         // person's work that the failure kept orch from taking.
         if !existed {
             let _ = main.remove_worktree(&name, &path);
+            pool::forget_reset(layout, id);
         }
         return Err(e);
     }
@@ -280,17 +296,67 @@ pub fn publish_branch(
 /// `refs/orch/kept/<id>/removed-<time>` first, and where it cannot be, the
 /// worktree stays. Returns what was kept, for the output.
 pub fn remove(main: &MainRepo, layout: &Layout, id: &str) -> Result<Vec<String>> {
-    remove_as(main, layout, id, "removed")
+    remove_with(main, layout, id, "removed", true)
 }
 
 /// [`remove`], with the kept ref named `refs/orch/kept/<id>/<label>-<time>`
-/// so that who removed the worktree (a tick, `orch gc`) shows in the name.
+/// so that who removed the worktree (`orch gc`) shows in the name. The
+/// worktree is deleted, never recycled: gc is there to free the disk.
 pub fn remove_as(main: &MainRepo, layout: &Layout, id: &str, label: &str) -> Result<Vec<String>> {
+    remove_with(main, layout, id, label, false)
+}
+
+/// With `recycle`, the pool on and room in it, the worktree becomes a
+/// free slot instead of being deleted, after the same keeping.
+fn remove_with(
+    main: &MainRepo,
+    layout: &Layout,
+    id: &str,
+    label: &str,
+    recycle: bool,
+) -> Result<Vec<String>> {
     let name = Layout::worktree_name(id);
     let path = layout.worktree(id);
-    let notes = keep_before_removal(main, &name, &path, id, label)?;
-    main.remove_worktree(&name, &path)?;
+    // A return to the pool a killed orch left half done may have moved
+    // this very worktree already.
+    pool::recover(main, layout)?;
+    // A slot taken but never reset holds no work of this ticket: its HEAD
+    // is another's, whose work was kept when it was returned.
+    let notes = if pool::reset_pending(layout, id) {
+        Vec::new()
+    } else {
+        keep_before_removal(main, &name, &path, id, label)?
+    };
+    if !(recycle && pool::put_back(main, layout, &name, &path)?) {
+        main.remove_worktree(&name, &path)?;
+    }
+    pool::forget_reset(layout, id);
     Ok(notes)
+}
+
+/// Drop free worktrees past the pool's size or disk cap (`orch gc`).
+pub fn trim_pool(main: &MainRepo, layout: &Layout) -> Result<usize> {
+    pool::trim(main, layout)
+}
+
+/// Before a dead run's work is taken from its worktree: a recycled
+/// worktree whose reset a killed orch never finished holds no work of
+/// this ticket, only another's HEAD; it is reset now. Notes for output.
+pub fn finish_interrupted(main: &MainRepo, layout: &Layout, id: &str) -> Result<Vec<String>> {
+    pool::recover(main, layout)?;
+    if !pool::reset_pending(layout, id) {
+        return Ok(Vec::new());
+    }
+    let path = layout.worktree(id);
+    if std::fs::symlink_metadata(&path).is_err() {
+        pool::forget_reset(layout, id);
+        return Ok(Vec::new());
+    }
+    let branch = git::ticket_branch(id);
+    let tip = main
+        .branch_tip(&branch)
+        .ok_or_else(|| crate::error::Error::other(format!("the branch {branch} has no commit")))?;
+    pool::reset(main, layout, id, &Layout::worktree_name(id), &path, tip)
 }
 
 /// What in the ticket's worktree its branch does not hold, without
@@ -589,6 +655,41 @@ fn commit_leftovers(
 mod tests {
     use super::*;
     use crate::testing::git;
+
+    /// Not a check: `scripts/bench-tick.sh` times [`prepare`] on its own
+    /// repository (`ORCH_BENCH_REPO`), as orch.yaml there sets the pool,
+    /// and prints the mean of the prepares after the first (which fills
+    /// an empty pool).
+    #[test]
+    #[ignore = "run by scripts/bench-tick.sh"]
+    fn bench_prepare() {
+        let Some(repo) = std::env::var_os("ORCH_BENCH_REPO") else {
+            return;
+        };
+        let rounds: u32 = std::env::var("ORCH_BENCH_ROUNDS")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(6);
+        let main = git::open_main(std::path::Path::new(&repo)).expect("open");
+        let layout = Layout::new(&main.root, &main.git_dir);
+        let base = main.resolve_commit("main").expect("base");
+        let mut times = Vec::new();
+        for round in 0..rounds {
+            let id = format!("bench-prepare-{}-{round}", std::process::id());
+            let start = std::time::Instant::now();
+            let p = prepare(&main, &layout, &id, base, true, &Hooks::Skip).expect("prepare");
+            times.push(start.elapsed());
+            // Build output, as an agent leaves it (target/ is ignored there).
+            std::fs::create_dir_all(p.path.join("target")).expect("mkdir");
+            std::fs::write(p.path.join("target/out"), "x").expect("write");
+            remove(&main, &layout, &id).expect("remove");
+            main.delete_branch(&git::ticket_branch(&id))
+                .expect("branch");
+        }
+        let later = &times[1..];
+        let mean = later.iter().sum::<std::time::Duration>() / later.len().max(1) as u32;
+        println!("bench-prepare-ms {:.1}", mean.as_secs_f64() * 1000.0);
+    }
 
     /// libgit2 misreads a worktree that is being created or removed while
     /// it walks the worktrees ("reference ... is already checked out"), so

@@ -69,6 +69,10 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
     for left in &left {
         crate::outln!("left {left}");
     }
+    let dropped = crate::workspace::trim_pool(&txn.main, &txn.layout)?;
+    if dropped > 0 {
+        crate::outln!("removed {dropped} recycled worktree(s) past the pool's size or disk cap");
+    }
     summary(freed, retention, false);
     Ok(0)
 }

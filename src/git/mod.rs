@@ -112,6 +112,11 @@ pub fn ticket_branch(id: &str) -> String {
     format!("orch/{id}")
 }
 
+/// The worktree change lock, held (see [`MainRepo::worktree_changes`]).
+pub struct WorktreeChange {
+    _file: std::fs::File,
+}
+
 /// The user's repository, found from a directory inside it (or inside one of
 /// orch's worktrees, which resolve to the same main repository).
 pub struct MainRepo {
@@ -326,6 +331,78 @@ impl MainRepo {
             .reference(PLAN_REF, oid, false, "orch init")
             .git_context("cannot create the branch orch/plan")?;
         Ok(oid)
+    }
+
+    /// Hold the worktree change lock (see `worktree_change_lock`) across
+    /// several steps: the pool moves a worktree in steps that must not
+    /// interleave with another process's.
+    pub fn worktree_changes(&self) -> Result<WorktreeChange> {
+        Ok(WorktreeChange {
+            _file: self.worktree_change_lock()?,
+        })
+    }
+
+    /// Rename the worktree `from` at `from_path` to `to` at `to_path`: its
+    /// registration, its directory, and the two links between them. The
+    /// index in the registration moves with it, so git's stat cache still
+    /// matches the files. Every step is skipped when it is already done,
+    /// so calling it again finishes a rename a killed process left half
+    /// done. `between` runs after the registration moved (a crash point).
+    pub fn rename_worktree(
+        &self,
+        _held: &WorktreeChange,
+        (from, from_path): (&str, &Path),
+        (to, to_path): (&str, &Path),
+        between: impl Fn(),
+    ) -> Result<()> {
+        let (old_reg, new_reg) = (self.registration(from), self.registration(to));
+        if old_reg.exists() && !new_reg.exists() {
+            std::fs::rename(&old_reg, &new_reg)
+                .map_err(|e| Error::io("cannot rename the worktree registration", &old_reg, e))?;
+        }
+        between();
+        if std::fs::symlink_metadata(from_path).is_ok()
+            && std::fs::symlink_metadata(to_path).is_err()
+        {
+            if let Some(parent) = to_path.parent() {
+                std::fs::create_dir_all(parent)
+                    .map_err(|e| Error::io("cannot create the directory", parent, e))?;
+            }
+            std::fs::rename(from_path, to_path)
+                .map_err(|e| Error::io("cannot move the worktree", from_path, e))?;
+        }
+        if new_reg.join("HEAD").exists() && to_path.is_dir() {
+            let dot_git = to_path.join(".git");
+            std::fs::write(&dot_git, format!("gitdir: {}\n", new_reg.display()))
+                .map_err(|e| Error::io("cannot write", &dot_git, e))?;
+            let gitdir = new_reg.join("gitdir");
+            std::fs::write(&gitdir, format!("{}\n", dot_git.display()))
+                .map_err(|e| Error::io("cannot write", &gitdir, e))?;
+        }
+        Ok(())
+    }
+
+    /// Forget the worktree `name` and delete its directory `path`, under a
+    /// lock the caller holds.
+    pub fn drop_worktree(&self, _held: &WorktreeChange, name: &str, path: &Path) -> Result<()> {
+        if std::fs::symlink_metadata(path).is_ok() {
+            std::fs::remove_dir_all(path)
+                .map_err(|e| Error::io("cannot remove the worktree", path, e))?;
+        }
+        self.force_prune_locked(name);
+        Ok(())
+    }
+
+    /// Names of the registered linked worktrees that start with `prefix`.
+    pub fn worktree_names(&self, prefix: &str) -> Vec<String> {
+        let Ok(entries) = std::fs::read_dir(self.git_dir.join("worktrees")) else {
+            return Vec::new();
+        };
+        entries
+            .flatten()
+            .filter_map(|e| e.file_name().to_str().map(str::to_string))
+            .filter(|n| n.starts_with(prefix))
+            .collect()
     }
 
     /// Hold while creating, removing or pruning a worktree. libgit2's walk

@@ -402,6 +402,13 @@ fn clean_up_after(
         }
     }
     failpoint::hit("reconcile-after-kill");
+    match workspace::finish_interrupted(&txn.main, &txn.layout, &t.id) {
+        Ok(more) => notes.extend(more),
+        Err(e) => notes.push(format!(
+            "cannot finish preparing the run's worktree: {}",
+            render_chain(&e)
+        )),
+    }
     let name = Layout::worktree_name(&t.id);
     if std::fs::symlink_metadata(&wt_path).is_ok() {
         match txn.main.open_worktree(&name, &wt_path) {

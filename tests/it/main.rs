@@ -28,6 +28,7 @@ mod newcomer;
 mod notify;
 mod operator;
 mod plan_files;
+mod pool;
 mod real_agents;
 mod recipes;
 mod remote;
