@@ -973,16 +973,13 @@ impl MainRepo {
         Ok(())
     }
 
-    /// Whether git ignores `rel` (relative to the checkout) there: a
-    /// directory is asked about as one, so `target/` patterns match it.
-    pub fn ignored_in_checkout(&self, rel: &Path, dir: bool) -> bool {
-        let checkout = self.checkout_repo();
-        let repo = checkout.as_ref().unwrap_or(&self.repo);
-        let mut text = rel.to_string_lossy().into_owned();
-        if dir {
-            text.push('/');
+    /// What git ignores in the checkout, asked of one repository opened
+    /// once (a walk asks it for every directory).
+    pub fn checkout_ignores(&self) -> CheckoutIgnores<'_> {
+        CheckoutIgnores {
+            checkout: self.checkout_repo(),
+            main: &self.repo,
         }
-        repo.is_path_ignored(Path::new(&text)).unwrap_or(false)
     }
 
     /// Paths that differ from HEAD in the main checkout (for noticing an
@@ -1254,6 +1251,25 @@ fn build_tree(repo: &Repository, files: &[(&str, &[u8])]) -> Result<Oid> {
 
 /// The committer orch uses: the identity git would commit with, else
 /// orch's own (see [`crate::gitcli::Identity`]).
+/// See [`MainRepo::checkout_ignores`].
+pub struct CheckoutIgnores<'a> {
+    checkout: Option<Repository>,
+    main: &'a Repository,
+}
+
+impl CheckoutIgnores<'_> {
+    /// Whether git ignores `rel` (relative to the checkout): a directory
+    /// is asked about as one, so `target/` patterns match it.
+    pub fn ignored(&self, rel: &Path, dir: bool) -> bool {
+        let repo = self.checkout.as_ref().unwrap_or(self.main);
+        let mut text = rel.to_string_lossy().into_owned();
+        if dir {
+            text.push('/');
+        }
+        repo.is_path_ignored(Path::new(&text)).unwrap_or(false)
+    }
+}
+
 pub fn signature(repo: &Repository) -> Signature<'static> {
     let who = crate::gitcli::Identity::of(repo);
     match Signature::now(&who.name, &who.email) {

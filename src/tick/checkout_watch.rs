@@ -74,13 +74,11 @@ impl CheckoutWatch {
             let name = std::ffi::OsStr::from_bytes(name.to_bytes());
             changed.insert(dir.join(name));
         }
+        let ignores = main.checkout_ignores();
         let mut out: Vec<String> = changed
             .into_iter()
             .filter(|rel| !skipped(rel))
-            .filter(|rel| {
-                let dir = main.root.join(rel).is_dir();
-                !main.ignored_in_checkout(rel, dir)
-            })
+            .filter(|rel| !ignores.ignored(rel, main.root.join(rel).is_dir()))
             .map(|rel| rel.to_string_lossy().into_owned())
             .collect();
         if overflowed {
@@ -99,6 +97,7 @@ fn skipped(rel: &Path) -> bool {
 
 /// The checkout's directories that `git status` would look into.
 fn directories(main: &MainRepo, root: &Path) -> Vec<PathBuf> {
+    let ignores = main.checkout_ignores();
     let mut out = Vec::new();
     let mut walk = walkdir::WalkDir::new(root).into_iter();
     while let Some(entry) = walk.next() {
@@ -109,8 +108,7 @@ fn directories(main: &MainRepo, root: &Path) -> Vec<PathBuf> {
         let path = entry.path();
         let rel = path.strip_prefix(root).unwrap_or(path);
         let nested_repo = entry.depth() > 0 && path.join(".git").exists();
-        if entry.depth() > 0 && (skipped(rel) || nested_repo || main.ignored_in_checkout(rel, true))
-        {
+        if entry.depth() > 0 && (skipped(rel) || nested_repo || ignores.ignored(rel, true)) {
             walk.skip_current_dir();
             continue;
         }
