@@ -42,6 +42,9 @@ pub struct Args {
 /// handful of files per step.
 const SETTLE: Duration = Duration::from_millis(150);
 
+/// How long a vanished ticket is looked for before it is called removed.
+const MOVE_GRACE: Duration = Duration::from_secs(1);
+
 /// Lines of each running agent's output under the board.
 const TAIL_LINES: usize = 3;
 
@@ -309,7 +312,23 @@ fn detail(t: &crate::ticket::Ticket) -> String {
 
 impl View for Lines {
     fn show(&mut self, layout: &Layout) {
-        let now = Snapshot::take(layout);
+        let mut now = Snapshot::take(layout);
+        if let Some(before) = &self.seen {
+            // A ticket moved by a checkout is deleted before its new file
+            // is written, and a busy machine can put the look between the
+            // two. A ticket that vanished is looked for again before it is
+            // called removed, so a move reads as a move.
+            let deadline = Instant::now() + MOVE_GRACE;
+            while Instant::now() < deadline
+                && before
+                    .tickets
+                    .keys()
+                    .any(|id| !now.tickets.contains_key(id))
+            {
+                std::thread::sleep(SETTLE);
+                now = Snapshot::take(layout);
+            }
+        }
         let time = jiff::Zoned::now().strftime("%H:%M:%S").to_string();
         match &self.seen {
             None => {

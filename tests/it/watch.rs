@@ -218,3 +218,36 @@ fn a_watch_ends_with_exit_0_when_its_reader_goes_away() {
     wait_exit(&mut sh);
     assert_eq!(std::fs::read_to_string(&code).unwrap().trim(), "0");
 }
+
+#[test]
+fn a_ticket_deleted_and_written_again_elsewhere_moments_later_is_a_move() {
+    // A checkout or an editor moves a file by deleting it and writing it
+    // anew; on a busy machine the watch can look between the two.
+    let env = TestEnv::new();
+    env.ready("true", "");
+    let body = "---\ntitle: Alpha\n---\nDo alpha.\n";
+    env.write_ticket("todo", "alpha", body);
+    let mut cmd = Command::new(assert_cmd::cargo::cargo_bin!("orch"));
+    env.apply_env(&mut cmd);
+    let mut watch = cmd
+        .current_dir(&env.repo)
+        .args(["watch", "--interval", "1h"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("watch starts");
+    let mut out = Output::of(&mut watch);
+    out.wait_for("board: todo 1  ");
+
+    std::fs::remove_file(env.ticket_path("todo", "alpha")).unwrap();
+    // Longer than the watch waits for a burst of changes to settle.
+    std::thread::sleep(Duration::from_millis(400));
+    env.write_ticket("done", "alpha", body);
+    let upto = out.wait_for("alpha todo -> done");
+    assert!(!upto.contains("removed"), "a move is not a removal: {upto}");
+
+    signal(watch.id() as i32, rustix::process::Signal::TERM);
+    assert!(wait_exit(&mut watch).success());
+    let rest = out.rest();
+    assert!(!rest.contains("added"), "a move is not an addition: {rest}");
+}
