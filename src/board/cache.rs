@@ -89,7 +89,7 @@ fn header() -> String {
 /// What the cache file holds, in the order it was written (the board's
 /// listing order, so a lookup in the same order rarely has to search).
 pub struct Entries<T> {
-    records: Vec<Option<(String, Identity, T)>>,
+    records: Chunked<Option<(String, Identity, T)>>,
     /// The next record a lookup in listing order expects.
     cursor: usize,
     /// Where each path is, built only if lookups leave the order.
@@ -101,7 +101,7 @@ pub struct Entries<T> {
 impl<T> Entries<T> {
     pub fn empty() -> Entries<T> {
         Entries {
-            records: Vec::new(),
+            records: Chunked::default(),
             cursor: 0,
             index: None,
             leftovers: 0,
@@ -146,9 +146,58 @@ impl<T> Entries<T> {
     }
 }
 
+/// A vector in chunks of a fixed size: a cache of 100,000 records grows
+/// without the doubling that would, at its last step, hold twice the
+/// records at once.
+struct Chunked<T> {
+    chunks: Vec<Vec<T>>,
+}
+
+const CHUNK: usize = 1024;
+
+impl<T> Default for Chunked<T> {
+    fn default() -> Chunked<T> {
+        Chunked { chunks: Vec::new() }
+    }
+}
+
+impl<T> Chunked<T> {
+    fn push(&mut self, value: T) {
+        match self.chunks.last_mut() {
+            Some(last) if last.len() < CHUNK => last.push(value),
+            _ => {
+                let mut chunk = Vec::with_capacity(CHUNK);
+                chunk.push(value);
+                self.chunks.push(chunk);
+            }
+        }
+    }
+
+    fn get(&self, i: usize) -> Option<&T> {
+        self.chunks.get(i / CHUNK)?.get(i % CHUNK)
+    }
+
+    fn get_mut(&mut self, i: usize) -> Option<&mut T> {
+        self.chunks.get_mut(i / CHUNK)?.get_mut(i % CHUNK)
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &T> {
+        self.chunks.iter().flatten()
+    }
+}
+
 /// Read the cache file. Anything wrong with it makes it (or the rest of
 /// it) a miss, never an error.
 pub fn read<T: DeserializeOwned>(path: &Path) -> Entries<T> {
+    read_reduced(path, |_, value| value)
+}
+
+/// [`read`], each value passed through `reduce` as it is decoded: what a
+/// caller would throw away is never held for the whole file.
+pub fn read_reduced<T: DeserializeOwned>(
+    path: &Path,
+    mut reduce: impl FnMut(&str, T) -> T,
+) -> Entries<T> {
     let mut entries = Entries::empty();
     let Ok(file) = std::fs::File::open(path) else {
         return entries;
@@ -166,8 +215,9 @@ pub fn read<T: DeserializeOwned>(path: &Path) -> Entries<T> {
     let mut buf = Vec::new();
     loop {
         match read_record(&mut reader, &mut buf) {
-            Ok(Some(record)) => {
-                entries.records.push(Some(record));
+            Ok(Some((rel, id, value))) => {
+                let value = reduce(&rel, value);
+                entries.records.push(Some((rel, id, value)));
                 entries.leftovers += 1;
             }
             Ok(None) => return entries,
@@ -187,6 +237,18 @@ fn read_record<T: DeserializeOwned>(
     reader: &mut impl BufRead,
     buf: &mut Vec<u8>,
 ) -> Result<Option<(String, Identity, T)>, ()> {
+    let Some((rel, id)) = read_raw(reader, buf)? else {
+        return Ok(None);
+    };
+    let value = postcard::from_bytes(buf).map_err(|_| ())?;
+    Ok(Some((rel, id, value)))
+}
+
+/// One record with its payload left undecoded in `buf`.
+fn read_raw(
+    reader: &mut impl BufRead,
+    buf: &mut Vec<u8>,
+) -> Result<Option<(String, Identity)>, ()> {
     let mut len = [0u8; 4];
     match reader.read_exact(&mut len) {
         Ok(()) => {}
@@ -208,14 +270,14 @@ fn read_record<T: DeserializeOwned>(
         reader.read_exact(buf).map_err(|_| ())
     };
     bytes(u32::from_le_bytes(len) as usize, buf)?;
-    let rel = String::from_utf8(std::mem::take(buf)).map_err(|_| ())?;
+    // A copy of its own size: `buf` grows to the largest payload.
+    let rel = std::str::from_utf8(buf).map_err(|_| ())?.to_string();
     bytes(IDENTITY_BYTES + 4, buf)?;
     let id = Identity::decode(&buf[..IDENTITY_BYTES]).ok_or(())?;
     let mut n = [0u8; 4];
     n.copy_from_slice(&buf[IDENTITY_BYTES..]);
     bytes(u32::from_le_bytes(n) as usize, buf)?;
-    let value = postcard::from_bytes(buf).map_err(|_| ())?;
-    Ok(Some((rel, id, value)))
+    Ok(Some((rel, id)))
 }
 
 /// Larger than any ticket file's parse: a length past it is garbage.
@@ -255,11 +317,23 @@ impl Identity {
     }
 }
 
-/// Write the cache anew with `entries` (path, identity, parse). Failures
-/// are ignored: the cache only saves time.
+/// One record of a cache being written.
+pub enum Record<'a, T> {
+    /// A parse to write.
+    New(&'a T),
+    /// The record the cache file already holds for this path and identity,
+    /// copied as it is: a reader that reduced what it decoded (see
+    /// [`read_reduced`]) has no whole value to write. Left out if the old
+    /// file no longer holds it.
+    Kept,
+}
+
+/// Write the cache anew with `entries` (path, identity, record), in the
+/// order the board lists its files. Failures are ignored: the cache only
+/// saves time.
 pub fn save<'a, T: Serialize + 'a>(
     path: &Path,
-    entries: impl Iterator<Item = (&'a str, Identity, &'a T)>,
+    entries: impl Iterator<Item = (&'a str, Identity, Record<'a, T>)>,
 ) {
     let Some(dir) = path.parent() else {
         return;
@@ -275,10 +349,20 @@ pub fn save<'a, T: Serialize + 'a>(
     let written = (|| -> std::io::Result<()> {
         let mut out = BufWriter::with_capacity(1 << 16, std::fs::File::create(&tmp)?);
         writeln!(out, "{}", header())?;
+        let mut old = OldRecords::open(path);
         let mut payload = Vec::new();
-        for (rel, id, value) in entries {
-            payload.clear();
-            payload = postcard::to_extend(value, payload).map_err(std::io::Error::other)?;
+        for (rel, id, record) in entries {
+            match record {
+                Record::New(value) => {
+                    payload.clear();
+                    payload = postcard::to_extend(value, payload).map_err(std::io::Error::other)?;
+                }
+                Record::Kept => {
+                    if !old.find(rel, id, &mut payload) {
+                        continue;
+                    }
+                }
+            }
             let (Ok(rel_len), Ok(len)) = (u32::try_from(rel.len()), u32::try_from(payload.len()))
             else {
                 continue;
@@ -295,6 +379,66 @@ pub fn save<'a, T: Serialize + 'a>(
     // new one, never half of either.
     if written.is_err() || std::fs::rename(&tmp, path).is_err() {
         let _ = std::fs::remove_file(&tmp);
+    }
+}
+
+/// The records of the cache file being replaced, read once, in order.
+struct OldRecords {
+    reader: Option<BufReader<std::fs::File>>,
+    /// The record read but not yet asked for, its payload in `buf`.
+    ahead: Option<(String, Identity)>,
+    buf: Vec<u8>,
+}
+
+impl OldRecords {
+    fn open(path: &Path) -> OldRecords {
+        let reader = std::fs::File::open(path).ok().and_then(|file| {
+            let mut reader = BufReader::with_capacity(1 << 16, file);
+            let mut first = String::new();
+            reader.read_line(&mut first).ok()?;
+            (first.trim_end_matches('\n') == header()).then_some(reader)
+        });
+        OldRecords {
+            reader,
+            ahead: None,
+            buf: Vec::new(),
+        }
+    }
+
+    /// Put the payload of the old record for `rel` at `id` into `payload`.
+    /// Both files are in listing order, so records before `rel` are
+    /// passed over for good, and one after it waits for a later call.
+    fn find(&mut self, rel: &str, id: Identity, payload: &mut Vec<u8>) -> bool {
+        loop {
+            if self.ahead.is_none() {
+                let Some(reader) = self.reader.as_mut() else {
+                    return false;
+                };
+                match read_raw(reader, &mut self.buf) {
+                    Ok(Some(record)) => self.ahead = Some(record),
+                    _ => {
+                        self.reader = None;
+                        return false;
+                    }
+                }
+            }
+            let Some((at, kept)) = &self.ahead else {
+                return false;
+            };
+            match at.as_str().cmp(rel) {
+                std::cmp::Ordering::Less => self.ahead = None,
+                std::cmp::Ordering::Greater => return false,
+                std::cmp::Ordering::Equal => {
+                    let same = *kept == id;
+                    if same {
+                        payload.clear();
+                        payload.extend_from_slice(&self.buf);
+                    }
+                    self.ahead = None;
+                    return same;
+                }
+            }
+        }
     }
 }
 
@@ -330,7 +474,11 @@ mod tests {
         let value = (String::from("ticket"), Some(7u32));
         save(
             &cache,
-            [("t.md", id, &value), ("u.md", id, &value)].into_iter(),
+            [
+                ("t.md", id, Record::New(&value)),
+                ("u.md", id, Record::New(&value)),
+            ]
+            .into_iter(),
         );
         let mut found = read::<(String, Option<u32>)>(&cache);
         assert_eq!(found.take("t.md", Some(id)), Some(value.clone()));
@@ -368,5 +516,49 @@ mod tests {
             std::fs::write(&cache, &flipped).unwrap();
             let _ = read::<(String, Option<u32>)>(&cache);
         }
+    }
+
+    #[test]
+    fn a_kept_record_is_copied_from_the_old_file_only_at_its_identity() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("t.md");
+        std::fs::write(&f, "x").unwrap();
+        let id = Identity::of(&std::fs::metadata(&f).unwrap());
+        let mut other = id;
+        other.mtime.1 += 1;
+        let cache = dir.path().join("cache/board");
+        let (a, b, c) = (1u32, 2u32, 3u32);
+        save(
+            &cache,
+            [
+                ("a.md", id, Record::New(&a)),
+                ("b.md", id, Record::New(&b)),
+                ("c.md", id, Record::New(&c)),
+            ]
+            .into_iter(),
+        );
+        // a is gone, b is kept, c changed and is kept (so left out), d is
+        // new; the reader reduced what it decoded.
+        let d = 4u32;
+        let mut seen = Vec::new();
+        let _ = read_reduced::<u32>(&cache, |rel, v| {
+            seen.push(rel.to_string());
+            v * 100
+        });
+        assert_eq!(seen, ["a.md", "b.md", "c.md"]);
+        save(
+            &cache,
+            [
+                ("b.md", id, Record::Kept),
+                ("c.md", other, Record::Kept),
+                ("d.md", id, Record::New(&d)),
+            ]
+            .into_iter(),
+        );
+        let mut found = read::<u32>(&cache);
+        assert_eq!(found.take("b.md", Some(id)), Some(2));
+        assert_eq!(found.take("c.md", Some(other)), None);
+        assert_eq!(found.take("d.md", Some(id)), Some(4));
+        assert!(!found.has_leftovers(), "c was left out, not written");
     }
 }

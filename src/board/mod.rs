@@ -288,6 +288,67 @@ pub struct Board {
     /// The configuration, or why orch.yaml cannot be used: (line, message).
     pub config: std::result::Result<Config, (Option<u64>, String)>,
     pub config_warnings: Vec<Warning>,
+    /// Done tickets as `status` lists them, in id order, when the board
+    /// was read by [`Board::load_summary`]; they are then not in `tickets`.
+    pub finished: Vec<Finished>,
+}
+
+/// A done ticket in the few words `orch status` gives it. A board of
+/// 100,000 tickets is mostly done ones; held as these, not as whole
+/// tickets with their text and log, it takes a fraction of the memory.
+#[derive(Debug, Clone)]
+pub struct Finished {
+    pub id: Box<str>,
+    pub title: Box<str>,
+    pub attempts_used: u32,
+    /// The last outcome: `landed`, or `success` where nothing lands.
+    pub outcome: Option<crate::outcome::Outcome>,
+    /// Tokens of every attempt, and of those `tokens_per_ticket` counts.
+    pub tokens: u64,
+    pub tokens_toward_budget: u64,
+}
+
+impl Finished {
+    pub fn of(t: &Ticket) -> Finished {
+        Finished {
+            id: t.id.as_str().into(),
+            title: t.title().into(),
+            attempts_used: t.attempts_used(),
+            outcome: t.last_result().map(|r| r.outcome),
+            tokens: t.tokens_total(),
+            tokens_toward_budget: t.tokens_spent(),
+        }
+    }
+}
+
+/// The JSON `status` gives a done ticket.
+impl serde::Serialize for Finished {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        #[derive(serde::Serialize)]
+        struct Usage {
+            tokens: u64,
+            tokens_toward_budget: u64,
+        }
+        #[derive(serde::Serialize)]
+        struct Entry<'a> {
+            id: &'a str,
+            title: &'a str,
+            attempts_used: u32,
+            outcome: Option<&'static str>,
+            usage: Usage,
+        }
+        Entry {
+            id: &self.id,
+            title: &self.title,
+            attempts_used: self.attempts_used,
+            outcome: self.outcome.map(|o| o.as_str()),
+            usage: Usage {
+                tokens: self.tokens,
+                tokens_toward_budget: self.tokens_toward_budget,
+            },
+        }
+        .serialize(s)
+    }
 }
 
 impl Board {
@@ -304,6 +365,12 @@ impl Board {
         Board::load_scoped(layout, Scope::Active)
     }
 
+    /// What `status` shows: every ticket read and checked, done ones kept
+    /// only as [`Finished`] summaries (in `finished`, not in `tickets`).
+    pub fn load_summary(layout: &Layout) -> Board {
+        Board::load_scoped(layout, Scope::Summary)
+    }
+
     fn load_scoped(layout: &Layout, scope: Scope) -> Board {
         let mut board = Board {
             tickets: BTreeMap::new(),
@@ -313,6 +380,7 @@ impl Board {
             stranded: Vec::new(),
             config: Ok(Config::defaults()),
             config_warnings: Vec::new(),
+            finished: Vec::new(),
         };
         // The board cache is decoded while the directories are listed and
         // the files looked at.
@@ -324,7 +392,14 @@ impl Board {
         let cached = std::thread::spawn(move || {
             paths
                 .into_iter()
-                .map(|(s, p)| (s, cache::read::<FileResult>(&p)))
+                .map(|(s, p)| {
+                    let entries = if scope.summarises(s) {
+                        cache::read_reduced::<FileResult>(&p, |_, r| r.summarised())
+                    } else {
+                        cache::read::<FileResult>(&p)
+                    };
+                    (s, entries)
+                })
                 .collect()
         });
         match Config::load(&layout.config_path()) {
@@ -409,11 +484,12 @@ impl Board {
             }
             files.extend(names.into_iter().map(|(n, e)| (state, n, e)));
         }
-        let results = read_files(layout, &files, cached);
+        let results = read_files(layout, scope, &files, cached);
         // The maps are built in bulk from sorted runs: much cheaper than
         // inserting 100,000 entries one by one.
         let mut seen: Vec<(String, State)> = Vec::with_capacity(results.len());
-        let mut tickets: Vec<(String, Ticket)> = Vec::with_capacity(results.len());
+        let whole = results.iter().filter(|r| r.ticket.is_some()).count();
+        let mut tickets: Vec<(String, Ticket)> = Vec::with_capacity(whole);
         for r in results {
             if let Some((id, state)) = r.seen {
                 if r.invalid {
@@ -428,11 +504,23 @@ impl Board {
             if let Some(t) = r.stranded {
                 self.stranded.push(*t);
             }
+            if let Some(f) = r.finished {
+                self.finished.push(*f);
+            }
         }
         // Stable sorts: a duplicate keeps the first copy read (both are
         // reported), and an id's states stay in listing order.
         tickets.sort_by(|a, b| a.0.cmp(&b.0));
         tickets.dedup_by(|later, first| later.0 == first.0);
+        // As for whole tickets: an id also read in an earlier state keeps
+        // that copy only.
+        self.finished.retain(|f| {
+            tickets
+                .binary_search_by(|t| t.0.as_str().cmp(&f.id))
+                .is_err()
+        });
+        self.finished.sort_by(|a, b| a.id.cmp(&b.id));
+        self.finished.dedup_by(|later, first| later.id == first.id);
         self.tickets = tickets.into_iter().collect();
         seen.sort_by(|a, b| a.0.cmp(&b.0));
         let mut grouped: Vec<(String, Vec<State>)> = Vec::with_capacity(seen.len());
@@ -482,7 +570,13 @@ impl Board {
 
     fn check_dependencies(&mut self) {
         let mut missing = Vec::new();
-        for t in self.tickets.values() {
+        // As in `cycles`: a finished ticket's dependencies are history.
+        // (Done tickets are not even read as whole tickets by `status`.)
+        let waiting = self
+            .tickets
+            .values()
+            .filter(|t| !matches!(t.state, State::Done | State::Blocked));
+        for t in waiting {
             for dep in &t.front.depends_on {
                 if !self.seen.contains_key(dep) {
                     missing.push((t.id.clone(), t.rel_path(), dep.clone(), dep_line(t, dep)));
@@ -761,11 +855,17 @@ impl Board {
 enum Scope {
     All,
     Active,
+    /// All, done tickets as [`Finished`] summaries.
+    Summary,
 }
 
 impl Scope {
     fn reads(self, state: State) -> bool {
-        self == Scope::All || !matches!(state, State::Done | State::Blocked)
+        self != Scope::Active || !matches!(state, State::Done | State::Blocked)
+    }
+
+    fn summarises(self, state: State) -> bool {
+        self == Scope::Summary && state == State::Done
     }
 }
 
@@ -781,6 +881,20 @@ struct FileResult {
     ticket: Option<Box<Ticket>>,
     stranded: Option<Box<Ticket>>,
     problems: Vec<Problem>,
+    /// Set by [`FileResult::summarised`], in place of `ticket`: a result
+    /// holding it is never written to the cache.
+    #[serde(skip)]
+    finished: Option<Box<Finished>>,
+}
+
+impl FileResult {
+    /// The ticket kept only as its summary.
+    fn summarised(mut self) -> FileResult {
+        if let Some(t) = self.ticket.take() {
+            self.finished = Some(Box::new(Finished::of(&t)));
+        }
+        self
+    }
 }
 
 /// Read every listed file: from the board cache when its identity is
@@ -788,6 +902,7 @@ struct FileResult {
 /// order, so the board is the same whatever the scheduling or the cache.
 fn read_files(
     layout: &Layout,
+    scope: Scope,
     files: &[(State, String, std::fs::DirEntry)],
     cached: CacheReader,
 ) -> Vec<FileResult> {
@@ -882,10 +997,23 @@ fn read_files(
             &layout.board_cache(state),
             slots.iter().enumerate().filter_map(|(i, r)| {
                 let id = ids[i].filter(|id| id.settled(now) && files[i].0 == state)?;
-                Some((rels[i].as_str(), id, r.as_ref()?))
+                let r = r.as_ref()?;
+                // A summarised result came from the cache as it stands.
+                let record = if r.finished.is_some() {
+                    cache::Record::Kept
+                } else {
+                    cache::Record::New(r)
+                };
+                Some((rels[i].as_str(), id, record))
             }),
         );
     }
+    for (slot, (state, _, _)) in slots.iter_mut().zip(files) {
+        if scope.summarises(*state) {
+            *slot = slot.take().map(FileResult::summarised);
+        }
+    }
+    // Collected in place: the two vectors are never held at once.
     slots.into_iter().map(Option::unwrap_or_default).collect()
 }
 

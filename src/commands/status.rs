@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use crate::board::{self, Board, Layout, Readiness};
+use crate::board::{self, Board, Finished, Layout, Readiness};
 use crate::error::Result;
 use crate::text::{visible, visible_line};
 use crate::tick::claim::lock_facts;
@@ -39,7 +39,7 @@ pub struct StatusJson {
     /// Succeeded, waiting to land on the target, in the order they land.
     pub landing: Vec<LandingEntry>,
     pub blocked: Vec<BlockedEntry>,
-    pub done: Vec<DoneEntry>,
+    pub done: Vec<Finished>,
     pub invalid: Vec<Problem>,
     pub warnings: Vec<Problem>,
     pub config_error: Option<String>,
@@ -170,16 +170,6 @@ pub struct BlockedEntry {
 }
 
 #[derive(Debug, Serialize)]
-pub struct DoneEntry {
-    pub id: String,
-    pub title: String,
-    pub attempts_used: u32,
-    /// The last outcome: `landed`, or `success` where nothing lands.
-    pub outcome: Option<String>,
-    pub usage: Usage,
-}
-
-#[derive(Debug, Serialize)]
 pub struct LandingEntry {
     pub id: String,
     pub title: String,
@@ -191,7 +181,7 @@ pub struct LandingEntry {
     pub usage: Usage,
 }
 
-pub fn collect(layout: &Layout, board: &Board) -> StatusJson {
+pub fn collect(layout: &Layout, board: &mut Board) -> StatusJson {
     let host = board::host_name();
     let ready = board
         .ready_queue()
@@ -251,16 +241,12 @@ pub fn collect(layout: &Layout, board: &Board) -> StatusJson {
             }
         })
         .collect();
-    let done = board
-        .in_state(State::Done)
-        .map(|t| DoneEntry {
-            id: t.id.clone(),
-            title: t.title().to_string(),
-            attempts_used: t.attempts_used(),
-            outcome: t.last_result().map(|r| r.outcome.to_string()),
-            usage: Usage::of(t),
-        })
-        .collect();
+    // Read whole (by `watch`), done tickets are in `tickets`; read for
+    // status, they are summaries already.
+    let mut done: Vec<Finished> = board.in_state(State::Done).map(Finished::of).collect();
+    if done.is_empty() {
+        done = std::mem::take(&mut board.finished);
+    }
     let mut landing: Vec<&Ticket> = board.in_state(State::Landing).collect();
     landing.sort_by(|a, b| (a.succeeded_at(), &a.id).cmp(&(b.succeeded_at(), &b.id)));
     let landing = landing
@@ -384,8 +370,8 @@ pub fn blocked_reason(t: &Ticket) -> (Option<String>, String) {
 
 pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
     let (_main, layout) = board::open_read(&ctx.cwd)?;
-    let board = Board::load(&layout);
-    let status = collect(&layout, &board);
+    let mut board = Board::load_summary(&layout);
+    let status = collect(&layout, &mut board);
     if args.json {
         print_json(&status)?;
     } else {

@@ -173,8 +173,8 @@ impl Drop for Screen {
 
 impl View for Screen {
     fn show(&mut self, layout: &Layout) {
-        let board = Board::load(layout);
-        let status = super::status::collect(layout, &board);
+        let mut board = Board::load_summary(layout);
+        let status = super::status::collect(layout, &mut board);
         let now = jiff::Zoned::now().strftime("%H:%M:%S").to_string();
         let mut frame = format!(
             "orch watch  {}  {now}  (Ctrl-C to quit)\n\n",
@@ -256,8 +256,9 @@ struct Seen {
 
 impl Snapshot {
     fn take(layout: &Layout) -> Snapshot {
-        let board = Board::load(layout);
-        let status = super::status::collect(layout, &board);
+        // Whole tickets: a done one's line names its last result.
+        let mut board = Board::load(layout);
+        let status = super::status::collect(layout, &mut board);
         let mut tickets = BTreeMap::new();
         for (id, states) in &board.seen {
             let t = board.tickets.get(id);

@@ -203,3 +203,40 @@ fn a_tick_decides_from_the_files_not_the_cache() {
     assert_eq!(env.state_of("0001-a"), "blocked");
     assert!(!env.dir.path().join("repo/done.txt").exists());
 }
+
+#[test]
+fn status_keeps_done_tickets_as_summaries_and_carries_their_records_over_exactly() {
+    // `status` holds done tickets as summaries, so when the done cache is
+    // written again its unchanged records are copied from the old file.
+    // Each change below must show, and each copy must read back as the
+    // ticket it was.
+    let env = TestEnv::new();
+    env.init();
+    for (id, title) in [
+        ("0001-a", "Alpha"),
+        ("0002-b", "Bravo"),
+        ("0003-c", "Charlie"),
+    ] {
+        env.write_ticket("done", id, &format!("---\ntitle: {title}\n---\nBody.\n"));
+    }
+    assert_eq!(titles(&status_text(&env)), ["Alpha", "Bravo", "Charlie"]);
+    let first = status_text(&env);
+    let done_cache = cache_dir(&env).join("board-done");
+    assert!(done_cache.exists(), "done tickets were cached");
+
+    // One gone, one edited in place with its times put back, one new.
+    std::fs::remove_file(env.ticket_path("done", "0001-a")).unwrap();
+    let path = env.ticket_path("done", "0003-c");
+    let mtime = std::fs::metadata(&path).unwrap().modified().unwrap();
+    write_with_mtime(&path, "---\ntitle: Chaplin\n---\nBody.\n", mtime);
+    env.write_ticket("done", "0004-d", "---\ntitle: Delta\n---\nBody.\n");
+    let expected = ["Bravo", "Chaplin", "Delta"];
+    let changed = status_text(&env);
+    assert_eq!(titles(&changed), expected);
+    // Read back from the rewritten cache, then with no cache at all.
+    let cached = status_text(&env);
+    assert_eq!(cached, changed);
+    std::fs::remove_dir_all(cache_dir(&env)).unwrap();
+    assert_eq!(status_text(&env), changed);
+    assert_ne!(first, changed);
+}
