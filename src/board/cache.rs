@@ -15,10 +15,10 @@
 //! right after the file was read; as git does for its index, a file changed
 //! less than [`SETTLE`] before it was looked at is never cached, only read.
 
-use std::collections::HashMap;
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::os::unix::fs::MetadataExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
@@ -62,6 +62,19 @@ impl Identity {
         }
     }
 
+    /// The identity from `fstatat(2)`: what [`Identity::of`] gives for the
+    /// same file.
+    #[allow(clippy::unnecessary_cast)] // the field types differ by target
+    pub fn of_stat(st: &rustix::fs::Stat) -> Identity {
+        Identity {
+            size: st.st_size as u64,
+            mtime: (st.st_mtime as i64, st.st_mtime_nsec as i64),
+            ctime: (st.st_ctime as i64, st.st_ctime_nsec as i64),
+            ino: st.st_ino as u64,
+            dev: st.st_dev as u64,
+        }
+    }
+
     /// Whether the file was last changed at least [`SETTLE`] before `now`
     /// (a time in the future, from a skewed clock, is not).
     pub fn settled(&self, now: SystemTime) -> bool {
@@ -86,148 +99,142 @@ fn header() -> String {
     format!("{FORMAT} {} {exe}", env!("CARGO_PKG_VERSION"))
 }
 
-/// What the cache file holds, in the order it was written (the board's
-/// listing order, so a lookup in the same order rarely has to search).
-pub struct Entries<T> {
-    records: Chunked<Option<(String, Identity, T)>>,
-    /// The next record a lookup in listing order expects.
-    cursor: usize,
-    /// Where each path is, built only if lookups leave the order.
-    index: Option<HashMap<String, usize>>,
-    /// Records not taken, or that could not be read.
+/// A cache file read by a thread of its own, handed over in order. Both
+/// the file and the board's listing are in name order, so the two are
+/// merged as they go: no record waits in memory for the listing to end,
+/// and a board of 100,000 tickets never holds its whole cache at once.
+pub struct Stream<T> {
+    rx: Option<mpsc::Receiver<Batch<T>>>,
+    batch: std::vec::IntoIter<Item<T>>,
+    /// The next record, read but not yet asked for.
+    ahead: Option<(String, Identity, T)>,
+    /// Records nobody asked for (files gone or renamed), or that could
+    /// not be read.
     leftovers: usize,
 }
 
-impl<T> Entries<T> {
-    pub fn empty() -> Entries<T> {
-        Entries {
-            records: Chunked::default(),
-            cursor: 0,
-            index: None,
+/// A record, or `None` where the file stops making sense.
+type Item<T> = Option<(String, Identity, T)>;
+type Batch<T> = Vec<Item<T>>;
+
+/// Records handed over at a time, and batches read ahead of the merge.
+const BATCH: usize = 256;
+const AHEAD: usize = 32;
+
+/// Read the cache file at `path` on a thread. Anything wrong with the
+/// file makes it, or the rest of it, a miss, never an error.
+pub fn stream<T: DeserializeOwned + Send + 'static>(path: PathBuf) -> Stream<T> {
+    let (tx, rx) = mpsc::sync_channel::<Batch<T>>(AHEAD);
+    let spawned = std::thread::Builder::new()
+        .name("board-cache".into())
+        .spawn(move || {
+            let Ok(file) = std::fs::File::open(&path) else {
+                return;
+            };
+            let mut reader = BufReader::with_capacity(1 << 16, file);
+            let mut first = String::new();
+            match reader.read_line(&mut first) {
+                Ok(0) => return,
+                Ok(_) if first.trim_end_matches('\n') == header() => {}
+                _ => {
+                    let _ = tx.send(vec![None]);
+                    return;
+                }
+            }
+            let mut buf = Vec::new();
+            let mut batch = Vec::with_capacity(BATCH);
+            loop {
+                let (item, end) = match read_record::<T>(&mut reader, &mut buf) {
+                    Ok(Some(record)) => (Some(Some(record)), false),
+                    Ok(None) => (None, true),
+                    // Cut short or garbled: the rest cannot be trusted to
+                    // start where it seems to.
+                    Err(()) => (Some(None), true),
+                };
+                batch.extend(item);
+                if (end || batch.len() == BATCH)
+                    && tx
+                        .send(std::mem::replace(&mut batch, Vec::with_capacity(BATCH)))
+                        .is_err()
+                {
+                    return; // the board read ended early
+                }
+                if end {
+                    return;
+                }
+            }
+        });
+    Stream {
+        rx: spawned.ok().map(|_| rx),
+        batch: Vec::new().into_iter(),
+        ahead: None,
+        leftovers: 0,
+    }
+}
+
+impl<T> Stream<T> {
+    /// A stream of nothing: every lookup a miss.
+    pub fn empty() -> Stream<T> {
+        Stream {
+            rx: None,
+            batch: Vec::new().into_iter(),
+            ahead: None,
             leftovers: 0,
         }
     }
 
-    /// The parse of `rel` if the cache has it for the identity `id`.
-    pub fn take(&mut self, rel: &str, id: Option<Identity>) -> Option<T> {
-        let at = match self.records.get(self.cursor) {
-            Some(Some((r, _, _))) if r == rel => Some(self.cursor),
-            _ => {
-                let records = &self.records;
-                self.index
-                    .get_or_insert_with(|| {
-                        records
-                            .iter()
-                            .enumerate()
-                            .filter_map(|(i, r)| Some((r.as_ref()?.0.clone(), i)))
-                            .collect()
-                    })
-                    .get(rel)
-                    .copied()
+    fn next(&mut self) -> Option<(String, Identity, T)> {
+        loop {
+            match self.batch.next() {
+                Some(Some(record)) => return Some(record),
+                Some(None) => self.leftovers += 1,
+                None => {
+                    let batch = self.rx.as_ref()?.recv().ok();
+                    match batch {
+                        Some(b) => self.batch = b.into_iter(),
+                        None => {
+                            self.rx = None;
+                            return None;
+                        }
+                    }
+                }
             }
-        }?;
-        self.cursor = at + 1;
-        let (_, cached, value) = self.records.get_mut(at)?.take()?;
-        self.leftovers -= 1;
-        if Some(cached) == id {
-            Some(value)
-        } else {
-            // A record of another version of the file: the cache is out of
-            // date, and is written again.
+        }
+    }
+
+    /// The record for `rel` with the identity it was cached at. Asked in
+    /// name order: records before `rel` are passed over for good (and make
+    /// the cache stale), one after it waits for a later call.
+    pub fn take(&mut self, rel: &str) -> Option<(Identity, T)> {
+        loop {
+            if self.ahead.is_none() {
+                self.ahead = Some(self.next()?);
+            }
+            let at = self.ahead.as_ref().map(|(r, _, _)| r.as_str().cmp(rel))?;
+            match at {
+                std::cmp::Ordering::Less => {
+                    self.ahead = None;
+                    self.leftovers += 1;
+                }
+                std::cmp::Ordering::Greater => return None,
+                std::cmp::Ordering::Equal => {
+                    let (_, id, value) = self.ahead.take()?;
+                    return Some((id, value));
+                }
+            }
+        }
+    }
+
+    /// Whether the file held records nobody took (for files gone) or that
+    /// could not be read. Reads what is left.
+    pub fn finish(&mut self) -> bool {
+        if self.ahead.take().is_some() {
             self.leftovers += 1;
-            None
         }
-    }
-
-    /// Whether the file holds records nobody took (for files gone or
-    /// changed) or could not be read.
-    pub fn has_leftovers(&self) -> bool {
+        while self.next().is_some() {
+            self.leftovers += 1;
+        }
         self.leftovers > 0
-    }
-}
-
-/// A vector in chunks of a fixed size: a cache of 100,000 records grows
-/// without the doubling that would, at its last step, hold twice the
-/// records at once.
-struct Chunked<T> {
-    chunks: Vec<Vec<T>>,
-}
-
-const CHUNK: usize = 1024;
-
-impl<T> Default for Chunked<T> {
-    fn default() -> Chunked<T> {
-        Chunked { chunks: Vec::new() }
-    }
-}
-
-impl<T> Chunked<T> {
-    fn push(&mut self, value: T) {
-        match self.chunks.last_mut() {
-            Some(last) if last.len() < CHUNK => last.push(value),
-            _ => {
-                let mut chunk = Vec::with_capacity(CHUNK);
-                chunk.push(value);
-                self.chunks.push(chunk);
-            }
-        }
-    }
-
-    fn get(&self, i: usize) -> Option<&T> {
-        self.chunks.get(i / CHUNK)?.get(i % CHUNK)
-    }
-
-    fn get_mut(&mut self, i: usize) -> Option<&mut T> {
-        self.chunks.get_mut(i / CHUNK)?.get_mut(i % CHUNK)
-    }
-
-    fn iter(&self) -> impl Iterator<Item = &T> {
-        self.chunks.iter().flatten()
-    }
-}
-
-/// Read the cache file. Anything wrong with it makes it (or the rest of
-/// it) a miss, never an error.
-pub fn read<T: DeserializeOwned>(path: &Path) -> Entries<T> {
-    read_reduced(path, |_, value| value)
-}
-
-/// [`read`], each value passed through `reduce` as it is decoded: what a
-/// caller would throw away is never held for the whole file.
-pub fn read_reduced<T: DeserializeOwned>(
-    path: &Path,
-    mut reduce: impl FnMut(&str, T) -> T,
-) -> Entries<T> {
-    let mut entries = Entries::empty();
-    let Ok(file) = std::fs::File::open(path) else {
-        return entries;
-    };
-    let mut reader = BufReader::with_capacity(1 << 16, file);
-    let mut first = String::new();
-    match reader.read_line(&mut first) {
-        Ok(0) => return entries,
-        Ok(_) if first.trim_end_matches('\n') == header() => {}
-        _ => {
-            entries.leftovers += 1;
-            return entries;
-        }
-    }
-    let mut buf = Vec::new();
-    loop {
-        match read_record(&mut reader, &mut buf) {
-            Ok(Some((rel, id, value))) => {
-                let value = reduce(&rel, value);
-                entries.records.push(Some((rel, id, value)));
-                entries.leftovers += 1;
-            }
-            Ok(None) => return entries,
-            // A record cut short or garbled: the rest cannot be trusted
-            // to start where it seems to.
-            Err(()) => {
-                entries.leftovers += 1;
-                return entries;
-            }
-        }
     }
 }
 
@@ -317,23 +324,12 @@ impl Identity {
     }
 }
 
-/// One record of a cache being written.
-pub enum Record<'a, T> {
-    /// A parse to write.
-    New(&'a T),
-    /// The record the cache file already holds for this path and identity,
-    /// copied as it is: a reader that reduced what it decoded (see
-    /// [`read_reduced`]) has no whole value to write. Left out if the old
-    /// file no longer holds it.
-    Kept,
-}
-
-/// Write the cache anew with `entries` (path, identity, record), in the
+/// Write the cache anew with `entries` (path, identity, parse), in the
 /// order the board lists its files. Failures are ignored: the cache only
 /// saves time.
-pub fn save<'a, T: Serialize + 'a>(
+pub fn save<'a, T: Serialize + 'a, R: AsRef<str>>(
     path: &Path,
-    entries: impl Iterator<Item = (&'a str, Identity, Record<'a, T>)>,
+    entries: impl Iterator<Item = (R, Identity, &'a T)>,
 ) {
     let Some(dir) = path.parent() else {
         return;
@@ -349,20 +345,11 @@ pub fn save<'a, T: Serialize + 'a>(
     let written = (|| -> std::io::Result<()> {
         let mut out = BufWriter::with_capacity(1 << 16, std::fs::File::create(&tmp)?);
         writeln!(out, "{}", header())?;
-        let mut old = OldRecords::open(path);
         let mut payload = Vec::new();
-        for (rel, id, record) in entries {
-            match record {
-                Record::New(value) => {
-                    payload.clear();
-                    payload = postcard::to_extend(value, payload).map_err(std::io::Error::other)?;
-                }
-                Record::Kept => {
-                    if !old.find(rel, id, &mut payload) {
-                        continue;
-                    }
-                }
-            }
+        for (rel, id, value) in entries {
+            let rel = rel.as_ref();
+            payload.clear();
+            payload = postcard::to_extend(value, payload).map_err(std::io::Error::other)?;
             let (Ok(rel_len), Ok(len)) = (u32::try_from(rel.len()), u32::try_from(payload.len()))
             else {
                 continue;
@@ -382,66 +369,6 @@ pub fn save<'a, T: Serialize + 'a>(
     }
 }
 
-/// The records of the cache file being replaced, read once, in order.
-struct OldRecords {
-    reader: Option<BufReader<std::fs::File>>,
-    /// The record read but not yet asked for, its payload in `buf`.
-    ahead: Option<(String, Identity)>,
-    buf: Vec<u8>,
-}
-
-impl OldRecords {
-    fn open(path: &Path) -> OldRecords {
-        let reader = std::fs::File::open(path).ok().and_then(|file| {
-            let mut reader = BufReader::with_capacity(1 << 16, file);
-            let mut first = String::new();
-            reader.read_line(&mut first).ok()?;
-            (first.trim_end_matches('\n') == header()).then_some(reader)
-        });
-        OldRecords {
-            reader,
-            ahead: None,
-            buf: Vec::new(),
-        }
-    }
-
-    /// Put the payload of the old record for `rel` at `id` into `payload`.
-    /// Both files are in listing order, so records before `rel` are
-    /// passed over for good, and one after it waits for a later call.
-    fn find(&mut self, rel: &str, id: Identity, payload: &mut Vec<u8>) -> bool {
-        loop {
-            if self.ahead.is_none() {
-                let Some(reader) = self.reader.as_mut() else {
-                    return false;
-                };
-                match read_raw(reader, &mut self.buf) {
-                    Ok(Some(record)) => self.ahead = Some(record),
-                    _ => {
-                        self.reader = None;
-                        return false;
-                    }
-                }
-            }
-            let Some((at, kept)) = &self.ahead else {
-                return false;
-            };
-            match at.as_str().cmp(rel) {
-                std::cmp::Ordering::Less => self.ahead = None,
-                std::cmp::Ordering::Greater => return false,
-                std::cmp::Ordering::Equal => {
-                    let same = *kept == id;
-                    if same {
-                        payload.clear();
-                        payload.extend_from_slice(&self.buf);
-                    }
-                    self.ahead = None;
-                    return same;
-                }
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -452,6 +379,21 @@ mod tests {
         let id = Identity::of(&meta);
         assert_eq!(Identity::decode(&id.encode()), Some(id));
         assert_eq!(Identity::decode(&id.encode()[..48]), None);
+    }
+
+    #[test]
+    fn the_identity_from_fstatat_is_the_one_from_metadata() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("t.md");
+        std::fs::write(&f, "some bytes").unwrap();
+        let fd = std::fs::File::open(dir.path()).unwrap();
+        let st = rustix::fs::statat(&fd, "t.md", rustix::fs::AtFlags::SYMLINK_NOFOLLOW).unwrap();
+        let of_stat = Identity::of_stat(&st);
+        assert_eq!(
+            of_stat,
+            Identity::of(&std::fs::symlink_metadata(&f).unwrap())
+        );
+        assert_eq!(of_stat.size, 10);
     }
 
     #[test]
@@ -474,91 +416,46 @@ mod tests {
         let value = (String::from("ticket"), Some(7u32));
         save(
             &cache,
-            [
-                ("t.md", id, Record::New(&value)),
-                ("u.md", id, Record::New(&value)),
-            ]
-            .into_iter(),
+            [("t.md", id, &value), ("u.md", id, &value)].into_iter(),
         );
-        let mut found = read::<(String, Option<u32>)>(&cache);
-        assert_eq!(found.take("t.md", Some(id)), Some(value.clone()));
-        assert_eq!(found.take("u.md", Some(id)), Some(value.clone()));
-        assert!(!found.has_leftovers());
+        let read = || stream::<(String, Option<u32>)>(cache.clone());
+        let mut found = read();
+        assert_eq!(found.take("t.md"), Some((id, value.clone())));
+        assert_eq!(found.take("u.md"), Some((id, value.clone())));
+        assert!(!found.finish());
 
-        // Another identity: a miss, and the entry is a leftover.
-        let mut other = id;
-        other.ctime.1 += 1;
-        let mut found = read::<(String, Option<u32>)>(&cache);
-        assert_eq!(found.take("t.md", Some(other)), None);
-        assert!(found.has_leftovers());
+        // A path asked past: a leftover.
+        let mut found = read();
+        assert_eq!(found.take("u.md"), Some((id, value.clone())));
+        assert!(found.finish());
 
         // Another build's header: a miss, no error.
         let bytes = std::fs::read(&cache).unwrap();
         let mut older = bytes.clone();
         older[17] = b'1';
         std::fs::write(&cache, &older).unwrap();
-        let mut found = read::<(String, Option<u32>)>(&cache);
-        assert_eq!(found.take("t.md", Some(id)), None);
-        assert!(found.has_leftovers());
+        let mut found = read();
+        assert_eq!(found.take("t.md"), None);
+        assert!(found.finish());
 
         // Cut anywhere, or a byte changed: never a wrong value, no panic.
         for cut in 0..bytes.len() {
             std::fs::write(&cache, &bytes[..cut]).unwrap();
-            let mut found = read::<(String, Option<u32>)>(&cache);
+            let mut found = read();
             for rel in ["t.md", "u.md"] {
-                let got = found.take(rel, Some(id));
-                assert!(got.is_none() || got == Some(value.clone()), "cut at {cut}");
+                let got = found.take(rel);
+                assert!(
+                    got.is_none() || got == Some((id, value.clone())),
+                    "cut at {cut}"
+                );
             }
+            found.finish();
         }
         for at in 0..bytes.len() {
             let mut flipped = bytes.clone();
             flipped[at] ^= 0x55;
             std::fs::write(&cache, &flipped).unwrap();
-            let _ = read::<(String, Option<u32>)>(&cache);
+            read().finish();
         }
-    }
-
-    #[test]
-    fn a_kept_record_is_copied_from_the_old_file_only_at_its_identity() {
-        let dir = tempfile::tempdir().unwrap();
-        let f = dir.path().join("t.md");
-        std::fs::write(&f, "x").unwrap();
-        let id = Identity::of(&std::fs::metadata(&f).unwrap());
-        let mut other = id;
-        other.mtime.1 += 1;
-        let cache = dir.path().join("cache/board");
-        let (a, b, c) = (1u32, 2u32, 3u32);
-        save(
-            &cache,
-            [
-                ("a.md", id, Record::New(&a)),
-                ("b.md", id, Record::New(&b)),
-                ("c.md", id, Record::New(&c)),
-            ]
-            .into_iter(),
-        );
-        // a is gone, b is kept, c changed and is kept (so left out), d is
-        // new; the reader reduced what it decoded.
-        let d = 4u32;
-        let mut seen = Vec::new();
-        let _ = read_reduced::<u32>(&cache, |rel, v| {
-            seen.push(rel.to_string());
-            v * 100
-        });
-        assert_eq!(seen, ["a.md", "b.md", "c.md"]);
-        save(
-            &cache,
-            [
-                ("b.md", id, Record::Kept),
-                ("c.md", other, Record::Kept),
-                ("d.md", id, Record::New(&d)),
-            ]
-            .into_iter(),
-        );
-        let mut found = read::<u32>(&cache);
-        assert_eq!(found.take("b.md", Some(id)), Some(2));
-        assert_eq!(found.take("c.md", Some(other)), None);
-        assert_eq!(found.take("d.md", Some(id)), Some(4));
-        assert!(!found.has_leftovers(), "c was left out, not written");
     }
 }

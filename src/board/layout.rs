@@ -72,6 +72,14 @@ impl Layout {
             .join(format!("board-{}", state.dir()))
     }
 
+    /// The cache of a state's tickets as `status` summarises them: decoding
+    /// a summary costs a fraction of a whole ticket.
+    pub fn board_summary_cache(&self, state: crate::ticket::State) -> PathBuf {
+        self.local
+            .join("cache")
+            .join(format!("board-{}-summary", state.dir()))
+    }
+
     pub fn config_path(&self) -> PathBuf {
         self.plan.join("orch.yaml")
     }

@@ -296,7 +296,7 @@ pub struct Board {
 /// A done ticket in the few words `orch status` gives it. A board of
 /// 100,000 tickets is mostly done ones; held as these, not as whole
 /// tickets with their text and log, it takes a fraction of the memory.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Finished {
     pub id: Box<str>,
     pub title: Box<str>,
@@ -321,9 +321,13 @@ impl Finished {
     }
 }
 
-/// The JSON `status` gives a done ticket.
-impl serde::Serialize for Finished {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+impl Finished {
+    /// The JSON `status` gives a done ticket.
+    pub fn serialize_json<S: serde::Serializer>(
+        &self,
+        s: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
+        use serde::Serialize;
         #[derive(serde::Serialize)]
         struct Usage {
             tokens: u64,
@@ -383,25 +387,12 @@ impl Board {
             finished: Vec::new(),
         };
         // The board cache is decoded while the directories are listed and
-        // the files looked at.
-        let paths: Vec<(State, PathBuf)> = State::ALL
+        // the files looked at, one thread per state.
+        let cached: Vec<(State, cache::Stream<FileResult>)> = State::ALL
             .into_iter()
             .filter(|s| scope.reads(*s))
-            .map(|s| (s, layout.board_cache(s)))
+            .map(|s| (s, cache::stream(scope.cache(layout, s))))
             .collect();
-        let cached = std::thread::spawn(move || {
-            paths
-                .into_iter()
-                .map(|(s, p)| {
-                    let entries = if scope.summarises(s) {
-                        cache::read_reduced::<FileResult>(&p, |_, r| r.summarised())
-                    } else {
-                        cache::read::<FileResult>(&p)
-                    };
-                    (s, entries)
-                })
-                .collect()
-        });
         match Config::load(&layout.config_path()) {
             Ok((c, w)) => {
                 board.config = Ok(c);
@@ -437,8 +428,9 @@ impl Board {
     /// List the four ticket directories, then read and parse the files on
     /// a few threads. Results merge in (state, name) order, so the board is
     /// the same whatever the scheduling.
-    fn read_tickets(&mut self, layout: &Layout, scope: Scope, cached: CacheReader) {
-        let mut files: Vec<(State, String, std::fs::DirEntry)> = Vec::new();
+    fn read_tickets(&mut self, layout: &Layout, scope: Scope, cached: CacheStreams) {
+        let mut files: Vec<Listed> = Vec::new();
+        let mut dirs: Vec<(State, std::fs::File)> = Vec::new();
         for state in State::ALL {
             let dir = layout.plan.join(state.rel_dir());
             // A linked directory would lead out of the plan: its files are
@@ -455,6 +447,10 @@ impl Board {
                 );
                 continue;
             }
+            // Opened once: each file is looked at relative to it.
+            if let Ok(fd) = std::fs::File::open(&dir) {
+                dirs.push((state, fd));
+            }
             let entries = match std::fs::read_dir(&dir) {
                 Ok(e) => e,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
@@ -468,30 +464,38 @@ impl Board {
                     continue;
                 }
             };
-            let mut names: Vec<(String, std::fs::DirEntry)> = entries
-                .flatten()
-                .map(|e| (e.file_name().to_string_lossy().into_owned(), e))
-                .collect();
-            names.sort_by(|a, b| a.0.cmp(&b.0));
+            let first = files.len();
+            files.extend(entries.flatten().map(|e| Listed {
+                state,
+                name: e.file_name().to_string_lossy().into(),
+                // The directory entry's type needs no stat, and is not
+                // followed.
+                is_file: e.file_type().map(|t| t.is_file()).unwrap_or(false),
+            }));
+            files[first..].sort_by(|a, b| a.name.cmp(&b.name));
             if !scope.reads(state) {
                 // Seen by name: what `read_one` would say of the id.
-                for (name, _) in names {
+                for f in files.drain(first..) {
+                    let name = &f.name;
                     if let Some(id) = name.strip_suffix(".md").filter(|_| !name.starts_with('.')) {
                         self.seen.entry(id.to_string()).or_default().push(state);
                     }
                 }
-                continue;
             }
-            files.extend(names.into_iter().map(|(n, e)| (state, n, e)));
         }
-        let results = read_files(layout, scope, &files, cached);
+        let results = read_files(layout, scope, &files, &dirs, cached);
         // The maps are built in bulk from sorted runs: much cheaper than
         // inserting 100,000 entries one by one.
         let mut seen: Vec<(String, State)> = Vec::with_capacity(results.len());
         let whole = results.iter().filter(|r| r.ticket.is_some()).count();
         let mut tickets: Vec<(String, Ticket)> = Vec::with_capacity(whole);
-        for r in results {
-            if let Some((id, state)) = r.seen {
+        for (r, f) in results.into_iter().zip(&files) {
+            let mut finished = r.finished;
+            let id = f.name.strip_suffix(".md").filter(|_| r.seen);
+            if let Some((id, state)) = id.map(|id| (id.to_string(), f.state)) {
+                if let Some(f) = finished.as_mut() {
+                    f.id = id.as_str().into();
+                }
                 if r.invalid {
                     self.invalid.insert(id.clone());
                 }
@@ -504,7 +508,7 @@ impl Board {
             if let Some(t) = r.stranded {
                 self.stranded.push(*t);
             }
-            if let Some(f) = r.finished {
+            if let Some(f) = finished {
                 self.finished.push(*f);
             }
         }
@@ -867,23 +871,51 @@ impl Scope {
     fn summarises(self, state: State) -> bool {
         self == Scope::Summary && state == State::Done
     }
+
+    /// Summaries and whole tickets are cached apart.
+    fn cache(self, layout: &Layout, state: State) -> PathBuf {
+        if self.summarises(state) {
+            layout.board_summary_cache(state)
+        } else {
+            layout.board_cache(state)
+        }
+    }
 }
 
-/// The thread decoding the board cache, one file per state directory.
-type CacheReader = std::thread::JoinHandle<Vec<(State, cache::Entries<FileResult>)>>;
+/// The board cache of each state read, as a stream.
+type CacheStreams = Vec<(State, cache::Stream<FileResult>)>;
+
+/// A file of a ticket directory, as listed.
+struct Listed {
+    state: State,
+    name: Box<str>,
+    is_file: bool,
+}
+
+impl Listed {
+    /// The path in the plan, as the cache names it.
+    fn rel(&self) -> String {
+        let dir = self.state.rel_dir();
+        let mut rel = String::with_capacity(dir.len() + 1 + self.name.len());
+        rel.push_str(&dir);
+        rel.push('/');
+        rel.push_str(&self.name);
+        rel
+    }
+}
 
 /// What one file gave. Tickets are boxed: a board of 100,000 files holds
 /// all of these at once before they go into the maps.
 #[derive(Default, serde::Serialize, serde::Deserialize)]
 struct FileResult {
-    seen: Option<(String, State)>,
+    /// Whether the file is a ticket file: its id is its name without
+    /// `.md` (not kept here: 100,000 of them would be held twice).
+    seen: bool,
     invalid: bool,
     ticket: Option<Box<Ticket>>,
     stranded: Option<Box<Ticket>>,
     problems: Vec<Problem>,
-    /// Set by [`FileResult::summarised`], in place of `ticket`: a result
-    /// holding it is never written to the cache.
-    #[serde(skip)]
+    /// Set by [`FileResult::summarised`], in place of `ticket`.
     finished: Option<Box<Finished>>,
 }
 
@@ -891,7 +923,11 @@ impl FileResult {
     /// The ticket kept only as its summary.
     fn summarised(mut self) -> FileResult {
         if let Some(t) = self.ticket.take() {
-            self.finished = Some(Box::new(Finished::of(&t)));
+            let mut f = Finished::of(&t);
+            // Given back from `seen` when the board is put together: not
+            // held twice while 100,000 files are read.
+            f.id = Box::default();
+            self.finished = Some(Box::new(f));
         }
         self
     }
@@ -903,8 +939,9 @@ impl FileResult {
 fn read_files(
     layout: &Layout,
     scope: Scope,
-    files: &[(State, String, std::fs::DirEntry)],
-    cached: CacheReader,
+    files: &[Listed],
+    dirs: &[(State, std::fs::File)],
+    mut cached: CacheStreams,
 ) -> Vec<FileResult> {
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
@@ -912,51 +949,65 @@ fn read_files(
         .clamp(1, 4);
     let chunk = files.len().div_ceil(threads).max(256);
     let now = std::time::SystemTime::now();
-    let rels: Vec<String> = files
-        .iter()
-        .map(|(s, n, _)| {
-            let dir = s.rel_dir();
-            let mut rel = String::with_capacity(dir.len() + 1 + n.len());
-            rel.push_str(&dir);
-            rel.push('/');
-            rel.push_str(n);
-            rel
-        })
-        .collect();
-    let ids: Vec<Option<cache::Identity>> = std::thread::scope(|scope| {
-        // The directory entry's own metadata: not followed if it is a link.
+    // Caches to write again: they hold records for files gone or changed,
+    // or lack a parse they could hold.
+    let mut stale: Vec<State> = Vec::new();
+    // The files are looked at on a few threads, then the cache (decoded
+    // meanwhile) is merged with the listing by name.
+    let mut ids: Vec<Option<cache::Identity>> = vec![None; files.len()];
+    std::thread::scope(|scope| {
+        // Each thread fills its own part of `ids`.
         let handles: Vec<_> = files
             .chunks(chunk)
-            .map(|part| {
+            .zip(ids.chunks_mut(chunk))
+            .map(|(part, out)| {
                 scope.spawn(move || {
-                    part.iter()
-                        .map(|(_, _, e)| {
-                            e.metadata()
-                                .ok()
-                                .filter(|m| m.file_type().is_file())
-                                .map(|m| cache::Identity::of(&m))
-                        })
-                        .collect::<Vec<_>>()
+                    for (f, id) in part.iter().zip(out) {
+                        *id = (|| {
+                            let (_, dir) = dirs.iter().find(|(s, _)| *s == f.state)?;
+                            // Not followed if it is a link.
+                            let st = rustix::fs::statat(
+                                dir,
+                                &*f.name,
+                                rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+                            )
+                            .ok()?;
+                            rustix::fs::FileType::from_raw_mode(st.st_mode)
+                                .is_file()
+                                .then(|| cache::Identity::of_stat(&st))
+                        })();
+                    }
                 })
             })
             .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap_or_default())
-            .chain(std::iter::repeat(None))
-            .take(files.len())
-            .collect()
+        for h in handles {
+            // A thread that panicked leaves its files unlooked-at: parsed.
+            let _ = h.join();
+        }
     });
-    let mut cached: Vec<(State, cache::Entries<FileResult>)> = cached.join().unwrap_or_default();
-    let mut slots: Vec<Option<FileResult>> = files
-        .iter()
-        .zip(&rels)
-        .zip(&ids)
-        .map(|(((state, _, _), rel), id)| {
-            let (_, entries) = cached.iter_mut().find(|(s, _)| s == state)?;
-            entries.take(rel, *id)
-        })
-        .collect();
+    let mut slots: Vec<Option<FileResult>> = Vec::with_capacity(files.len());
+    for (f, id) in files.iter().zip(&ids) {
+        let Some((_, stream)) = cached.iter_mut().find(|(s, _)| *s == f.state) else {
+            slots.push(None);
+            continue;
+        };
+        slots.push(match stream.take(&f.rel()) {
+            Some((cached_at, r)) if Some(cached_at) == *id => Some(r),
+            Some(_) => {
+                // A record of another version of the file.
+                if !stale.contains(&f.state) {
+                    stale.push(f.state);
+                }
+                None
+            }
+            None => None,
+        });
+    }
+    for (state, stream) in &mut cached {
+        if stream.finish() && !stale.contains(state) {
+            stale.push(*state);
+        }
+    }
     let misses: Vec<usize> = (0..files.len()).filter(|&i| slots[i].is_none()).collect();
     let plan = layout.plan.as_path();
     let parsed: Vec<(usize, FileResult)> = std::thread::scope(|scope| {
@@ -966,8 +1017,8 @@ fn read_files(
                 scope.spawn(move || {
                     part.iter()
                         .map(|&i| {
-                            let (s, n, e) = &files[i];
-                            (i, read_one(plan, *s, n, e))
+                            let f = &files[i];
+                            (i, read_one(plan, f.state, &f.name, f.is_file))
                         })
                         .collect::<Vec<_>>()
                 })
@@ -978,40 +1029,26 @@ fn read_files(
             .flat_map(|h| h.join().unwrap_or_default())
             .collect()
     });
-    let mut stale: Vec<State> = cached
-        .iter()
-        .filter(|(_, e)| e.has_leftovers())
-        .map(|(s, _)| *s)
-        .collect();
     for (i, r) in parsed {
-        if ids[i].is_some_and(|id| id.settled(now)) && !stale.contains(&files[i].0) {
-            stale.push(files[i].0);
+        if ids[i].is_some_and(|id| id.settled(now)) && !stale.contains(&files[i].state) {
+            stale.push(files[i].state);
         }
         slots[i] = Some(r);
     }
-    // A state's cache is written again when it would hold a parse it lacks,
-    // or records for files that are gone or changed: never for files too
-    // fresh to cache.
-    for state in stale {
-        cache::save(
-            &layout.board_cache(state),
-            slots.iter().enumerate().filter_map(|(i, r)| {
-                let id = ids[i].filter(|id| id.settled(now) && files[i].0 == state)?;
-                let r = r.as_ref()?;
-                // A summarised result came from the cache as it stands.
-                let record = if r.finished.is_some() {
-                    cache::Record::Kept
-                } else {
-                    cache::Record::New(r)
-                };
-                Some((rels[i].as_str(), id, record))
-            }),
-        );
-    }
-    for (slot, (state, _, _)) in slots.iter_mut().zip(files) {
-        if scope.summarises(*state) {
+    for (slot, f) in slots.iter_mut().zip(files) {
+        if scope.summarises(f.state) {
             *slot = slot.take().map(FileResult::summarised);
         }
+    }
+    // Never written for files too fresh to cache.
+    for state in stale {
+        cache::save(
+            &scope.cache(layout, state),
+            slots.iter().enumerate().filter_map(|(i, r)| {
+                let id = ids[i].filter(|id| id.settled(now) && files[i].state == state)?;
+                Some((files[i].rel(), id, r.as_ref()?))
+            }),
+        );
     }
     // Collected in place: the two vectors are never held at once.
     slots.into_iter().map(Option::unwrap_or_default).collect()
@@ -1034,7 +1071,7 @@ fn linked_dir(plan: &Path, rel: &str) -> Option<String> {
     None
 }
 
-fn read_one(plan: &Path, state: State, name: &str, entry: &std::fs::DirEntry) -> FileResult {
+fn read_one(plan: &Path, state: State, name: &str, is_file: bool) -> FileResult {
     let mut r = FileResult::default();
     let rel = format!("{}/{name}", state.rel_dir());
     let error = |message: String, hint: &str| Problem {
@@ -1057,9 +1094,7 @@ fn read_one(plan: &Path, state: State, name: &str, entry: &std::fs::DirEntry) ->
         });
         return r;
     };
-    r.seen = Some((id.to_string(), state));
-    // The directory entry's type needs no stat, and is not followed.
-    let is_file = entry.file_type().map(|t| t.is_file()).unwrap_or(false);
+    r.seen = true;
     if !is_file {
         r.invalid = true;
         r.problems.push(error(

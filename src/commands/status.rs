@@ -39,6 +39,7 @@ pub struct StatusJson {
     /// Succeeded, waiting to land on the target, in the order they land.
     pub landing: Vec<LandingEntry>,
     pub blocked: Vec<BlockedEntry>,
+    #[serde(serialize_with = "done_json")]
     pub done: Vec<Finished>,
     pub invalid: Vec<Problem>,
     pub warnings: Vec<Problem>,
@@ -167,6 +168,19 @@ pub struct BlockedEntry {
     pub reason: String,
     pub attempts_used: u32,
     pub usage: Usage,
+}
+
+fn done_json<S: serde::Serializer>(
+    done: &[Finished],
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    struct Json<'a>(&'a Finished);
+    impl Serialize for Json<'_> {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+            self.0.serialize_json(s)
+        }
+    }
+    s.collect_seq(done.iter().map(Json))
 }
 
 #[derive(Debug, Serialize)]
