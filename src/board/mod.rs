@@ -489,6 +489,8 @@ impl Board {
         let mut seen: Vec<(String, State)> = Vec::with_capacity(results.len());
         let whole = results.iter().filter(|r| r.ticket.is_some()).count();
         let mut tickets: Vec<(String, Ticket)> = Vec::with_capacity(whole);
+        self.finished
+            .reserve_exact(results.iter().filter(|r| r.finished.is_some()).count());
         for (r, f) in results.into_iter().zip(&files) {
             let mut finished = r.finished;
             let id = f.name.strip_suffix(".md").filter(|_| r.seen);
