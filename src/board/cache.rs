@@ -52,6 +52,9 @@ pub struct Identity {
 }
 
 impl Identity {
+    /// The identity from std's metadata: what the tests compare
+    /// [`Identity::of_stat`] with.
+    #[cfg(test)]
     pub fn of(meta: &std::fs::Metadata) -> Identity {
         Identity {
             size: meta.size(),

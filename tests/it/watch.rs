@@ -75,6 +75,22 @@ fn wait_exit(child: &mut Child) -> std::process::ExitStatus {
     }
 }
 
+/// `orch watch` through a pipe, with an hour's interval: every line it
+/// prints comes from a file event.
+fn plain_watch(env: &TestEnv) -> (Child, Output) {
+    let mut cmd = Command::new(assert_cmd::cargo::cargo_bin!("orch"));
+    env.apply_env(&mut cmd);
+    let mut watch = cmd
+        .current_dir(&env.repo)
+        .args(["watch", "--interval", "1h"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("watch starts");
+    let out = Output::of(&mut watch);
+    (watch, out)
+}
+
 /// An agent that says hello, waits for the test's `go`, then commits.
 fn gated_agent(env: &TestEnv) {
     let started = env.flag("started");
@@ -97,16 +113,7 @@ fn through_a_pipe_each_change_is_one_line() {
     gated_agent(&env);
     env.write_ticket("todo", "alpha", "---\ntitle: Alpha\n---\nDo alpha.\n");
 
-    let mut cmd = Command::new(assert_cmd::cargo::cargo_bin!("orch"));
-    env.apply_env(&mut cmd);
-    let mut watch = cmd
-        .current_dir(&env.repo)
-        .args(["watch", "--interval", "1h"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("watch starts");
-    let mut out = Output::of(&mut watch);
+    let (mut watch, mut out) = plain_watch(&env);
     out.wait_for("board: todo 1  in-progress 0  landing 0  done 0  blocked 0  invalid 0\n");
 
     // The interval is an hour: every line below comes from a file event.
@@ -227,16 +234,7 @@ fn a_ticket_deleted_and_written_again_elsewhere_moments_later_is_a_move() {
     env.ready("true", "");
     let body = "---\ntitle: Alpha\n---\nDo alpha.\n";
     env.write_ticket("todo", "alpha", body);
-    let mut cmd = Command::new(assert_cmd::cargo::cargo_bin!("orch"));
-    env.apply_env(&mut cmd);
-    let mut watch = cmd
-        .current_dir(&env.repo)
-        .args(["watch", "--interval", "1h"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("watch starts");
-    let mut out = Output::of(&mut watch);
+    let (mut watch, mut out) = plain_watch(&env);
     out.wait_for("board: todo 1  ");
 
     std::fs::remove_file(env.ticket_path("todo", "alpha")).unwrap();
