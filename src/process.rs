@@ -304,23 +304,52 @@ pub fn group_members(pgid: i32) -> Vec<i32> {
 /// Live processes (other than this one) with an environment variable for
 /// which `matches(name_and_value)` holds.
 pub fn processes_with_env(matches: impl Fn(&[u8]) -> bool) -> Vec<i32> {
-    let me = std::process::id() as i32;
-    live_processes()
-        .into_iter()
-        .filter(|p| p.pid != me)
-        .filter(|p| {
-            std::fs::read(format!("/proc/{}/environ", p.pid))
-                .is_ok_and(|env| env.split(|b| *b == 0).any(&matches))
-        })
-        .map(|p| p.pid)
-        .collect()
+    scan_env(matches).found
 }
 
-/// Live processes whose environment holds `ORCH_RUN_ID=<run_id>`.
-pub fn processes_with_run_id(run_id: &str) -> Vec<i32> {
-    let needle = format!("{RUN_ID_VAR}={run_id}");
-    processes_with_env(|kv| kv == needle.as_bytes())
+/// What one look at every process's environment found.
+struct EnvScan {
+    found: Vec<i32>,
+    /// Some process's environment read as empty or failed for a reason
+    /// other than permission: a process caught mid-exec reads so for an
+    /// instant, so the look may have missed it.
+    unsure: bool,
 }
+
+fn scan_env(matches: impl Fn(&[u8]) -> bool) -> EnvScan {
+    let me = std::process::id() as i32;
+    let mut scan = EnvScan {
+        found: Vec::new(),
+        unsure: false,
+    };
+    for p in live_processes() {
+        // Kernel threads (kthreadd and its children) have no environment.
+        if p.pid == me || p.pid == KTHREADD || p.ppid == KTHREADD {
+            continue;
+        }
+        match std::fs::read(format!("/proc/{}/environ", p.pid)) {
+            Ok(env) if env.is_empty() => scan.unsure = true,
+            Ok(env) => {
+                if env.split(|b| *b == 0).any(&matches) {
+                    scan.found.push(p.pid);
+                }
+            }
+            // Another user's process never reads (it cannot have inherited
+            // a run's environment without changing user), and one that
+            // exited meanwhile is gone.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::NotFound
+                ) || e.raw_os_error() == Some(rustix::io::Errno::SRCH.raw_os_error()) => {}
+            Err(_) => scan.unsure = true,
+        }
+    }
+    scan
+}
+
+/// The pid of the kernel's thread creator, parent of every kernel thread.
+const KTHREADD: i32 = 2;
 
 pub fn signal_group(pgid: i32, sig: Signal) {
     if let Some(pid) = Pid::from_raw(pgid) {
@@ -337,16 +366,19 @@ pub fn signal_pid(pid: i32, sig: Signal) {
 /// SIGKILL everything carrying `run_id`, repeating while new ones appear
 /// (a process may fork while we look). Returns how many were killed.
 pub fn kill_run(run_id: &str) -> usize {
+    let needle = format!("{RUN_ID_VAR}={run_id}");
     let mut killed = 0;
     let deadline = Instant::now() + Duration::from_secs(5);
     let mut empty_scans = 0;
     loop {
-        let pids = processes_with_run_id(run_id);
-        if pids.is_empty() {
-            // Twice, a moment apart: a process caught mid-exec can have an
-            // unreadable environment for an instant.
+        let scan = scan_env(|kv| kv == needle.as_bytes());
+        if scan.found.is_empty() {
+            // A process forked during the look descends from one the look
+            // found (and so is looked for again) unless the look missed its
+            // parent, which only a process caught mid-exec makes possible:
+            // then a second look, a moment apart.
             empty_scans += 1;
-            if empty_scans >= 2 {
+            if !scan.unsure || empty_scans >= 2 {
                 return killed;
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -355,10 +387,10 @@ pub fn kill_run(run_id: &str) -> usize {
         empty_scans = 0;
         // Kill what was found before looking at the clock: a slow scan on a
         // busy machine must not leave the processes it found alive.
-        for pid in &pids {
+        for pid in &scan.found {
             signal_pid(*pid, Signal::KILL);
         }
-        killed += pids.len();
+        killed += scan.found.len();
         if Instant::now() > deadline {
             return killed;
         }
@@ -388,4 +420,64 @@ pub fn signal_name(sig: i32) -> String {
         _ => return format!("signal {sig}"),
     };
     name.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wait_for_exec(child: &Child, program: &str) {
+        // The environment is only readable once the child has exec'd.
+        let cmdline = format!("/proc/{}/cmdline", child.id());
+        for _ in 0..500 {
+            if std::fs::read(&cmdline).is_ok_and(|c| c.starts_with(program.as_bytes())) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        panic!("{program} never started");
+    }
+
+    #[test]
+    fn a_process_with_an_empty_environment_makes_the_look_unsure() {
+        let mut child = Command::new("sleep")
+            .arg("30")
+            .env_clear()
+            .spawn()
+            .expect("sleep runs");
+        wait_for_exec(&child, "sleep");
+        let scan = scan_env(|_| false);
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(
+            scan.unsure,
+            "a process whose environment reads empty may be one caught mid-exec"
+        );
+    }
+
+    #[test]
+    fn kill_run_kills_a_process_carrying_the_run_id_and_nothing_else() {
+        let run = format!("test-{}", std::process::id());
+        let mut ours = Command::new("sleep")
+            .arg("30")
+            .env(RUN_ID_VAR, &run)
+            .spawn()
+            .expect("sleep runs");
+        let mut other = Command::new("sleep")
+            .arg("30")
+            .env(RUN_ID_VAR, format!("{run}-other"))
+            .spawn()
+            .expect("sleep runs");
+        wait_for_exec(&ours, "sleep");
+        wait_for_exec(&other, "sleep");
+        assert_eq!(kill_run(&run), 1);
+        let status = ours.wait().expect("waited");
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&status),
+            Some(9)
+        );
+        assert!(other.try_wait().expect("polled").is_none(), "another run's process lives");
+        let _ = other.kill();
+        let _ = other.wait();
+    }
 }
