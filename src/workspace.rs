@@ -659,7 +659,8 @@ mod tests {
     /// Not a check: `scripts/bench-tick.sh` times [`prepare`] on its own
     /// repository (`ORCH_BENCH_REPO`), as orch.yaml there sets the pool,
     /// and prints the mean of the prepares after the first (which fills
-    /// an empty pool).
+    /// an empty pool). Each round's worktree is one commit away from the
+    /// base when it goes, so a recycled one has a path to check out.
     #[test]
     #[ignore = "run by scripts/bench-tick.sh"]
     fn bench_prepare() {
@@ -679,9 +680,18 @@ mod tests {
             let start = std::time::Instant::now();
             let p = prepare(&main, &layout, &id, base, true, &Hooks::Skip).expect("prepare");
             times.push(start.elapsed());
-            // Build output, as an agent leaves it (target/ is ignored there).
+            // Build output, as an agent leaves it (target/ is ignored there),
+            // and a commit of its work taken onto the branch: the next
+            // round's slot is one file away from the base, as in use.
             std::fs::create_dir_all(p.path.join("target")).expect("mkdir");
             std::fs::write(p.path.join("target/out"), "x").expect("write");
+            std::fs::write(p.path.join("bench-note.txt"), &id).expect("write");
+            assert!(gitcli::stage_all(&p.path).expect("stage"));
+            let work = gitcli::commit_unverified(&p.path, "work", &Identity::of(&main.repo))
+                .expect("commit");
+            let branch = format!("refs/heads/{}", p.branch);
+            main.update_ref(&branch, work, p.start, "bench")
+                .expect("branch");
             remove(&main, &layout, &id).expect("remove");
             main.delete_branch(&git::ticket_branch(&id))
                 .expect("branch");
