@@ -156,9 +156,26 @@ fn parse_ident(line: &str) -> Option<(String, String)> {
     (!name.is_empty() && !email.is_empty()).then(|| (name.to_string(), email.to_string()))
 }
 
-/// `git -C dir`, with the caller's repository variables removed and no
-/// prompt that could wait for a person.
+/// No hook runs: with `core.hooksPath` relative (husky sets `.husky/_`),
+/// git looks for hooks inside the worktree it runs in, which an agent
+/// writes, and orch's own commands there run outside the sandbox. The
+/// hooks a repository means for orch's commits run through the sandbox
+/// (`commit_argv`).
+const NO_HOOKS: &str = "core.hooksPath=/dev/null";
+
+/// `git -C dir`, with the caller's repository variables removed, no
+/// prompt that could wait for a person, and no hook.
 pub fn command(dir: &Path) -> Command {
+    let mut cmd = command_with_hooks(dir);
+    cmd.arg("-c").arg(NO_HOOKS);
+    cmd
+}
+
+/// [`command`] with the repository's hooks: for what a person would run
+/// the same way (a push, whose `pre-push` uploads LFS objects; the
+/// fast-forward of their own checkout), never in a worktree an agent
+/// writes.
+pub fn command_with_hooks(dir: &Path) -> Command {
     let mut cmd = Command::new("git");
     cmd.arg("-C").arg(dir).arg("-c").arg(FSYNC);
     for var in REPO_ENV {
@@ -185,6 +202,15 @@ where
     S: AsRef<OsStr>,
 {
     run_with(command(dir), args)
+}
+
+/// [`run`] with the repository's hooks (see [`command_with_hooks`]).
+pub fn run_with_hooks<I, S>(dir: &Path, args: I) -> Result<String>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    run_with(command_with_hooks(dir), args)
 }
 
 fn run_with<I, S>(mut cmd: Command, args: I) -> Result<String>

@@ -476,7 +476,10 @@ mod tests {
             std::os::unix::process::ExitStatusExt::signal(&status),
             Some(9)
         );
-        assert!(other.try_wait().expect("polled").is_none(), "another run's process lives");
+        assert!(
+            other.try_wait().expect("polled").is_none(),
+            "another run's process lives"
+        );
         let _ = other.kill();
         let _ = other.wait();
     }

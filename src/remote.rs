@@ -294,7 +294,7 @@ impl Output {
 /// time limit after which its whole process group is killed.
 pub fn run_timed(dir: &Path, args: &[&str], limit: Duration) -> Result<Output> {
     use std::os::unix::process::CommandExt;
-    let mut cmd = crate::gitcli::command(dir);
+    let mut cmd = crate::gitcli::command_with_hooks(dir);
     cmd.args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

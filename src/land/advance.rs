@@ -123,7 +123,9 @@ fn advance_local(main: &MainRepo, target: &str, old: Oid, new: Oid) -> Result<Ad
     // started editing since the look above.
     for checkout in &checkouts {
         let tip = new.to_string();
-        if let Err(e) = crate::gitcli::run(checkout, ["merge", "--ff-only", "--quiet", &tip]) {
+        if let Err(e) =
+            crate::gitcli::run_with_hooks(checkout, ["merge", "--ff-only", "--quiet", &tip])
+        {
             if main.branch_tip(target) == Some(old) {
                 return Ok(Advanced::Waits(format!(
                     "git could not fast-forward {}: {}",

@@ -565,3 +565,53 @@ fn an_escapee_whose_tick_was_killed_is_stopped_by_the_next_tick() {
     let summary = std::fs::read_to_string(env.plan().join("runs/esc/1.md")).unwrap();
     assert!(summary.contains("stray"), "{summary}");
 }
+
+/// Found while timing the worktree pool: with `core.hooksPath` relative
+/// (husky sets `.husky/_`), git looks for hooks inside the worktree it
+/// runs in, which the agent writes. orch's own git commands there (the
+/// `add` after the run, the `checkout` of a recycled worktree, the
+/// `status` before removal) ran the hooks the agent planted, outside the
+/// sandbox: `post-index-change` wrote into the user's checkout.
+#[test]
+fn hooks_an_agent_plants_under_a_relative_hooks_path_never_run_outside_its_sandbox() {
+    if !orch::agent::sandbox::supported() {
+        eprintln!("no Landlock on this kernel: nothing to check here");
+        return;
+    }
+    let env = TestEnv::new();
+    env.git(&["config", "core.hooksPath", ".githooks"]);
+    let mut script = String::from("mkdir -p .githooks\n");
+    for hook in [
+        "post-index-change",
+        "post-checkout",
+        "reference-transaction",
+        "post-commit",
+        "pre-auto-gc",
+    ] {
+        script.push_str(&format!(
+            "printf '#!/bin/sh\\necho ran > \"$(cd ../../.. && pwd)/ran-{hook}.txt\"\\n' > .githooks/{hook}\n\
+             chmod +x .githooks/{hook}\n"
+        ));
+    }
+    script.push_str("echo \"$ORCH_TICKET\" > work.txt\n");
+    // The agent itself cannot write outside its worktree (the sandbox is
+    // on), and orch's hooked commit runs in the same sandbox.
+    env.ready(&script, "commit_hooks: skip");
+    let head = user_is_mid_edit(&env);
+    for id in ["first", "second"] {
+        env.write_ticket("todo", id, &format!("---\ntitle: {id}\n---\n"));
+        let out = env.tick_ok();
+        assert!(out.contains(&format!("{id}: success")), "{out}");
+    }
+    let ran: Vec<String> = std::fs::read_dir(&env.repo)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("ran-"))
+        .collect();
+    assert!(
+        ran.is_empty(),
+        "hooks the agent planted ran as orch: {ran:?}"
+    );
+    user_checkout_is_untouched(&env, &head);
+}
