@@ -5,6 +5,7 @@
 //! return it there (see [`pool`]). A first attempt branches from `base`; a
 //! retry continues from the branch tip, so no attempt's work is lost.
 
+mod own_config;
 mod pool;
 
 use std::path::PathBuf;
@@ -98,6 +99,8 @@ pub fn prepare(
             // A marker without its worktree is from a take that never
             // moved the slot.
             pool::forget_reset(layout, id);
+            // What an earlier worktree of this id had is not this one's.
+            own_config::forget(layout, id)?;
             if !pool::take(main, layout, id, &name, &path)? {
                 main.add_ticket_worktree(&name, &path, tip)?;
             }
@@ -111,6 +114,7 @@ pub fn prepare(
             notes.extend(pool::reset(main, layout, id, &name, &path, tip)?);
             return Ok(());
         }
+        notes.extend(own_config::put_back(main, layout, id)?);
         let wt = main.open_worktree(&name, &path)?;
         // No process of an earlier run is alive here (its run lock is
         // ours), so a leftover index.lock is stale.
@@ -161,6 +165,7 @@ pub fn prepare(
         }
         return Err(e);
     }
+    own_config::remember(main, layout, id)?;
     main.lock_worktree(&name, "orch: an agent is running in this worktree");
     let start = main
         .branch_tip(&branch)
@@ -325,7 +330,11 @@ fn remove_with(
     let notes = if pool::reset_pending(layout, id) {
         Vec::new()
     } else {
-        keep_before_removal(main, &name, &path, id, label)?
+        let mut notes: Vec<String> = own_config::put_back(main, layout, id)?
+            .into_iter()
+            .collect();
+        notes.extend(keep_before_removal(main, &name, &path, id, label)?);
+        notes
     };
     if !(recycle && pool::put_back(main, layout, &name, &path)?) {
         main.remove_worktree(&name, &path)?;
@@ -431,6 +440,13 @@ fn keep_before_removal(
         "the worktree held work that {branch} does not have ({}); it is kept as {kept}",
         short_oid(&at.to_string())
     )])
+}
+
+/// Put the worktree's own git config back as orch made it, before orch
+/// runs git in a worktree an agent had (see `own_config`). A note when
+/// the agent had changed it.
+pub fn restore_own_config(main: &MainRepo, layout: &Layout, id: &str) -> Result<Option<String>> {
+    own_config::put_back(main, layout, id)
 }
 
 pub fn unlock(main: &MainRepo, id: &str) {

@@ -165,7 +165,7 @@ pub fn run(
         last_head: last_head.as_deref(),
         since: started,
     };
-    take_agent_work(main, &prepared, won, &spec, &seen, &mut facts);
+    take_agent_work(main, layout, &prepared, won, &spec, &seen, &mut facts);
     failpoint::hit("settle-after-work-commit");
     let mut outside = Vec::new();
     if !sandboxed {
@@ -254,6 +254,7 @@ fn launch_agent(
 /// changed is refused: nothing in it is committed anywhere.
 fn take_agent_work(
     main: &MainRepo,
+    layout: &Layout,
     prepared: &Prepared,
     won: &Won<'_>,
     agent: &Spec,
@@ -279,6 +280,7 @@ fn take_agent_work(
         if let Some(problem) = main.worktree_link_problem(&name, &prepared.path) {
             return Err(crate::Error::other(problem));
         }
+        let config_note = workspace::restore_own_config(main, layout, id)?;
         let wt = main.open_worktree(&name, &prepared.path)?;
         // The agent's processes are all gone: a lock its git left is stale.
         wt.clear_stale_index_lock();
@@ -295,7 +297,10 @@ fn take_agent_work(
                 hooks: &hooks(won.settings, &supervised),
             },
         )
-        .map(Some)
+        .map(|mut taken| {
+            taken.notes.extend(config_note);
+            Some(taken)
+        })
     };
     let tip = match take() {
         Ok(Some(taken)) => {

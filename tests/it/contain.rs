@@ -615,3 +615,50 @@ fn hooks_an_agent_plants_under_a_relative_hooks_path_never_run_outside_its_sandb
     );
     user_checkout_is_untouched(&env, &head);
 }
+
+/// The same class as hooks: with `extensions.worktreeConfig` on (git's
+/// sparse-checkout turns it on), git reads `config.worktree` from the
+/// worktree's registration, which the agent may write. A filter or
+/// fsmonitor command set there ran as orch, outside the sandbox, during
+/// orch's `add` after the run.
+#[test]
+fn commands_an_agent_sets_in_its_worktree_config_never_run_outside_its_sandbox() {
+    if !orch::agent::sandbox::supported() {
+        eprintln!("no Landlock on this kernel: nothing to check here");
+        return;
+    }
+    let env = TestEnv::new();
+    env.git(&["config", "extensions.worktreeConfig", "true"]);
+    let script = r#"root=$(cd ../../.. && pwd)
+git config --worktree filter.evil.clean "sh -c 'echo ran > $root/ran-filter.txt; cat'"
+git config --worktree core.fsmonitor "sh -c 'echo ran > $root/ran-fsmonitor.txt'"
+echo '* filter=evil' > .gitattributes
+echo "$ORCH_TICKET" > work.txt
+"#;
+    env.ready(script, "commit_hooks: skip");
+    let head = user_is_mid_edit(&env);
+    for id in ["first", "second"] {
+        env.write_ticket("todo", id, &format!("---\ntitle: {id}\n---\n"));
+        let out = env.tick_ok();
+        assert!(out.contains(&format!("{id}: success")), "{out}");
+    }
+    // Said in each attempt's summary on the plan.
+    let said = env.git(&[
+        "grep",
+        "-l",
+        "the agent changed its worktree's own git config",
+        "orch/plan",
+    ]);
+    assert_eq!(said.lines().count(), 2, "{said}");
+    let ran: Vec<String> = std::fs::read_dir(&env.repo)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("ran-"))
+        .collect();
+    assert!(
+        ran.is_empty(),
+        "commands the agent configured ran as orch: {ran:?}"
+    );
+    user_checkout_is_untouched(&env, &head);
+}
