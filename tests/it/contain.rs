@@ -566,6 +566,16 @@ fn an_escapee_whose_tick_was_killed_is_stopped_by_the_next_tick() {
     assert!(summary.contains("stray"), "{summary}");
 }
 
+/// The `ran-*` files a planted command wrote into the user's checkout.
+fn ran_as_orch(env: &TestEnv) -> Vec<String> {
+    std::fs::read_dir(&env.repo)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("ran-"))
+        .collect()
+}
+
 /// Found while timing the worktree pool: with `core.hooksPath` relative
 /// (husky sets `.husky/_`), git looks for hooks inside the worktree it
 /// runs in, which the agent writes. orch's own git commands there (the
@@ -603,12 +613,7 @@ fn hooks_an_agent_plants_under_a_relative_hooks_path_never_run_outside_its_sandb
         let out = env.tick_ok();
         assert!(out.contains(&format!("{id}: success")), "{out}");
     }
-    let ran: Vec<String> = std::fs::read_dir(&env.repo)
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with("ran-"))
-        .collect();
+    let ran = ran_as_orch(&env);
     assert!(
         ran.is_empty(),
         "hooks the agent planted ran as orch: {ran:?}"
@@ -650,12 +655,7 @@ echo "$ORCH_TICKET" > work.txt
         "orch/plan",
     ]);
     assert_eq!(said.lines().count(), 2, "{said}");
-    let ran: Vec<String> = std::fs::read_dir(&env.repo)
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with("ran-"))
-        .collect();
+    let ran = ran_as_orch(&env);
     assert!(
         ran.is_empty(),
         "commands the agent configured ran as orch: {ran:?}"
