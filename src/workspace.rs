@@ -419,6 +419,8 @@ fn keep_before_removal(
     let tip = main.branch_tip(&branch);
     let holds_more = |at: Oid| tip.is_none_or(|t| !main.contains(t, at));
     wt.clear_stale_index_lock();
+    // The work is kept on a ref of its own: no branch moves for it.
+    wt.detach_unless_on(None)?;
     // Kept aside, not published: the repository's hooks need not pass.
     if gitcli::stage_all(path)? {
         gitcli::commit_unverified(
@@ -629,6 +631,8 @@ fn commit_leftovers(
     hooks: &Hooks<'_>,
 ) -> Result<Committed> {
     let path = &wt.path;
+    let own = format!("refs/heads/{}", git::ticket_branch(id));
+    wt.detach_unless_on(Some(&own))?;
     if !gitcli::stage_all(path)? {
         return Ok(Committed::Nothing);
     }

@@ -1317,6 +1317,25 @@ impl Worktree {
             .git_context(format!("cannot read HEAD of {}", self.path.display()))
     }
 
+    /// Detach HEAD at its commit when it is attached to a branch other
+    /// than `keep` (a full ref name), so that a commit orch makes here
+    /// moves no branch: an agent may `git switch` to any branch no other
+    /// worktree has. Returns the branch HEAD was on.
+    pub fn detach_unless_on(&self, keep: Option<&str>) -> Result<Option<String>> {
+        let Some(branch) = self.head_ref().filter(|r| Some(r.as_str()) != keep) else {
+            return Ok(None);
+        };
+        // An unborn branch has no commit to detach at; a commit there
+        // makes a new branch, never moves one.
+        let Ok(at) = self.head() else {
+            return Ok(None);
+        };
+        self.repo
+            .set_head_detached(at)
+            .git_context(format!("cannot detach HEAD of {}", self.path.display()))?;
+        Ok(Some(branch))
+    }
+
     /// The full ref name HEAD points at, e.g. `refs/heads/orch/0001-x`.
     pub fn head_ref(&self) -> Option<String> {
         let head = self.repo.find_reference("HEAD").ok()?;

@@ -662,3 +662,37 @@ echo "$ORCH_TICKET" > work.txt
     );
     user_checkout_is_untouched(&env, &head);
 }
+
+/// An agent can attach its worktree's HEAD to a branch of the user's
+/// (`git switch side`): that writes only its own registration, which it
+/// may. orch's commit of the work it left must not then land on `side`
+/// (it did, outside the sandbox, once the sandboxed hooked commit was
+/// refused): orch moves no branch but the ticket's, and keeps the work.
+#[test]
+fn work_left_on_a_users_branch_is_kept_without_moving_that_branch() {
+    let env = TestEnv::new();
+    env.ready(
+        "git switch -q side || git checkout -q side\necho \"$ORCH_TICKET\" > work.txt",
+        "max_attempts: 1",
+    );
+    env.git(&["branch", "side"]);
+    let side = env.git(&["rev-parse", "side"]);
+    env.write_ticket("todo", "switcher", "---\ntitle: Switcher\n---\n");
+    let out = env.tick_ok();
+    assert_eq!(env.git(&["rev-parse", "side"]), side, "side moved:\n{out}");
+    let kept = env.git(&[
+        "for-each-ref",
+        "--format=%(refname)",
+        "refs/orch/kept/switcher/",
+    ]);
+    let kept = kept
+        .lines()
+        .next()
+        .unwrap_or_else(|| panic!("the work is kept: {out}"));
+    assert_eq!(
+        env.git(&["show", &format!("{kept}:work.txt")]),
+        "switcher\n"
+    );
+    let summary = std::fs::read_to_string(env.plan().join("runs/switcher/1.md")).expect("summary");
+    assert!(summary.contains("left on refs/heads/side"), "{summary}");
+}
