@@ -312,6 +312,25 @@ pub fn checkout_detached(wt: &Path, tip: Oid) -> Result<()> {
     init_submodules(wt)
 }
 
+/// Move a detached HEAD from `from` to `tip`, writing only the paths
+/// that differ between the two and refusing (false) where one of those
+/// has changes of its own: `git reset --keep`, which unlike `checkout`
+/// does not stat every file first. The caller has proved the rest clean.
+pub fn move_detached_head(wt: &Path, tip: Oid) -> Result<bool> {
+    let out = command(wt)
+        .args(["reset", "--quiet", "--keep"])
+        .arg(tip.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .map_err(|e| Error::io("cannot run git in", wt, e))?;
+    if !out.status.success() {
+        return Ok(false);
+    }
+    init_submodules(wt)?;
+    Ok(true)
+}
+
 /// Initialise the submodules the checked-out tree names, so the agent has
 /// the whole project.
 pub fn init_submodules(wt: &Path) -> Result<()> {

@@ -327,7 +327,8 @@ fn remove_with(
     pool::recover(main, layout)?;
     // A slot taken but never reset holds no work of this ticket: its HEAD
     // is another's, whose work was kept when it was returned.
-    let notes = if pool::reset_pending(layout, id) {
+    let kept = !pool::reset_pending(layout, id);
+    let notes = if !kept {
         Vec::new()
     } else {
         let mut notes: Vec<String> = own_config::put_back(main, layout, id)?
@@ -336,7 +337,7 @@ fn remove_with(
         notes.extend(keep_before_removal(main, &name, &path, id, label)?);
         notes
     };
-    if !(recycle && pool::put_back(main, layout, &name, &path)?) {
+    if !(recycle && pool::put_back(main, layout, &name, &path, kept)?) {
         main.remove_worktree(&name, &path)?;
     }
     pool::forget_reset(layout, id);

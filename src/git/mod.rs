@@ -861,6 +861,19 @@ impl MainRepo {
         Ok(out)
     }
 
+    /// Whether any `.gitignore` differs between the trees of two commits
+    /// (true when either cannot be read): a path one side ignores may be
+    /// untracked on the other. Only subtrees that differ are read.
+    pub fn ignore_rules_differ(&self, old: Oid, new: Oid) -> bool {
+        let tree = |oid: Oid| self.repo.find_commit(oid).and_then(|c| c.tree());
+        match (tree(old), tree(new)) {
+            (Ok(a), Ok(b)) => {
+                trees_differ_in_ignore_rules(&self.repo, Some(&a), Some(&b)).unwrap_or(true)
+            }
+            _ => true,
+        }
+    }
+
     /// Point `name` (a full ref name) at `oid`, so the commits stay
     /// reachable whatever happens to branches.
     /// A kept ref is never overwritten: where `name` holds another commit
@@ -1604,6 +1617,55 @@ pub fn trailers(message: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// [`MainRepo::ignore_rules_differ`] for two trees, either of which may
+/// be absent (a directory on one side only).
+fn trees_differ_in_ignore_rules(
+    repo: &Repository,
+    a: Option<&git2::Tree<'_>>,
+    b: Option<&git2::Tree<'_>>,
+) -> std::result::Result<bool, git2::Error> {
+    if let (Some(a), Some(b)) = (a, b)
+        && a.id() == b.id()
+    {
+        return Ok(false);
+    }
+    // Each name once, as it is on both sides.
+    let mut pairs = Vec::new();
+    for entry in a.into_iter().flat_map(|t| t.iter()) {
+        let there = b.and_then(|t| t.get_name_bytes(entry.name_bytes()));
+        pairs.push((Some(entry), there));
+    }
+    for entry in b.into_iter().flat_map(|t| t.iter()) {
+        if a.is_none_or(|t| t.get_name_bytes(entry.name_bytes()).is_none()) {
+            pairs.push((None, Some(entry)));
+        }
+    }
+    let subtree = |entry: &Option<git2::TreeEntry<'_>>| match entry {
+        Some(e) if e.kind() == Some(git2::ObjectType::Tree) => repo.find_tree(e.id()).map(Some),
+        _ => Ok(None),
+    };
+    for (old, new) in &pairs {
+        let same = match (old, new) {
+            (Some(o), Some(n)) => o.id() == n.id() && o.filemode() == n.filemode(),
+            _ => false,
+        };
+        if same {
+            continue;
+        }
+        let name = old.as_ref().or(new.as_ref()).map(|e| e.name_bytes());
+        if name == Some(b".gitignore".as_slice()) {
+            return Ok(true);
+        }
+        let (x, y) = (subtree(old)?, subtree(new)?);
+        if (x.is_some() || y.is_some())
+            && trees_differ_in_ignore_rules(repo, x.as_ref(), y.as_ref())?
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1636,6 +1698,67 @@ mod tests {
         assert_eq!(main.keep(name, b, "t").unwrap(), "refs/orch/kept/x/1-2");
         assert_eq!(main.ref_target(name), Some(a));
         assert_eq!(main.ref_target("refs/orch/kept/x/1-2"), Some(b));
+    }
+
+    #[test]
+    fn ignore_rules_differ_only_where_a_gitignore_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repository::init(dir.path()).unwrap();
+        let sig = git2::Signature::now("t", "t@example.com").unwrap();
+        // A commit of `files`, each a path and its text.
+        let commit = |files: &[(&str, &str)]| {
+            let mut index = git2::Index::new().unwrap();
+            for (path, text) in files {
+                let blob = repo.blob(text.as_bytes()).unwrap();
+                let mut entry = git2::IndexEntry {
+                    ctime: git2::IndexTime::new(0, 0),
+                    mtime: git2::IndexTime::new(0, 0),
+                    dev: 0,
+                    ino: 0,
+                    mode: 0o100644,
+                    uid: 0,
+                    gid: 0,
+                    file_size: 0,
+                    id: blob,
+                    flags: 0,
+                    flags_extended: 0,
+                    path: path.as_bytes().to_vec(),
+                };
+                entry.flags = (path.len() as u16) & 0xfff;
+                index.add(&entry).unwrap();
+            }
+            let tree = repo.find_tree(index.write_tree_to(&repo).unwrap()).unwrap();
+            repo.commit(None, &sig, &sig, "c", &tree, &[]).unwrap()
+        };
+        let base = [
+            ("src/a.rs", "a"),
+            ("src/b/.gitignore", "*.o"),
+            (".gitignore", "target/"),
+        ];
+        let old = commit(&base);
+        let main = MainRepo {
+            repo: Repository::open(dir.path()).unwrap(),
+            root: dir.path().to_path_buf(),
+            git_dir: dir.path().join(".git"),
+        };
+        let with = |extra: &[(&str, &str)]| {
+            let mut files: Vec<(&str, &str)> = base
+                .iter()
+                .filter(|(p, _)| !extra.iter().any(|(q, _)| q == p))
+                .copied()
+                .collect();
+            files.extend_from_slice(extra);
+            commit(&files)
+        };
+        assert!(!main.ignore_rules_differ(old, old));
+        assert!(!main.ignore_rules_differ(old, with(&[("src/a.rs", "changed")])));
+        assert!(!main.ignore_rules_differ(old, with(&[("new/dir/f", "x")])));
+        assert!(main.ignore_rules_differ(old, with(&[(".gitignore", "*.tmp")])));
+        assert!(main.ignore_rules_differ(old, with(&[("src/b/.gitignore", "")])));
+        assert!(main.ignore_rules_differ(old, with(&[("new/dir/.gitignore", "*")])));
+        assert!(main.ignore_rules_differ(with(&[("new/dir/.gitignore", "*")]), old));
+        let gone = commit(&[("src/a.rs", "a"), (".gitignore", "target/")]);
+        assert!(main.ignore_rules_differ(old, gone), "a .gitignore removed");
     }
 
     #[test]

@@ -226,8 +226,15 @@ pub fn take(main: &MainRepo, layout: &Layout, id: &str, name: &str, path: &Path)
 
 /// Bring a slot just taken to `tip`: work someone left in it is kept on
 /// `refs/orch/kept/<id>/pool-<time>` first, then only the paths that
-/// differ are checked out, and untracked files (and with `clean: all`
+/// differ are written, and untracked files (and with `clean: all`
 /// ignored ones) go. Returns notes for the attempt summary.
+///
+/// A slot goes back to the pool clean ([`put_back`]), so the one pass
+/// over every file here is the status that proves nobody has written in
+/// it since. Only what that cannot rule out costs a `git clean`: work
+/// found and kept, `clean: all`, or ignore rules that differ between the
+/// slot's commit and `tip` (a file one side ignores is untracked on the
+/// other).
 pub fn reset(
     main: &MainRepo,
     layout: &Layout,
@@ -240,7 +247,11 @@ pub fn reset(
     // No process of an earlier run is alive here (its run lock is ours).
     wt.clear_stale_index_lock();
     let mut notes = Vec::new();
-    if !gitcli::changed_paths(path)?.is_empty() && gitcli::stage_all(path)? {
+    // A branch the slot's last agent switched to is left where it is:
+    // neither the work kept below nor the move to `tip` is committed on it.
+    wt.detach_unless_on(None)?;
+    let touched = !gitcli::changed_paths(path)?.is_empty();
+    if touched && gitcli::stage_all(path)? {
         let at = gitcli::commit_unverified(
             path,
             "orch: work left in a recycled worktree",
@@ -260,23 +271,51 @@ pub fn reset(
         ));
     }
     failpoint::hit("pool-reset");
-    gitcli::checkout_detached(path, tip)?;
-    // After the checkout, not before: files the tip's .gitignore no longer
+    let from = wt.head().ok();
+    // Everything here is committed, so a move that writes only the paths
+    // differing from `from` loses nothing.
+    let moved = from.is_some() && gitcli::move_detached_head(path, tip)?;
+    if !moved {
+        gitcli::checkout_detached(path, tip)?;
+    }
+    let mode = settings(layout).clean;
+    // After the move, not before: files the tip's .gitignore no longer
     // ignores would otherwise become the agent's "work".
-    let clean = match settings(layout).clean {
-        PoolClean::Ignored => "-d",
-        PoolClean::All => "-dx",
-    };
-    gitcli::run(path, ["clean", "--force", clean, "--quiet"])?;
+    if touched
+        || !moved
+        || mode == PoolClean::All
+        || from.is_none_or(|from| main.ignore_rules_differ(from, tip))
+    {
+        clean(path, mode)?;
+    }
     forget_reset(layout, id);
     Ok(notes)
 }
 
-/// Return the ticket's worktree to the pool instead of deleting it. The
-/// caller has kept its unkept work (it is clean but for ignored files).
+/// `git clean`: untracked files and directories go, and with
+/// `clean: all` ignored ones too.
+fn clean(path: &Path, mode: PoolClean) -> Result<()> {
+    let flags = match mode {
+        PoolClean::Ignored => "-d",
+        PoolClean::All => "-dx",
+    };
+    gitcli::run(path, ["clean", "--force", flags, "--quiet"]).map(|_| ())
+}
+
+/// Return the ticket's worktree to the pool instead of deleting it.
+/// With `kept`, the caller has just kept its unkept work, so all that is
+/// untracked in it now is directories holding nothing git sees; they go
+/// here (a `git clean`), and the slot waits clean for [`reset`]. Without,
+/// it is a slot taken and never reset, as clean as when it came.
 /// False when the pool is off, full, over its disk cap, or the worktree
 /// cannot move (submodules): the caller removes it.
-pub fn put_back(main: &MainRepo, layout: &Layout, name: &str, path: &Path) -> Result<bool> {
+pub fn put_back(
+    main: &MainRepo,
+    layout: &Layout,
+    name: &str,
+    path: &Path,
+    kept: bool,
+) -> Result<bool> {
     let pool = settings(layout);
     if pool.size == 0
         || !path.is_dir()
@@ -287,6 +326,11 @@ pub fn put_back(main: &MainRepo, layout: &Layout, name: &str, path: &Path) -> Re
         || main.registration(name).join("modules").exists()
     {
         return Ok(false);
+    }
+    // Before the worktree change lock, which other ticks wait on; with
+    // `clean: all` the reset cleans anyway.
+    if kept && pool.clean == PoolClean::Ignored {
+        clean(path, PoolClean::Ignored)?;
     }
     let held = main.worktree_changes()?;
     repair(main, &held, layout)?;

@@ -19,8 +19,15 @@ echo "$ORCH_TICKET" > "note-$ORCH_TICKET.txt"
 echo done"#;
 
 fn ready(env: &TestEnv, extra: &str) {
+    ready_with(env, extra, "");
+}
+
+/// [`ready`] with more for the agent to do after its note.
+fn ready_with(env: &TestEnv, extra: &str, script: &str) {
     env.init();
-    let body = AGENT.replace("$FLAGS", &env.flags_dir().display().to_string());
+    let body = AGENT
+        .replace("$FLAGS", &env.flags_dir().display().to_string())
+        .replace("echo done", &format!("{script}\necho done"));
     let agent = env.agent("agent", &body);
     env.configure(&agent, &format!("max_in_progress: 1\n{extra}"));
 }
@@ -180,6 +187,77 @@ fn work_left_in_a_free_slot_is_kept_before_a_ticket_gets_it() {
     assert_eq!(env.git(&["show", &format!("{kept}:stray.txt")]), "stray\n");
     let ls = flag(&env, "ls-b").unwrap_or_default();
     assert!(!ls.contains("stray.txt"), "{ls}");
+    assert_no_leak(&env);
+}
+
+/// git sees no empty directory, so neither the status nor the move to
+/// the next start touches those an agent leaves; the slot's return takes
+/// them, and the next ticket's worktree looks as a fresh one would.
+#[test]
+fn empty_directories_an_agent_leaves_do_not_reach_the_next_ticket() {
+    let env = TestEnv::new();
+    ready_with(
+        &env,
+        "",
+        "mkdir -p \"hollow-$ORCH_TICKET/deeper\" \"src-$ORCH_TICKET\"",
+    );
+    let ls = two_tickets(&env);
+    assert!(!ls.contains("hollow-a"), "{ls}");
+    assert!(!ls.contains("src-a"), "{ls}");
+    assert_eq!(
+        flag(&env, "seen-b").as_deref(),
+        Some("a\n"),
+        "target/ stays warm"
+    );
+    assert_no_leak(&env);
+}
+
+/// A file one ticket's own .gitignore hid (deep in a directory only its
+/// branch has) is untracked under the next ticket's start: it goes, and
+/// never becomes that ticket's work.
+#[test]
+fn a_file_only_the_last_tickets_ignore_rules_hid_is_not_the_next_tickets() {
+    let env = TestEnv::new();
+    ready_with(
+        &env,
+        "",
+        "if [ \"$ORCH_TICKET\" = a ]; then mkdir -p deep/er && echo '*.tmp' > deep/er/.gitignore && echo a > deep/er/scratch.tmp; fi",
+    );
+    let ls = two_tickets(&env);
+    assert_eq!(env.git(&["show", "orch/a:deep/er/.gitignore"]), "*.tmp\n");
+    assert!(!ls.contains("deep"), "{ls}");
+    assert_no_leak(&env);
+}
+
+/// A person who checks out their own branch in a free slot and edits a
+/// tracked file there: the edit is kept on a ref, the branch stays where
+/// it was, and the next ticket starts clean at its own start.
+#[test]
+fn a_branch_and_an_edit_in_a_free_slot_are_left_and_kept() {
+    let env = TestEnv::new();
+    ready(&env, "");
+    std::fs::write(env.repo.join("shared.txt"), "as committed\n").expect("write");
+    env.git(&["add", "shared.txt"]);
+    env.git(&["commit", "-q", "-m", "shared"]);
+    ticket(&env, "a");
+    tick(&env);
+    env.git(&["branch", "side"]);
+    let side = env.git(&["rev-parse", "side"]);
+    let slot = env.repo.join(".orch/pool/0");
+    env.git_in(&slot, &["switch", "-q", "side"]);
+    std::fs::write(slot.join("shared.txt"), "a person's edit\n").expect("write");
+    ticket(&env, "b");
+    let out = tick(&env);
+    assert!(out.contains("b: success"), "{out}");
+    assert_eq!(env.git(&["rev-parse", "side"]), side, "side moved");
+    let kept = env.git(&["for-each-ref", "--format=%(refname)", "refs/orch/kept/b/"]);
+    let kept = kept.lines().next().expect("the edit is kept");
+    assert_eq!(
+        env.git(&["show", &format!("{kept}:shared.txt")]),
+        "a person's edit\n"
+    );
+    assert_eq!(flag(&env, "status-b").as_deref(), Some(""));
+    assert_eq!(env.git(&["show", "orch/b:shared.txt"]), "as committed\n");
     assert_no_leak(&env);
 }
 
