@@ -312,19 +312,20 @@ pub fn checkout_detached(wt: &Path, tip: Oid) -> Result<()> {
     init_submodules(wt)
 }
 
-/// Move a detached HEAD from `from` to `tip`, writing only the paths
-/// that differ between the two and refusing (false) where one of those
-/// has changes of its own: `git reset --keep`, which unlike `checkout`
-/// does not stat every file first. The caller has proved the rest clean.
+/// Move a detached HEAD to `tip`, writing only the paths that differ
+/// from where it is: `git reset --keep`, which unlike `checkout` does not
+/// stat every file first (the caller has proved the rest clean). False,
+/// for the caller to check out the long way, where it refused (a path
+/// that differs has changes) or said anything at all: it warns, and
+/// exits 0, when it cannot remove a file.
 pub fn move_detached_head(wt: &Path, tip: Oid) -> Result<bool> {
-    let out = command(wt)
-        .args(["reset", "--quiet", "--keep"])
-        .arg(tip.to_string())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .output()
-        .map_err(|e| Error::io("cannot run git in", wt, e))?;
-    if !out.status.success() {
+    let out = output(
+        command(wt)
+            .args(["reset", "--quiet", "--keep"])
+            .arg(tip.to_string()),
+    )
+    .map_err(|e| Error::io("cannot run git in", wt, e))?;
+    if !out.status.success() || !out.stderr.is_empty() {
         return Ok(false);
     }
     init_submodules(wt)?;

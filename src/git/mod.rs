@@ -16,6 +16,7 @@ pub use git2::Oid;
 
 use crate::error::{Error, Result};
 
+mod index_flags;
 pub mod land;
 
 /// What went wrong in git, by what the caller can do about it.
@@ -1347,6 +1348,14 @@ impl Worktree {
             .set_head_detached(at)
             .git_context(format!("cannot detach HEAD of {}", self.path.display()))?;
         Ok(Some(branch))
+    }
+
+    /// Whether some file here is marked `--assume-unchanged`: git takes
+    /// its word for such a file and neither stats nor reports it, so an
+    /// edit to it is seen only by a checkout that ignores the mark. True
+    /// when the index cannot be read.
+    pub fn assumes_unchanged(&self) -> bool {
+        index_flags::assumes_unchanged(&self.repo.path().join("index"))
     }
 
     /// The full ref name HEAD points at, e.g. `refs/heads/orch/0001-x`.

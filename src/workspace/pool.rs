@@ -271,10 +271,13 @@ pub fn reset(
         ));
     }
     failpoint::hit("pool-reset");
+    // A commit on an unborn branch made that branch: off it, too.
+    wt.detach_unless_on(None)?;
     let from = wt.head().ok();
     // Everything here is committed, so a move that writes only the paths
-    // differing from `from` loses nothing.
-    let moved = from.is_some() && gitcli::move_detached_head(path, tip)?;
+    // differing from `from` loses nothing, but for edits git was told not
+    // to look at: only the full checkout puts those back.
+    let moved = from.is_some() && !wt.assumes_unchanged() && gitcli::move_detached_head(path, tip)?;
     if !moved {
         gitcli::checkout_detached(path, tip)?;
     }
@@ -327,9 +330,9 @@ pub fn put_back(
     {
         return Ok(false);
     }
-    // Before the worktree change lock, which other ticks wait on; with
-    // `clean: all` the reset cleans anyway.
-    if kept && pool.clean == PoolClean::Ignored {
+    // Before the worktree change lock, which other ticks wait on. `-d`
+    // whatever `clean:` says: it may say `ignored` when the slot is taken.
+    if kept {
         clean(path, PoolClean::Ignored)?;
     }
     let held = main.worktree_changes()?;

@@ -261,6 +261,25 @@ fn a_branch_and_an_edit_in_a_free_slot_are_left_and_kept() {
     assert_no_leak(&env);
 }
 
+/// An edit git was told not to look at (`--assume-unchanged`) is seen by
+/// neither the status nor a move that writes only the paths that differ:
+/// the next ticket still gets the file as its start has it.
+#[test]
+fn an_edit_hidden_from_git_does_not_reach_the_next_ticket() {
+    let env = TestEnv::new();
+    ready_with(
+        &env,
+        "",
+        "cp shared.txt \"$F/shared-$ORCH_TICKET\"\nif [ \"$ORCH_TICKET\" = a ]; then echo hidden > shared.txt && git update-index --assume-unchanged shared.txt; fi",
+    );
+    std::fs::write(env.repo.join("shared.txt"), "as committed\n").expect("write");
+    env.git(&["add", "shared.txt"]);
+    env.git(&["commit", "-q", "-m", "shared"]);
+    two_tickets(&env);
+    assert_eq!(flag(&env, "shared-b").as_deref(), Some("as committed\n"));
+    assert_no_leak(&env);
+}
+
 /// Every registered worktree has its directory, each directory names its
 /// own registration (no slot is two worktrees), and nothing else is left.
 fn assert_no_leak(env: &TestEnv) {
