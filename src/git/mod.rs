@@ -1334,20 +1334,19 @@ impl Worktree {
     /// Detach HEAD at its commit when it is attached to a branch other
     /// than `keep` (a full ref name), so that a commit orch makes here
     /// moves no branch: an agent may `git switch` to any branch no other
-    /// worktree has. Returns the branch HEAD was on.
-    pub fn detach_unless_on(&self, keep: Option<&str>) -> Result<Option<String>> {
-        let Some(branch) = self.head_ref().filter(|r| Some(r.as_str()) != keep) else {
-            return Ok(None);
-        };
+    /// worktree has.
+    pub fn detach_unless_on(&self, keep: Option<&str>) -> Result<()> {
+        if self.head_ref().is_none_or(|r| Some(r.as_str()) == keep) {
+            return Ok(());
+        }
         // An unborn branch has no commit to detach at; a commit there
         // makes a new branch, never moves one.
         let Ok(at) = self.head() else {
-            return Ok(None);
+            return Ok(());
         };
         self.repo
             .set_head_detached(at)
-            .git_context(format!("cannot detach HEAD of {}", self.path.display()))?;
-        Ok(Some(branch))
+            .git_context(format!("cannot detach HEAD of {}", self.path.display()))
     }
 
     /// Whether some file here is marked `--assume-unchanged`: git takes

@@ -680,18 +680,10 @@ fn work_left_on_a_users_branch_is_kept_without_moving_that_branch() {
     env.write_ticket("todo", "switcher", "---\ntitle: Switcher\n---\n");
     let out = env.tick_ok();
     assert_eq!(env.git(&["rev-parse", "side"]), side, "side moved:\n{out}");
-    let kept = env.git(&[
-        "for-each-ref",
-        "--format=%(refname)",
-        "refs/orch/kept/switcher/",
-    ]);
-    let kept = kept
-        .lines()
-        .next()
-        .unwrap_or_else(|| panic!("the work is kept: {out}"));
     assert_eq!(
-        env.git(&["show", &format!("{kept}:work.txt")]),
-        "switcher\n"
+        env.kept_file("switcher", "work.txt").as_deref(),
+        Some("switcher\n"),
+        "the work is kept: {out}"
     );
     let summary = std::fs::read_to_string(env.plan().join("runs/switcher/1.md")).expect("summary");
     assert!(summary.contains("left on refs/heads/side"), "{summary}");

@@ -283,6 +283,18 @@ impl TestEnv {
         stdout(&out)
     }
 
+    /// `path` as the first ref orch kept ticket `id`'s work on holds it;
+    /// None when nothing is kept for `id`.
+    pub fn kept_file(&self, id: &str, path: &str) -> Option<String> {
+        let refs = self.git(&[
+            "for-each-ref",
+            "--format=%(refname)",
+            &format!("refs/orch/kept/{id}/"),
+        ]);
+        let kept = refs.lines().next()?;
+        Some(self.git(&["show", &format!("{kept}:{path}")]))
+    }
+
     pub fn state_of(&self, id: &str) -> String {
         for s in ["todo", "in-progress", "landing", "done", "blocked"] {
             if self.ticket_path(s, id).exists() {

@@ -158,11 +158,10 @@ fn untracked_work_is_kept_before_the_slot_is_reused() {
     ticket(&env, "b");
     let out = tick(&env);
     assert!(out.contains("b: success"), "{out}");
-    let kept = env.git(&["for-each-ref", "--format=%(refname)", "refs/orch/kept/a/"]);
-    let kept = kept.lines().next().expect("a kept ref for a's worktree");
     assert_eq!(
-        env.git(&["show", &format!("{kept}:scratch.txt")]),
-        "a person's note\n"
+        env.kept_file("a", "scratch.txt").as_deref(),
+        Some("a person's note\n"),
+        "a kept ref for a's worktree"
     );
     let ls = flag(&env, "ls-b").unwrap_or_default();
     assert!(!ls.contains("scratch.txt"), "{ls}");
@@ -182,9 +181,11 @@ fn work_left_in_a_free_slot_is_kept_before_a_ticket_gets_it() {
     ticket(&env, "b");
     let out = tick(&env);
     assert!(out.contains("b: success"), "{out}");
-    let kept = env.git(&["for-each-ref", "--format=%(refname)", "refs/orch/kept/b/"]);
-    let kept = kept.lines().next().expect("the slot's stray work is kept");
-    assert_eq!(env.git(&["show", &format!("{kept}:stray.txt")]), "stray\n");
+    assert_eq!(
+        env.kept_file("b", "stray.txt").as_deref(),
+        Some("stray\n"),
+        "the slot's stray work is kept"
+    );
     let ls = flag(&env, "ls-b").unwrap_or_default();
     assert!(!ls.contains("stray.txt"), "{ls}");
     assert_no_leak(&env);
@@ -250,11 +251,10 @@ fn a_branch_and_an_edit_in_a_free_slot_are_left_and_kept() {
     let out = tick(&env);
     assert!(out.contains("b: success"), "{out}");
     assert_eq!(env.git(&["rev-parse", "side"]), side, "side moved");
-    let kept = env.git(&["for-each-ref", "--format=%(refname)", "refs/orch/kept/b/"]);
-    let kept = kept.lines().next().expect("the edit is kept");
     assert_eq!(
-        env.git(&["show", &format!("{kept}:shared.txt")]),
-        "a person's edit\n"
+        env.kept_file("b", "shared.txt").as_deref(),
+        Some("a person's edit\n"),
+        "the edit is kept"
     );
     assert_eq!(flag(&env, "status-b").as_deref(), Some(""));
     assert_eq!(env.git(&["show", "orch/b:shared.txt"]), "as committed\n");
